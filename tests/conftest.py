@@ -15,14 +15,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "conformance"))
 
-from harness import write_tone_wav  # noqa: E402  (needs the path above; stdlib-only at import)
+from harness import write_tone_wav  # needs the path above; stdlib-only at import
 
 AUDIO_ENV = ("PULSE_SERVER", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "PA_CI_BASE")
 
@@ -58,7 +58,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if not os.environ.get("PULSE_SERVER"):
         return ["virtual audio: NOT active (run the suite with `make test` or tools/run-tests.sh)"]
     state = "answering" if _pulse_answers() else "NOT answering"
-    return [f"virtual audio: {os.environ['PULSE_SERVER']} ({state}), XDG_CONFIG_HOME={os.environ.get('XDG_CONFIG_HOME')}"]
+    cfg = os.environ.get("XDG_CONFIG_HOME")
+    return [f"virtual audio: {os.environ['PULSE_SERVER']} ({state}), XDG_CONFIG_HOME={cfg}"]
 
 
 @pytest.fixture(scope="session")
@@ -72,5 +73,6 @@ def virtual_audio() -> dict[str, str]:
             pytrace=False,
         )
     if not _pulse_answers():
-        pytest.fail(f"the PulseAudio daemon at {os.environ['PULSE_SERVER']} does not answer `pactl info`", pytrace=False)
+        server = os.environ["PULSE_SERVER"]
+        pytest.fail(f"the PulseAudio daemon at {server} does not answer `pactl info`", pytrace=False)
     return {k: os.environ[k] for k in AUDIO_ENV}
