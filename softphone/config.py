@@ -495,8 +495,7 @@ def select_profile(config: Config, profile: str | None = None, env: Mapping[str,
     elif name == "default":
         chosen = Profile()
     else:
-        key = "default_profile" if name == config.default_profile else None
-        raise ConfigError(_no_profile(name, config.profiles), path=_str(config.path), key=key)
+        raise ConfigError(_no_profile(name, config.profiles), path=_str(config.path))
 
     user, password, token = (env.get(k, "") for k in ("TELNYX_SIP_USER", "TELNYX_SIP_PASSWORD", "TELNYX_LOGIN_TOKEN"))
     changes: dict[str, Any] = {}

@@ -203,14 +203,15 @@ class RedactingFilter(logging.Filter):
 
     def _scrub(self, record: logging.LogRecord) -> None:
         extra = self.extra_secrets
+        if isinstance(record.args, Mapping):
+            # "%(password)s" style: the key says which values are secret.
+            record.args = _redact_mapping(record.args)
         try:
             message = record.getMessage()
         except Exception:
             # Bad format arguments: keep the pieces apart, but redact each.
             record.msg = redact(str(record.msg), extra)
-            if isinstance(record.args, Mapping):
-                record.args = _redact_mapping(record.args)
-            elif isinstance(record.args, tuple):
+            if isinstance(record.args, tuple):
                 record.args = tuple(_redact_value(a) for a in record.args)
         else:
             record.msg = redact(message, extra)
@@ -280,6 +281,6 @@ def setup_logging(verbosity: int, json: bool = False, stream: TextIO | None = No
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     level = _level_for(verbosity)
-    root.setLevel(logging.DEBUG if verbosity >= 3 else min(level, logging.WARNING))
+    root.setLevel(logging.DEBUG if verbosity >= 3 else max(level, logging.WARNING))
     logging.getLogger("softphone").setLevel(level)
     return handler
