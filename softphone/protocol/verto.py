@@ -334,7 +334,8 @@ class CallDialog:
         out["remote_caller_id_number"] = self.remote_caller_number or self.destination
         out["caller_id_name"] = self.caller_name
         out["caller_id_number"] = self.caller_number
-        out["custom_headers"] = headers_to(self.custom_headers)
+        if self.custom_headers:  # JS 2.27.10 omits custom_headers when there are none (bye adds [])
+            out["custom_headers"] = headers_to(self.custom_headers)
         if self.client_state:
             out["clientState"] = self.client_state
         if self.preferred_codecs:
@@ -347,15 +348,19 @@ def invite_params(sessid: str, sdp: str, dialog: CallDialog, ua: str) -> dict[st
 
 
 def answer_params(sessid: str, sdp: str, dialog: CallDialog, ua: str, *, attach: bool = False) -> dict[str, Any]:
-    return {"sessid": sessid, "sdp": sdp, "User-Agent": ua, "dialogParams": dialog.to_wire(attach=attach)}
+    wire = dialog.to_wire(attach=attach)
+    wire.pop("video", None)  # JS 2.27.10 sends no "video" in an answer's dialogParams
+    return {"sessid": sessid, "sdp": sdp, "User-Agent": ua, "dialogParams": wire}
 
 
 def bye_params(sessid: str, dialog: CallDialog, cause: str, code: int) -> dict[str, Any]:
+    wire = dialog.to_wire()
+    wire.setdefault("custom_headers", [])  # JS 2.27.10 always has custom_headers on a BYE
     return {
         "sipCode": None,
         "sip_call_id": None,
         "sessid": sessid,
-        "dialogParams": dialog.to_wire(),
+        "dialogParams": wire,
         "cause": cause,
         "causeCode": code,
     }
