@@ -1,0 +1,153 @@
+"""Frame format of the media engine and conversions to and from PyAV.
+
+Everything inside :mod:`softphone.media` moves audio as **48 kHz, mono, signed
+16-bit** samples in **20 ms frames** (960 samples), as one-dimensional
+``numpy.int16`` arrays. Conversions to :class:`av.AudioFrame` always set
+``pts``, ``sample_rate`` and ``time_base``: frames without timing come out of
+aiortc's encoders as noise or silence (aiortc issues #571, #1357).
+"""
+
+from __future__ import annotations
+
+import fractions
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 48_000
+"""Sample rate of every frame inside the engine (Hz)."""
+FRAME_MS = 20
+"""Duration of one frame (ms)."""
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+"""Samples in one frame: 960."""
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+"""The ``time_base`` put on every outgoing :class:`av.AudioFrame`."""
+
+Frame = npt.NDArray[np.int16]
+"""One 20 ms frame: shape ``(960,)``, dtype ``int16``."""
+
+_SILENCE: Frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+_SILENCE.flags.writeable = False
+
+
+def silence() -> Frame:
+    """Return a frame of silence (a shared read-only array; copy before writing)."""
+    return _SILENCE
+
+
+def to_av_frame(samples: Frame, pts: int) -> av.AudioFrame:
+    """Wrap one engine frame in an :class:`av.AudioFrame` with full timing."""
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
+
+
+def as_frame(data: Any) -> Frame:
+    """Coerce an array-like to a one-dimensional int16 frame of exactly 960 samples.
+
+    Float input is taken as -1.0..1.0 full scale. Shorter input is padded with
+    silence, longer input truncated.
+    """
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        arr = np.clip(arr * 32767.0, -32768, 32767)
+    arr = arr.astype(np.int16, copy=False).reshape(-1)
+    n = arr.shape[0]
+    if n == FRAME_SAMPLES:
+        return arr
+    if n > FRAME_SAMPLES:
+        return arr[:FRAME_SAMPLES]
+    out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    out[:n] = arr
+    return out
+
+
+class FrameAssembler:
+    """Cut a stream of arbitrary-length sample blocks into 960-sample frames."""
+
+    def __init__(self) -> None:
+        self._pending: Frame = np.zeros(0, dtype=np.int16)
+
+    def push(self, samples: Frame) -> list[Frame]:
+        """Add samples; return every complete frame now available, oldest first."""
+        if self._pending.shape[0] == 0 and samples.shape[0] == FRAME_SAMPLES:
+            return [samples]  # the common case: no copy
+        buf = np.concatenate((self._pending, samples)) if self._pending.shape[0] else samples
+        count = buf.shape[0] // FRAME_SAMPLES
+        frames = [buf[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(count)]
+        self._pending = buf[count * FRAME_SAMPLES :].copy()
+        return frames
+
+    def clear(self) -> None:
+        """Drop any partial frame."""
+        self._pending = np.zeros(0, dtype=np.int16)
+
+
+class Normalizer:
+    """Turn any decoded :class:`av.AudioFrame` into engine frames (48 kHz mono s16).
+
+    The common decoder outputs take a fast numpy path: Opus gives 48 kHz packed
+    stereo s16 (channels are averaged), anything already 48 kHz mono s16 passes
+    through. Everything else (PCMU/PCMA at 8 kHz, G722 at 16 kHz, float formats)
+    goes through :class:`av.AudioResampler`, rebuilt if the input format changes.
+    """
+
+    def __init__(self) -> None:
+        self._assembler = FrameAssembler()
+        self._resampler: Any = None
+        self._resampler_key: tuple[str, str, int] | None = None
+
+    def convert(self, frame: av.AudioFrame) -> list[Frame]:
+        """Convert one decoded frame; returns zero or more complete engine frames."""
+        fmt = frame.format.name
+        layout = frame.layout.name
+        rate = frame.sample_rate
+        if fmt == "s16" and rate == SAMPLE_RATE and layout in ("mono", "stereo"):
+            arr = frame.to_ndarray().reshape(-1)
+            if layout == "stereo":
+                pairs = arr.reshape(-1, 2).astype(np.int32)
+                arr = ((pairs[:, 0] + pairs[:, 1]) >> 1).astype(np.int16)
+            return self._assembler.push(arr)
+        key = (fmt, layout, rate)
+        if self._resampler is None or key != self._resampler_key:
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            self._resampler_key = key
+        out: list[Frame] = []
+        for resampled in self._resampler.resample(frame):
+            out.extend(self._assembler.push(resampled.to_ndarray().reshape(-1)))
+        return out
+
+
+def pcm_to_frames(samples: Frame, sample_rate: int, channels: int) -> Frame:
+    """Convert interleaved s16 PCM at any rate/channel count to 48 kHz mono samples.
+
+    Used for files and devices; returns one long array (cut it with
+    :class:`FrameAssembler`).
+    """
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    if sample_rate == SAMPLE_RATE or samples.shape[0] == 0:
+        return samples
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = sample_rate
+    frame.pts = 0
+    frame.time_base = fractions.Fraction(1, sample_rate)
+    parts = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
+
+def level_dbfs(samples: Frame) -> float:
+    """RMS level of ``samples`` in dBFS (full-scale sine ≈ -3 dBFS; silence = -120)."""
+    if samples.shape[0] == 0:
+        return -120.0
+    x = samples.astype(np.float32)
+    rms = float(np.sqrt(np.mean(x * x))) / 32768.0
+    if rms <= 1e-6:
+        return -120.0
+    return max(-120.0, 20.0 * float(np.log10(rms)))

@@ -1,0 +1,196 @@
+"""Audio sinks: where a :class:`~softphone.media.peer.MediaPeer` delivers what it hears.
+
+``write_frame`` is called on the event loop with every received 20 ms frame
+(48 kHz mono int16, 960 samples) and must not block. As with sources, the
+creator owns a sink's lifecycle (``start``/``stop``); peers never close sinks.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import wave
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from softphone.errors import MediaError
+from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    """Anything that accepts 20 ms frames.
+
+    ``write_frame`` gets a ``numpy.int16`` array of shape ``(960,)``; it must
+    return quickly and must not keep a reference it will mutate.
+    """
+
+    def write_frame(self, frame: Frame) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class BaseSink:
+    """Convenience base with no-op ``start``/``stop``."""
+
+    def write_frame(self, frame: Frame) -> None:  # pragma: no cover - overridden
+        """Consume one frame."""
+
+    async def start(self) -> None:
+        """Acquire resources (nothing to do here)."""
+
+    async def stop(self) -> None:
+        """Release resources (nothing to do here)."""
+
+
+class NullSink(BaseSink):
+    """Discards everything."""
+
+    def write_frame(self, frame: Frame) -> None:
+        """Drop the frame."""
+
+
+class CallbackSink(BaseSink):
+    """Calls ``fn(frame)`` for every frame (exceptions are logged, not raised)."""
+
+    def __init__(self, fn: Callable[[Frame], object]) -> None:
+        self._fn = fn
+
+    def write_frame(self, frame: Frame) -> None:
+        """Pass the frame to the callback."""
+        try:
+            self._fn(frame)
+        except Exception:
+            logger.exception("audio callback failed")
+
+
+class TeeSink(BaseSink):
+    """Fan one stream out to several sinks; add/remove while running."""
+
+    def __init__(self, sinks: Iterable[AudioSink] = ()) -> None:
+        self._sinks: list[AudioSink] = list(sinks)
+
+    @property
+    def sinks(self) -> tuple[AudioSink, ...]:
+        """The current outputs."""
+        return tuple(self._sinks)
+
+    def add(self, sink: AudioSink) -> None:
+        """Add an output."""
+        self._sinks.append(sink)
+
+    def remove(self, sink: AudioSink) -> None:
+        """Remove an output (no error if absent)."""
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def write_frame(self, frame: Frame) -> None:
+        """Write to every output; one failing output does not starve the others."""
+        for sink in list(self._sinks):
+            try:
+                sink.write_frame(frame)
+            except Exception:
+                logger.exception("audio sink %r failed", sink)
+
+
+class BufferSink(BaseSink):
+    """Keeps the last ``seconds`` of audio in memory (tests, analysis, meters)."""
+
+    def __init__(self, seconds: float = 10.0) -> None:
+        self._frames: collections.deque[Frame] = collections.deque(
+            maxlen=max(1, int(seconds * SAMPLE_RATE / FRAME_SAMPLES))
+        )
+        self._lock = threading.Lock()
+        self.frames_written = 0
+        """Total frames ever written (not capped)."""
+
+    def write_frame(self, frame: Frame) -> None:
+        """Append a copy of the frame."""
+        with self._lock:
+            self._frames.append(np.array(frame, dtype=np.int16, copy=True))
+            self.frames_written += 1
+
+    def clear(self) -> None:
+        """Forget everything buffered."""
+        with self._lock:
+            self._frames.clear()
+
+    def samples(self, last_seconds: float | None = None) -> Frame:
+        """Return buffered audio as one array (optionally only the last N seconds)."""
+        with self._lock:
+            frames = list(self._frames)
+        if not frames:
+            return np.zeros(0, dtype=np.int16)
+        data = np.concatenate(frames)
+        if last_seconds is not None:
+            data = data[-int(last_seconds * SAMPLE_RATE) :]
+        return data
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio currently buffered."""
+        return len(self._frames) * FRAME_SAMPLES / SAMPLE_RATE
+
+
+class WavRecorder(BaseSink):
+    """Record to a 48 kHz 16-bit WAV file.
+
+    By default records mono: the far end (whatever reaches this sink). With
+    ``stereo_both_sides=True`` the file is stereo, far end on the left and the
+    local side on the right; feed the local side with :meth:`write_local`
+    (``MediaPeer.set_recorder`` does the wiring). The file is valid after
+    :meth:`stop` / :meth:`close`; writes go to a buffered file on the loop (about
+    1.9 kB per frame, cheap enough not to need a thread).
+    """
+
+    def __init__(self, path: str | Path, *, stereo_both_sides: bool = False) -> None:
+        self.path = Path(path)
+        self.stereo = stereo_both_sides
+        try:
+            self._wav: wave.Wave_write | None = wave.open(str(self.path), "wb")
+        except OSError as exc:
+            raise MediaError(f"cannot record to {self.path}: {exc}") from exc
+        self._wav.setnchannels(2 if self.stereo else 1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(SAMPLE_RATE)
+        self._local: collections.deque[Frame] = collections.deque(maxlen=50)
+        self._lock = threading.Lock()
+        self.frames_written = 0
+
+    def write_local(self, frame: Frame) -> None:
+        """Supply one frame of the local side (stereo mode; ignored in mono mode)."""
+        if self.stereo:
+            with self._lock:
+                self._local.append(np.array(frame, dtype=np.int16, copy=True))
+
+    def write_frame(self, frame: Frame) -> None:
+        """Append one far-end frame (paired with the oldest local frame in stereo mode)."""
+        with self._lock:
+            if self._wav is None:
+                return
+            if self.stereo:
+                local = self._local.popleft() if self._local else np.zeros(FRAME_SAMPLES, np.int16)
+                data = np.column_stack((frame, local)).astype("<i2").tobytes()
+            else:
+                data = frame.astype("<i2").tobytes()
+            self._wav.writeframesraw(data)
+            self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the file (idempotent)."""
+        with self._lock:
+            if self._wav is not None:
+                self._wav.close()
+                self._wav = None
+
+    async def stop(self) -> None:
+        """Finish the file."""
+        self.close()
