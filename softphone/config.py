@@ -77,7 +77,7 @@ LOCAL_SWITCH_HOST = "127.0.0.1"
 LOCAL_SWITCH_PORT = 8765
 LOCAL_SWITCH_URL = f"ws://{LOCAL_SWITCH_HOST}:{LOCAL_SWITCH_PORT}"
 LOCAL_DEMO_USERNAME = "demo"
-LOCAL_DEMO_PASSWORD = "demo-password"
+LOCAL_DEMO_PASSWORD = "demo-secret"  # matches softphone.switch.accounts DEMO_PASSWORD
 
 #: Seconds a ``password_cmd`` / ``token_cmd`` may run.
 SECRET_CMD_TIMEOUT = 10.0
