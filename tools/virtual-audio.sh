@@ -38,8 +38,19 @@ export JACK_NO_START_SERVER=1
 EOT
 }
 
+# Alive: our PID, still a pulseaudio, not a zombie (once it exits, whatever adopted it may take a
+# second to reap it; waiting for that would only slow every test run down).
+alive() {
+  local pid=$1 stat
+  [[ -r /proc/$pid/stat ]] || return 1
+  [[ $(</proc/"$pid"/comm) == pulseaudio ]] || return 1
+  stat=$(</proc/"$pid"/stat)
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
 running() {
-  [[ -f $pidfile ]] && kill -0 "$(<"$pidfile")" 2>/dev/null
+  [[ -f $pidfile ]] && alive "$(<"$pidfile")"
 }
 
 write_config() {
@@ -102,11 +113,11 @@ stop() {
     local pid i
     pid=$(<"$pidfile")
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
+    for ((i = 0; i < 100; i++)); do
+      alive "$pid" || break
+      sleep 0.05
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -rf "$dir"
 }
