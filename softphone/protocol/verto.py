@@ -82,7 +82,7 @@ CAUSE_SIP: dict[str, tuple[int, str]] = {
     "ALLOTTED_TIMEOUT": (408, "Request Timeout"),
 }
 
-DTMF_RE = re.compile(r"^[0-9*#A-D]+$")
+DTMF_RE = re.compile(r"[0-9*#A-D]+")
 
 #: The dialogParams keys the JS SDK sends on every call message besides the call's own.
 JS_DIALOG_DEFAULTS: dict[str, Any] = {
@@ -102,7 +102,7 @@ def cause_code(cause: str) -> int:
 
 def valid_dtmf(digits: str) -> bool:
     """True if ``digits`` holds only 0-9, *, #, A-D (upper case)."""
-    return bool(DTMF_RE.match(digits))
+    return bool(DTMF_RE.fullmatch(digits))  # fullmatch: "$" would accept a trailing newline
 
 
 # --- typed views of incoming params -------------------------------------------------------
