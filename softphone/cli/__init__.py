@@ -1,0 +1,1 @@
+"""The ``softphone`` command (typer). Heavy modules are imported inside command functions."""

@@ -1,0 +1,271 @@
+"""``softphone``: the typer application.
+
+Only typer (and the standard library) is imported here, so ``softphone --help`` is
+fast. Every command imports what it needs (the client, aiortc, prompt-toolkit...)
+inside its function. Commands are sync functions that call ``asyncio.run``; shared
+options live in the app callback and travel in ``ctx.obj`` (:class:`Globals`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from softphone import __version__
+from softphone.cli.exitcodes import ExitCode
+
+__all__ = ["Globals", "app", "main"]
+
+app = typer.Typer(
+    name="softphone",
+    help="A command-line softphone for Telnyx WebRTC voice. Run without a command for the interactive shell.",
+    rich_markup_mode="rich",
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Create, show and locate the configuration file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@dataclass
+class Globals:
+    """Options shared by every command."""
+
+    profile: str | None = None
+    config: Path | None = None
+    verbosity: int = 0
+    json: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"softphone {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    ctx: typer.Context,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", envvar="SOFTPHONE_PROFILE",
+                                                help="Profile of the config file to use.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="SOFTPHONE_CONFIG",
+                                                help="Config file (default: the per-user one).")] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv debug).")] = 0,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Less output.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout (docs/events.md).")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = Globals(profile=profile, config=config, verbosity=verbose - quiet, json=json_out)
+    if ctx.invoked_subcommand is None:
+        _run_shell(ctx.obj, local=False)
+
+
+def _g(ctx: typer.Context) -> Globals:
+    obj = ctx.obj
+    return obj if isinstance(obj, Globals) else Globals()
+
+
+def _finish(code: int) -> None:
+    raise typer.Exit(int(code))
+
+
+# --- options shared by dial / answer ----------------------------------------------------------
+
+LocalOpt = Annotated[bool, typer.Option("--local", help="Start the local switch in-process and log in as demo.")]
+InputOpt = Annotated[str | None, typer.Option("--input", help="Audio input device (index or name substring).")]
+OutputOpt = Annotated[str | None, typer.Option("--output", help="Audio output device (index or name substring).")]
+PlayOpt = Annotated[Path | None, typer.Option("--play", help="Send this audio file instead of the microphone.",
+                                              exists=True, dir_okay=False)]
+RecordOpt = Annotated[Path | None, typer.Option("--record", help="Record the call (both directions) to this file.",
+                                                dir_okay=False)]
+NoAudioOpt = Annotated[bool, typer.Option("--no-audio", help="No devices: send silence, discard what arrives.")]
+DurationOpt = Annotated[float | None, typer.Option("--duration", "--hangup-after", min=0,
+                                                   help="Hang up this many seconds after answer.")]
+DtmfOpt = Annotated[str | None, typer.Option("--dtmf", help="Send these DTMF digits once answered.")]
+DtmfDelayOpt = Annotated[float, typer.Option("--dtmf-delay", min=0, help="Seconds before the DTMF digits.")]
+
+
+@app.command()
+def dial(
+    ctx: typer.Context,
+    destination: Annotated[str, typer.Argument(help="Number (E.164), SIP user or sip: URI.")],
+    caller_name: Annotated[str | None, typer.Option("--caller-name", help="Caller ID name.")] = None,
+    caller_number: Annotated[str | None, typer.Option("--caller-number", help="Caller ID number.")] = None,
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="Custom SIP header X-Name=value.")] = None,
+    wait_answer: Annotated[float, typer.Option("--wait-answer", min=0,
+                                               help="Give up when not answered after this many seconds.")] = 60.0,
+    duration: DurationOpt = None,
+    dtmf: DtmfOpt = None,
+    dtmf_delay: DtmfDelayOpt = 1.0,
+    play: PlayOpt = None,
+    record: RecordOpt = None,
+    input_device: InputOpt = None,
+    output_device: OutputOpt = None,
+    no_audio: NoAudioOpt = False,
+    local: LocalOpt = False,
+) -> None:
+    """Log in, call DESTINATION, show the live panel, print a summary; the exit code tells the outcome."""
+    headers: list[tuple[str, str]] = []
+    for h in header or []:
+        name, sep, value = h.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{h!r} is not X-Name=value", param_hint="--header")
+        headers.append((name.strip(), value))
+    if dtmf and any(d not in "0123456789*#ABCDabcd" for d in dtmf):
+        raise typer.BadParameter("use 0-9 * # A-D", param_hint="--dtmf")
+    from softphone.cli.oneshot import CallOptions, run_dial
+
+    opts = CallOptions(
+        duration=duration, dtmf=dtmf, dtmf_delay=dtmf_delay, play=play, record=record,
+        input_device=input_device, output_device=output_device, no_audio=no_audio, local=local,
+    )
+    _finish(run_dial(_g(ctx), destination, opts, caller_name=caller_name, caller_number=caller_number,
+                     headers=headers, wait_answer=wait_answer))
+
+
+def _answer(
+    ctx: typer.Context,
+    auto_answer: Annotated[float | None, typer.Option("--auto-answer", min=0,
+                                                      help="Answer automatically after this many seconds.")] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Exit after this many calls.")] = 1,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0,
+                                                  help="Give up when no call arrives in time.")] = None,
+    duration: DurationOpt = None,
+    dtmf: DtmfOpt = None,
+    dtmf_delay: DtmfDelayOpt = 1.0,
+    play: PlayOpt = None,
+    record: RecordOpt = None,
+    input_device: InputOpt = None,
+    output_device: OutputOpt = None,
+    no_audio: NoAudioOpt = False,
+    local: LocalOpt = False,
+) -> None:
+    """Wait for inbound calls and answer them (after --auto-answer seconds, or on a keypress: a answer, r reject)."""
+    from softphone.cli.oneshot import CallOptions, run_answer
+
+    opts = CallOptions(
+        duration=duration, dtmf=dtmf, dtmf_delay=dtmf_delay, play=play, record=record,
+        input_device=input_device, output_device=output_device, no_audio=no_audio, local=local,
+    )
+    _finish(run_answer(_g(ctx), opts, auto_answer=auto_answer, count=count, timeout=timeout))
+
+
+app.command("answer")(_answer)
+app.command("listen", help="Alias of answer.", hidden=True)(_answer)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Command file ('-' for stdin).", allow_dash=True)],
+    keep_going: Annotated[bool, typer.Option("--keep-going", "-k", help="Report failing lines and continue.")] = False,
+    local: LocalOpt = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="No audio devices (tone-free silence).")] = False,
+) -> None:
+    """Run a command file: shell commands plus wait, expect, sleep, echo and # comments."""
+    from softphone.cli.script import run_script
+
+    _finish(run_script(_g(ctx), file, keep_going=keep_going, local=local, no_audio=no_audio))
+
+
+@app.command()
+def devices(ctx: typer.Context) -> None:
+    """List audio devices (a table, or JSON with --json)."""
+    from softphone.cli.misc import show_devices
+
+    _finish(show_devices(_g(ctx)))
+
+
+@app.command()
+def check(ctx: typer.Context, local: LocalOpt = False) -> None:
+    """Log in and print the gateway state, data centre and region (exit 0, or the login/network code)."""
+    from softphone.cli.oneshot import run_check
+
+    _finish(run_check(_g(ctx), local=local))
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show the last N calls (0: all).")] = 20,
+) -> None:
+    """Show past calls with duration and estimated cost, and totals."""
+    from softphone.cli.misc import show_history
+
+    _finish(show_history(_g(ctx), limit))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    duration: Annotated[float, typer.Option("--duration", min=1, help="Seconds before hanging up.")] = 10.0,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Use a tone instead of the microphone.")] = False,
+) -> None:
+    """No account needed: start the local switch, call its echo service, send DTMF and see it come back."""
+    from softphone.cli.oneshot import run_demo
+
+    _finish(run_demo(_g(ctx), duration=duration, no_audio=no_audio))
+
+
+@app.command()
+def shell(ctx: typer.Context, local: LocalOpt = False) -> None:
+    """The interactive shell (also what `softphone` alone starts)."""
+    _run_shell(_g(ctx), local=local)
+
+
+def _run_shell(g: Globals, local: bool) -> None:
+    from softphone.repl.shell import run_shell
+
+    _finish(run_shell(g, local=local))
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def switch(ctx: typer.Context) -> None:
+    """The local Telnyx-compatible switch: serve, token, calls, accounts (see `softphone switch --help`)."""
+    # Forwarded rather than mounted with add_typer so its imports stay out of `softphone --help`.
+    from softphone.switch.cli import app as switch_app
+
+    switch_app(args=list(ctx.args), prog_name="softphone switch")
+
+
+@config_app.command("init")
+def config_init(
+    ctx: typer.Context, force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False
+) -> None:
+    """Write a commented config file (mode 0600)."""
+    from softphone.cli.misc import config_init as impl
+
+    _finish(impl(_g(ctx), force))
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the selected profile, secrets redacted."""
+    from softphone.cli.misc import config_show as impl
+
+    _finish(impl(_g(ctx)))
+
+
+@config_app.command("path")
+def config_path(ctx: typer.Context) -> None:
+    """Print the config file's path."""
+    from softphone.cli.misc import config_path as impl
+
+    _finish(impl(_g(ctx)))
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point. Usage errors exit with ExitCode.USAGE (2)."""
+    try:
+        return app(args=argv, prog_name="softphone")
+    except KeyboardInterrupt:
+        sys.exit(ExitCode.INTERRUPTED)

@@ -1,0 +1,154 @@
+"""Frozen snapshots of application state, published by :class:`softphone.phone.Phone`.
+
+A snapshot is level-triggered: it says how things are now, so a panel can be redrawn
+from it alone. Times are epoch seconds; ``Snapshot.ts`` is when it was taken, so a
+renderer derives "time in state", "duration" and "reconnect in" without a clock.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["CallSnapshot", "ClientSnapshot", "PhoneEvent", "Snapshot", "SocketSnapshot", "replace"]
+
+
+@dataclass(frozen=True, slots=True)
+class SocketSnapshot:
+    """The signaling websocket."""
+
+    state: str = "closed"  #: connecting | open | reconnecting | closed
+    url: str = ""
+    attempt: int = 0  #: reconnect attempt number (0 when not reconnecting)
+    retry_at: float | None = None  #: epoch seconds of the next reconnect attempt
+
+    def retry_in(self, now: float) -> float | None:
+        """Seconds until the next reconnect attempt, or ``None``."""
+        if self.retry_at is None:
+            return None
+        return max(0.0, self.retry_at - now)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSnapshot:
+    """The logged-in session."""
+
+    state: str = "disconnected"  #: a ClientState value
+    user: str = ""
+    gateway_state: str = ""
+    dc: str = ""
+    region: str = ""
+    error: str = ""  #: last login or client error message (already redacted)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    """One call, as the panel, JSON output and history see it."""
+
+    id: str
+    direction: str  #: outbound | inbound
+    remote_name: str = ""
+    remote_number: str = ""
+    state: str = "new"
+    state_since: float = 0.0
+    created_at: float = 0.0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    codec: str = ""
+    rtt_ms: float | None = None
+    jitter_ms: float | None = None
+    loss_pct: float | None = None
+    mos: float | None = None
+    input_level: float = 0.0  #: 0.0 .. 1.0
+    output_level: float = 0.0  #: 0.0 .. 1.0
+    muted: bool = False
+    held: bool = False
+    rate_per_minute: float = 0.002
+    dtmf_received: str = ""
+    dtmf_sent: str = ""
+    parked: bool = False
+    call_control_id: str = ""
+    session_id: str = ""
+    leg_id: str = ""
+    client_state: str = ""
+    custom_headers: tuple[tuple[str, str], ...] = ()
+    cause: str = ""
+    cause_code: int | None = None
+    sip_code: int | None = None
+    sip_reason: str = ""
+    hangup_by: str = ""  #: local | remote | ""
+
+    @property
+    def remote(self) -> str:
+        """The far end as one string: ``name <number>`` or whichever is known."""
+        if self.remote_name and self.remote_number and self.remote_name != self.remote_number:
+            return f"{self.remote_name} <{self.remote_number}>"
+        return self.remote_number or self.remote_name
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("hangup", "destroyed")
+
+    def duration(self, now: float) -> float:
+        """Answered time in seconds (0 when never answered)."""
+        if self.answered_at is None:
+            return 0.0
+        end = self.ended_at if self.ended_at is not None else now
+        return max(0.0, end - self.answered_at)
+
+    def time_in_state(self, now: float) -> float:
+        end = self.ended_at if self.ended and self.ended_at is not None else now
+        return max(0.0, end - self.state_since)
+
+    def cost(self, now: float) -> float:
+        """Estimated cost so far in dollars: per started second at ``rate_per_minute``."""
+        return round(self.duration(now) / 60.0 * self.rate_per_minute, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a front-end shows."""
+
+    ts: float = 0.0
+    socket: SocketSnapshot = field(default_factory=SocketSnapshot)
+    client: ClientSnapshot = field(default_factory=ClientSnapshot)
+    calls: tuple[CallSnapshot, ...] = ()
+    current: str | None = None  #: id of the call commands act on by default
+    notice: str = ""  #: one line for the user (e.g. "incoming call: a answer, r reject")
+
+    def call(self, call_id: str | None = None) -> CallSnapshot | None:
+        """The call with ``call_id``, else the current call, else ``None``."""
+        want = call_id or self.current
+        for c in self.calls:
+            if c.id == want:
+                return c
+        return None
+
+    @property
+    def ringing_inbound(self) -> CallSnapshot | None:
+        for c in self.calls:
+            if c.direction == "inbound" and c.state == "ringing":
+                return c
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (for ``status --json`` and tests)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneEvent:
+    """An edge-triggered event from :class:`softphone.phone.Phone` (logs, ``--json``, ``wait``).
+
+    ``type`` is a client event name (``socket.*``, ``client.*``, ``call.*``) or one of the
+    phone's own (``call.stats`` once a second per live call, ``summary`` at the end of a
+    one-shot). ``data`` is JSON-able and never holds a secret.
+    """
+
+    type: str
+    ts: float
+    call_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Rendering of snapshots with rich: pure functions, no I/O."""
