@@ -1,0 +1,329 @@
+"""Accounts of the local switch: SIP connections, telephony credentials, JWTs.
+
+The model follows Telnyx's portal: a **SIP connection** has one SIP username and
+password, owns phone numbers, and says how inbound calls to those numbers reach the
+WebRTC client (``inbound_format``: ``sip_username`` delivers them to the client
+registered with the connection's SIP username; ``e164`` does not, since a real
+connection would then send them to a SIP URI). **Telephony credentials** hang off a
+connection; each can log in with its own username/password or with any JWT minted
+from it (``login_token``).
+
+TOML format (see ``accounts.example.toml``)::
+
+    jwt_secret = "change-me"
+
+    [[connection]]
+    id = "john1234"
+    sip_username = "john1234"
+    password = "john-secret"
+    numbers = ["+13125550133"]
+    inbound_format = "sip_username"      # or "e164"
+    webhook_url = "http://127.0.0.1:9000/hook"   # optional, for Call Control
+
+    [[connection.credential]]
+    username = "gencred1"
+    password = "gencred1-secret"
+
+JWTs are HS256, signed with ``jwt_secret``; claims ``sub`` and
+``telephony_credential_id`` (the credential username), ``exp``, ``iat``, ``jti``.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from softphone.errors import ConfigError
+
+DEFAULT_JWT_SECRET = "softphone-local-switch-jwt-secret"
+"""JWT signing secret of the built-in accounts (local testing only)."""
+DEFAULT_TOKEN_TTL = 24 * 3600
+"""Default lifetime of a minted JWT (s)."""
+
+INBOUND_FORMATS = ("sip_username", "e164")
+
+# Built-in accounts (used by the demo and the tests).
+DEMO_USER, DEMO_PASSWORD, DEMO_NUMBER = "demo", "demo-secret", "+13125550100"
+ALICE_USER, ALICE_PASSWORD, ALICE_NUMBER = "alice", "alice-secret", "+13125550111"
+BOB_USER, BOB_PASSWORD, BOB_NUMBER = "bob", "bob-secret", "+13125550122"
+JOHN_USER, JOHN_PASSWORD = "john1234", "john-secret"
+GENCRED1_USER, GENCRED1_PASSWORD = "gencred1", "gencred1-secret"
+GENCRED2_USER, GENCRED2_PASSWORD = "gencred2", "gencred2-secret"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A telephony credential attached to a connection."""
+
+    username: str
+    password: str
+    connection_id: str
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A SIP connection."""
+
+    id: str
+    sip_username: str
+    password: str
+    numbers: tuple[str, ...] = ()
+    inbound_format: str = "sip_username"
+    webhook_url: str = ""
+    credentials: tuple[Credential, ...] = ()
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who a successful login is: the registration slot and its connection."""
+
+    slot: str
+    """The registration slot: a SIP username or a credential username."""
+    connection_id: str
+    display: str
+    """What logged in (the username, or ``<credential> (jwt)``)."""
+    via_token: bool = False
+
+
+@dataclass
+class Accounts:
+    """Everything the switch knows about users."""
+
+    connections: list[Connection] = field(default_factory=list)
+    jwt_secret: str = DEFAULT_JWT_SECRET
+
+    def connection(self, conn_id: str) -> Connection | None:
+        return next((c for c in self.connections if c.id == conn_id), None)
+
+    def by_sip_username(self, username: str) -> Connection | None:
+        return next((c for c in self.connections if c.sip_username == username), None)
+
+    def credential(self, username: str) -> Credential | None:
+        for conn in self.connections:
+            for cred in conn.credentials:
+                if cred.username == username:
+                    return cred
+        return None
+
+    def by_number(self, number: str) -> Connection | None:
+        norm = normalize_number(number)
+        return next((c for c in self.connections if norm in {normalize_number(n) for n in c.numbers}), None)
+
+    def usernames(self) -> list[str]:
+        """Every username that can log in (SIP usernames and credentials)."""
+        out: list[str] = []
+        for conn in self.connections:
+            out.append(conn.sip_username)
+            out.extend(cred.username for cred in conn.credentials)
+        return out
+
+    def check_password(self, username: str, password: str) -> Login | None:
+        """The login for a username/password pair, or None."""
+        conn = self.by_sip_username(username)
+        if conn is not None and conn.password == password:
+            return Login(slot=conn.sip_username, connection_id=conn.id, display=username)
+        cred = self.credential(username)
+        if cred is not None and cred.password == password:
+            return Login(slot=cred.username, connection_id=cred.connection_id, display=username)
+        return None
+
+    def check_token(self, token: str, *, now: float | None = None) -> Login | None:
+        """The login for a JWT, or None if the signature, expiry or credential is bad."""
+        claims = verify_token(token, self.jwt_secret, now=now)
+        if claims is None:
+            return None
+        name = claims.get("telephony_credential_id") or claims.get("sub")
+        if not isinstance(name, str):
+            return None
+        cred = self.credential(name)
+        if cred is None:
+            return None
+        return Login(slot=cred.username, connection_id=cred.connection_id, display=f"{name} (jwt)", via_token=True)
+
+    def redacted(self) -> list[dict[str, Any]]:
+        """Rows for display, secrets replaced by ``***``."""
+        rows: list[dict[str, Any]] = []
+        for conn in self.connections:
+            rows.append(
+                {
+                    "connection": conn.id,
+                    "username": conn.sip_username,
+                    "kind": "sip",
+                    "password": "***",
+                    "numbers": list(conn.numbers),
+                    "inbound_format": conn.inbound_format,
+                    "webhook_url": conn.webhook_url,
+                }
+            )
+            for cred in conn.credentials:
+                rows.append(
+                    {
+                        "connection": conn.id,
+                        "username": cred.username,
+                        "kind": "credential",
+                        "password": "***",
+                        "numbers": [],
+                        "inbound_format": "",
+                        "webhook_url": "",
+                    }
+                )
+        return rows
+
+
+def normalize_number(number: str) -> str:
+    """Digits of a phone number with a leading ``+`` (``+1 (312) 555-0100`` -> ``+13125550100``)."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return "+" + digits if digits else ""
+
+
+def _make_connection(
+    conn_id: str,
+    password: str,
+    numbers: tuple[str, ...] = (),
+    inbound_format: str = "sip_username",
+    creds: tuple[tuple[str, str], ...] = (),
+) -> Connection:
+    return Connection(
+        id=conn_id,
+        sip_username=conn_id,
+        password=password,
+        numbers=numbers,
+        inbound_format=inbound_format,
+        credentials=tuple(Credential(u, p, conn_id) for u, p in creds),
+    )
+
+
+def default_accounts() -> Accounts:
+    """The built-in accounts: demo, alice, bob (e164) and john1234 with gencred1/gencred2."""
+    return Accounts(
+        connections=[
+            _make_connection(DEMO_USER, DEMO_PASSWORD, (DEMO_NUMBER,)),
+            _make_connection(ALICE_USER, ALICE_PASSWORD, (ALICE_NUMBER,)),
+            _make_connection(BOB_USER, BOB_PASSWORD, (BOB_NUMBER,), "e164"),
+            _make_connection(
+                JOHN_USER,
+                JOHN_PASSWORD,
+                creds=((GENCRED1_USER, GENCRED1_PASSWORD), (GENCRED2_USER, GENCRED2_PASSWORD)),
+            ),
+        ],
+        jwt_secret=DEFAULT_JWT_SECRET,
+    )
+
+
+def _need_str(table: dict[str, Any], key: str, path: str, where: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or (default is None and not value):
+        raise ConfigError(f"{where}: '{key}' must be a non-empty string", path=path, key=key)
+    return value
+
+
+def accounts_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Accounts:
+    """Build :class:`Accounts` from decoded TOML; raises :class:`ConfigError` on mistakes."""
+    secret = data.get("jwt_secret", DEFAULT_JWT_SECRET)
+    if not isinstance(secret, str) or not secret:
+        raise ConfigError("jwt_secret must be a non-empty string", path=path, key="jwt_secret")
+    raw_conns = data.get("connection", [])
+    if not isinstance(raw_conns, list):
+        raise ConfigError("use [[connection]] tables", path=path, key="connection")
+    conns: list[Connection] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_conns):
+        where = f"connection[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} is not a table", path=path)
+        conn_id = _need_str(raw, "id", path, where)
+        user = _need_str(raw, "sip_username", path, where, default=conn_id) or conn_id
+        password = _need_str(raw, "password", path, where)
+        numbers = raw.get("numbers", [])
+        if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+            raise ConfigError(f"{where}: numbers must be a list of strings", path=path, key="numbers")
+        fmt = _need_str(raw, "inbound_format", path, where, default="sip_username")
+        if fmt not in INBOUND_FORMATS:
+            raise ConfigError(f"{where}: inbound_format must be one of {INBOUND_FORMATS}", path=path)
+        webhook = _need_str(raw, "webhook_url", path, where, default="")
+        creds: list[Credential] = []
+        raw_creds = raw.get("credential", [])
+        if not isinstance(raw_creds, list):
+            raise ConfigError(f"{where}: use [[connection.credential]] tables", path=path)
+        for j, rc in enumerate(raw_creds):
+            cwhere = f"{where}.credential[{j}]"
+            if not isinstance(rc, dict):
+                raise ConfigError(f"{cwhere} is not a table", path=path)
+            creds.append(
+                Credential(_need_str(rc, "username", path, cwhere), _need_str(rc, "password", path, cwhere), conn_id)
+            )
+        for name in [user, *(c.username for c in creds)]:
+            if name in seen:
+                raise ConfigError(f"username {name!r} is defined twice", path=path)
+            seen.add(name)
+        conns.append(Connection(conn_id, user, password, tuple(numbers), fmt, webhook, tuple(creds)))
+    return Accounts(connections=conns, jwt_secret=secret)
+
+
+def load_accounts(path: str | Path | None = None) -> Accounts:
+    """Load accounts from a TOML file; ``None`` gives :func:`default_accounts`."""
+    if path is None:
+        return default_accounts()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read accounts file: {exc}", path=str(p)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=str(p)) from exc
+    return accounts_from_dict(data, path=str(p))
+
+
+# --- JWT ------------------------------------------------------------------------------
+
+
+def mint_token(
+    credential_username: str, secret: str, ttl: float = DEFAULT_TOKEN_TTL, *, now: float | None = None
+) -> str:
+    """A HS256 JWT for a telephony credential (claims sub, telephony_credential_id, iat, exp, jti)."""
+    import jwt
+
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": credential_username,
+        "telephony_credential_id": credential_username,
+        "iat": issued,
+        "exp": issued + int(ttl),
+        "jti": str(uuid.uuid4()),
+        "iss": "softphone-switch",
+    }
+    token: str = jwt.encode(claims, secret, algorithm="HS256")
+    return token
+
+
+def verify_token(token: str, secret: str, *, now: float | None = None) -> dict[str, Any] | None:
+    """The claims of a valid token (signature and ``exp`` checked), else None."""
+    import jwt
+
+    try:
+        if now is None:
+            claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
+        else:
+            claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"], "verify_exp": False})
+            exp = claims.get("exp")
+            if not isinstance(exp, int | float) or exp <= now:
+                return None
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def token_for(credential: str, accounts: Accounts | None = None, ttl: float = DEFAULT_TOKEN_TTL) -> str:
+    """Mint a JWT for ``credential`` of ``accounts`` (``softphone switch token``).
+
+    Raises :class:`ConfigError` if the credential does not exist.
+    """
+    accts = accounts if accounts is not None else default_accounts()
+    if accts.credential(credential) is None:
+        known = ", ".join(c.username for conn in accts.connections for c in conn.credentials) or "none"
+        raise ConfigError(f"no telephony credential {credential!r} (known: {known})")
+    return mint_token(credential, accts.jwt_secret, ttl)

@@ -1,0 +1,507 @@
+"""The switch's websocket server: the server side of PROTOCOL.md §1-§4 and §10.
+
+One :class:`Session` per logged-in client (keyed by ``sessid``; it outlives its socket
+for :data:`REATTACH_WINDOW_S` while it has calls, so a reconnect can reattach them).
+Frames are handled in the socket's read loop; anything that awaits media runs in a
+task tracked by :meth:`Switch.spawn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from softphone.errors import RemoteProtocolError
+from softphone.protocol import verto
+from softphone.protocol.jsonrpc import Request, build_error, build_result, parse_message
+from softphone.switch.accounts import Accounts, Login, default_accounts
+from softphone.switch.calls import Call, Leg
+from softphone.switch.legs import ensure_media
+from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
+from softphone.switch.registry import Registration, Registry
+from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
+
+logger = logging.getLogger(__name__)
+
+REATTACH_WINDOW_S = 60.0
+"""A client that reconnects with its ``sessid`` within this time gets its calls back."""
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+
+
+@dataclass(eq=False)
+class Session:
+    """A logged-in client (survives its socket while it has calls)."""
+
+    sessid: str
+    login: Login
+    ws: ServerConnection | None
+    voice_sdk_id: str
+    legs: dict[str, Leg] = field(default_factory=dict)
+    last_heard: float = field(default_factory=time.monotonic)
+    expiry: asyncio.TimerHandle | None = None
+    pending_attach: list[Leg] = field(default_factory=list)
+    last_ping: float = field(default_factory=time.monotonic)
+
+
+class Switch:
+    """A local Telnyx-compatible WebRTC switch (see :mod:`softphone.switch`)."""
+
+    def __init__(
+        self,
+        accounts: Accounts | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 60.0,
+        rate_per_minute: float = DEFAULT_RATE_PER_MINUTE,
+        records_path: str | Path | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+    ) -> None:
+        self.accounts = accounts if accounts is not None else default_accounts()
+        self.host = host
+        self.port = port
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.rate_per_minute = rate_per_minute
+        self.noanswer_timeout: float | None = None
+        """Max ring time of the ``noanswer`` service (None: ring until the caller gives up)."""
+        self.no_route_hook: NoRouteHook | None = None
+        """Consulted when routing finds nothing (Call Control parking plugs in here)."""
+        self._records = RecordStore(Path(records_path) if records_path is not None else None)
+        self._tls: ssl.SSLContext | None = None
+        if tls_cert is not None:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(str(tls_cert), str(tls_key) if tls_key is not None else None)
+        self._server: Server | None = None
+        self._sessions: dict[str, Session] = {}
+        self._registry: Registry[Session] = Registry()
+        self._gateway_states: dict[str, str] = {}
+        self._calls: list[Call] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ids = itertools.count(4401)
+        self._pinger: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (port 0 picks a free one; see :attr:`url`)."""
+        self._server = await serve(
+            self._handle, self.host, self.port, ssl=self._tls, ping_interval=None, max_size=2**20
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        self._pinger = asyncio.create_task(self._ping_loop(), name="switch-pinger")
+        # Import aiortc in a thread now, so the first call does not wait for it.
+        self.spawn(ensure_media(), "media-warmup")
+        logger.info("switch listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """End every call, close every socket and task."""
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+            self._pinger = None
+        for call in list(self._calls):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(call.end(None, "NORMAL_CLEARING"), 2.0)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for sess in self._sessions.values():
+            if sess.expiry is not None:
+                sess.expiry.cancel()
+        self._sessions.clear()
+
+    async def __aenter__(self) -> Switch:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self._tls is not None else "ws"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    # --- inspection / test hooks --------------------------------------------------------
+
+    @property
+    def records(self) -> list[CallRecord]:
+        """Finished legs, oldest first."""
+        return self._records.records
+
+    def registrations(self) -> list[Registration]:
+        """Who is registered where, oldest registration first."""
+        return [
+            Registration(slot, sessid, sess.login.display, order, self._state_of(sess))
+            for slot, order, sessid, sess in self._registry.entries()
+        ]
+
+    def active_calls(self) -> list[dict[str, Any]]:
+        """A snapshot of calls in progress."""
+        out: list[dict[str, Any]] = []
+        for c in self._calls:
+            out.append(
+                {
+                    "call_id": c.a.call_id,
+                    "from": c.caller_number,
+                    "to": c.destination,
+                    "service": c.service.name if c.service else None,
+                    "b_call_id": c.b.call_id if c.b else None,
+                    "answered": c.answered_at is not None,
+                    "held": any(leg.held for leg in c.legs()),
+                    "legs": [leg.session.login.display for leg in c.legs()],
+                }
+            )
+        return out
+
+    def set_gateway_state(self, login_username: str, state: str) -> None:
+        """Make gatewayState answer ``state`` for this login (and push it to live sessions)."""
+        self._gateway_states[login_username] = state
+        for sess in self._sessions.values():
+            if sess.ws is not None and login_username in (sess.login.slot, sess.login.display):
+                self.spawn(self.request(sess, verto.GATEWAY_STATE, {"state": state}), "push-gateway-state")
+
+    def _state_of(self, sess: Session) -> str:
+        return self._gateway_states.get(sess.login.display) or self._gateway_states.get(sess.login.slot) or "REGED"
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` as a tracked task (cancelled on stop; failures are logged)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("switch task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def request(self, session: Session, method: str, params: dict[str, Any]) -> None:
+        """Send a server request to a session's socket (dropped if it has none)."""
+        if session.ws is None:
+            return
+        text = verto.server_request(next(self._ids), method, params, session.voice_sdk_id)
+        await self._send(session.ws, text)
+
+    async def _send(self, ws: ServerConnection, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(text)
+
+    def call_ended(self, call: Call) -> None:
+        if call in self._calls:
+            self._calls.remove(call)
+        for leg in call.legs():
+            self._records.add(leg.record)
+
+    # --- keepalive --------------------------------------------------------------------
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.ping_interval, self.ping_timeout / 2))
+            now = time.monotonic()
+            for sess in list(self._sessions.values()):
+                ws = sess.ws
+                if ws is None:
+                    continue
+                if now - sess.last_heard > self.ping_timeout:
+                    logger.info("dropping silent client %s", sess.login.display)
+                    self.spawn(ws.close(4000, "ping timeout"), "close-silent")
+                elif now - sess.last_ping >= self.ping_interval - 1e-3:
+                    sess.last_ping = now
+                    self.spawn(self.request(sess, verto.PING, {}), "server-ping")
+
+    # --- the connection handler ---------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        state: dict[str, Session | None] = {"session": None}
+        last_heard = [time.monotonic()]
+        watchdog = self.spawn(self._login_watchdog(ws, state, last_heard), "login-watchdog")
+        try:
+            async for raw in ws:
+                last_heard[0] = time.monotonic()
+                sess = state["session"]
+                if sess is not None:
+                    sess.last_heard = last_heard[0]
+                try:
+                    await self._on_frame(ws, raw, state)
+                except Exception:  # one bad frame must never take the server down
+                    logger.exception("error handling a frame")
+        except ConnectionClosed:
+            pass
+        finally:
+            watchdog.cancel()
+            sess = state["session"]
+            if sess is not None and sess.ws is ws:
+                self._detach(sess)
+
+    async def _login_watchdog(self, ws: ServerConnection, state: dict[str, Session | None], heard: list[float]) -> None:
+        """Drop sockets that stay silent and never log in past ``ping_timeout``."""
+        while True:
+            await asyncio.sleep(min(1.0, self.ping_timeout / 4))
+            if state["session"] is None and time.monotonic() - heard[0] > self.ping_timeout:
+                await ws.close(4000, "ping timeout")
+                return
+
+    def _detach(self, sess: Session) -> None:
+        sess.ws = None
+        self._registry.unregister(sess.sessid)
+        if sess.legs:
+            loop = asyncio.get_running_loop()
+            sess.expiry = loop.call_later(REATTACH_WINDOW_S, self._expire, sess)
+        else:
+            self._sessions.pop(sess.sessid, None)
+
+    def _expire(self, sess: Session) -> None:
+        sess.expiry = None
+        if sess.ws is not None:
+            return
+        self._sessions.pop(sess.sessid, None)
+        for leg in list(sess.legs.values()):
+            self.spawn(leg.call.end(leg, "RECOVERY_ON_TIMER_EXPIRE"), "expire-leg")
+
+    async def _on_frame(self, ws: ServerConnection, raw: str | bytes, state: dict[str, Session | None]) -> None:
+        try:
+            msg = parse_message(raw)
+        except RemoteProtocolError as exc:
+            text = str(exc)
+            code = PARSE_ERROR if ("not JSON" in text or "UTF-8" in text) else INVALID_REQUEST
+            await self._send(ws, build_error(None, code, text))
+            return
+        if not isinstance(msg, Request):
+            return  # results/errors answering our requests (acks, pongs) need nothing
+        if msg.method == "":
+            # debug_report_* frames: the JS SDK waits for this before making an offer.
+            await self._send(ws, build_result(msg.id, {}))
+            return
+        sess = state["session"]
+        if msg.method in (verto.LOGIN, verto.ANONYMOUS_LOGIN):
+            state["session"] = await self._login(ws, msg, sess)
+            return
+        if msg.method == verto.PING:
+            sessid = sess.sessid if sess else None
+            await self._reply(ws, msg, {"message": "PONG", "sessid": sessid})
+            return
+        if sess is None:
+            await self._error(ws, msg, verto.AUTH_REQUIRED, "Authentication Required")
+            return
+        try:
+            await self._dispatch(ws, sess, msg)
+        except RemoteProtocolError as exc:
+            await self._error(ws, msg, verto.INVALID_PARAMS, str(exc))
+
+    async def _reply(self, ws: ServerConnection, msg: Request, result: Any) -> None:
+        if msg.id is not None:
+            await self._send(ws, build_result(msg.id, result))
+
+    async def _error(self, ws: ServerConnection, msg: Request, code: int, message: str) -> None:
+        if msg.id is not None:
+            await self._send(ws, build_error(msg.id, code, message))
+
+    # --- login ----------------------------------------------------------------------------
+
+    async def _login(self, ws: ServerConnection, msg: Request, current: Session | None) -> Session | None:
+        p = msg.params
+        login: Login | None = None
+        message = "Login Incorrect"
+        if msg.method == verto.LOGIN:
+            user, passwd, token = p.get("login"), p.get("passwd"), p.get("login_token")
+            if isinstance(user, str) and user and isinstance(passwd, str):
+                login = self.accounts.check_password(user, passwd)
+            elif isinstance(token, str) and token:
+                login = self.accounts.check_token(token)
+                message = "JWT token authentication failed"
+        if login is None:
+            await self._error(ws, msg, verto.LOGIN_INCORRECT, message)
+            return current
+        wanted = p.get("sessid")
+        sess: Session | None = None
+        reattached: list[str] = []
+        if current is not None and current.ws is ws and current.login.slot == login.slot:
+            sess = current  # a re-login on the same socket (token refresh)
+            sess.login = login
+        elif isinstance(wanted, str) and wanted in self._sessions:
+            old = self._sessions[wanted]
+            if old.login.slot == login.slot and old.ws is None:
+                sess = old
+                if sess.expiry is not None:
+                    sess.expiry.cancel()
+                    sess.expiry = None
+                sess.ws = ws
+                sess.login = login
+                sess.pending_attach = list(sess.legs.values())
+                reattached = [leg.call_id for leg in sess.pending_attach]
+        if sess is None:
+            sessid = (
+                wanted if isinstance(wanted, str) and wanted and wanted not in self._sessions else str(uuid.uuid4())
+            )
+            sess = Session(sessid=sessid, login=login, ws=ws, voice_sdk_id=f"VSDK1{uuid.uuid4().hex[:30]}")
+            self._sessions[sessid] = sess
+        if current is not None and current is not sess:
+            self._detach(current)
+        sess.last_heard = time.monotonic()
+        self._registry.register(login.slot, sess.sessid, sess)
+        await self._send(ws, build_result(msg.id, verto.login_result(sess.sessid)))
+        await self._send(
+            ws,
+            verto.server_request(
+                next(self._ids), verto.CLIENT_READY, {"reattached_sessions": reattached}, sess.voice_sdk_id
+            ),
+        )
+        return sess
+
+    # --- requests of a logged-in client ------------------------------------------------------
+
+    async def _dispatch(self, ws: ServerConnection, sess: Session, msg: Request) -> None:
+        m, p = msg.method, msg.params
+        if m == verto.GATEWAY_STATE:
+            state = self._state_of(sess)
+            result = verto.gateway_result(state, sess.sessid, dc="local", region="local")
+            await self._send(ws, build_result(msg.id, result, voice_sdk_id=sess.voice_sdk_id))
+            if state == "REGED" and sess.pending_attach:
+                legs, sess.pending_attach = sess.pending_attach, []
+                for leg in legs:
+                    self.spawn(leg.call.reattach(leg), f"reattach {leg.call_id}")
+        elif m == verto.INVITE:
+            await self._invite(ws, sess, msg)
+        elif m in (
+            verto.ANSWER,
+            verto.ATTACH,
+            verto.BYE,
+            verto.MODIFY,
+            verto.INFO,
+            verto.CANDIDATE,
+            verto.END_OF_CANDIDATES,
+        ):
+            await self._in_call(ws, sess, msg)
+        elif m in (
+            "telnyx_rtc.ringing_ack",
+            "telnyx_rtc.attachCalls",
+            "telnyx_rtc.disable_push_notification",
+            "telnyx_rtc.subscribe",
+            "telnyx_rtc.unsubscribe",
+            "telnyx_rtc.broadcast",
+        ):
+            await self._reply(ws, msg, {"method": m, "sessid": sess.sessid})
+        elif m == verto.PUNT:
+            await self._reply(ws, msg, {"method": m})
+            await ws.close()
+        else:
+            await self._error(ws, msg, verto.METHOD_NOT_FOUND, f"Method not found: {m}")
+        _ = p
+
+    async def _invite(self, ws: ServerConnection, sess: Session, msg: Request) -> None:
+        dialog = verto.DialogParams.parse(msg.params)
+        sdp = msg.params.get("sdp")
+        if not isinstance(sdp, str) or not sdp.strip():
+            raise RemoteProtocolError("invite without an SDP offer")
+        if dialog.call_id in sess.legs:
+            await self._error(ws, msg, verto.INVALID_PARAMS, f"call {dialog.call_id} already exists")
+            return
+        await ensure_media()  # normally done already (warm-up at start)
+        call = Call(self, sess, dialog, sdp)
+        sess.legs[dialog.call_id] = call.a
+        self._calls.append(call)
+        await self._reply(ws, msg, {"callID": dialog.call_id, "message": "CALL CREATED", "sessid": sess.sessid})
+        call.start_a_media()
+        self.spawn(self._route_call(call), f"route {dialog.call_id}")
+
+    async def _route_call(self, call: Call) -> None:
+        r: Route = route(call.destination, self.accounts)
+        if isinstance(r, NoRoute) and self.no_route_hook is not None:
+            r = await self.no_route_hook(call.destination, call.caller_number) or r
+        if isinstance(r, ServiceRoute):
+            await call.run_service(r.service)
+        elif isinstance(r, SlotRoute):
+            target = self._registry.lookup(r.slot)
+            if target is None or target.ws is None or self._state_of(target) not in ("REGED", "REGISTER"):
+                await call.end(None, "USER_NOT_REGISTERED")
+            else:
+                await call.connect_to(target)
+        else:
+            await call.end(None, r.cause)
+
+    async def _in_call(self, ws: ServerConnection, sess: Session, msg: Request) -> None:
+        m, p = msg.method, msg.params
+        call_id = verto.call_id_of(p)
+        leg = sess.legs.get(call_id)
+        if leg is None:
+            if m == verto.BYE:
+                await self._reply(ws, msg, {"callID": call_id, "message": "CALL ENDED", "sessid": sess.sessid})
+            else:
+                await self._error(ws, msg, verto.INVALID_PARAMS, f"no such call: {call_id}")
+            return
+        call = leg.call
+        base = {"callID": call_id, "sessid": sess.sessid}
+        if m == verto.ANSWER:
+            sdp = p.get("sdp")
+            if leg.role != "b" or not isinstance(sdp, str) or not sdp.strip():
+                raise RemoteProtocolError("answer without an SDP, or for a call this client placed")
+            await self._reply(ws, msg, {**base, "message": "CALL ANSWERED"})
+            call.b_answered(sdp)
+        elif m == verto.ATTACH:
+            sdp = p.get("sdp")
+            if not isinstance(sdp, str) or not sdp.strip():
+                raise RemoteProtocolError("attach without an SDP answer")
+            await self._reply(ws, msg, {**base, "message": "CALL ATTACHED"})
+            self.spawn(call.attach_answered(leg, sdp), f"attach {call_id}")
+        elif m == verto.BYE:
+            bye = verto.ByeParams.parse(p)
+            await self._reply(
+                ws, msg, {**base, "message": "CALL ENDED", "causeCode": bye.cause_code, "cause": bye.cause}
+            )
+            self.spawn(call.end(leg, bye.cause, sip_code=bye.sip_code), f"bye {call_id}")
+        elif m == verto.MODIFY:
+            action = p.get("action")
+            if action not in ("hold", "unhold", "toggleHold"):
+                await self._error(ws, msg, verto.INVALID_PARAMS, f"unsupported modify action: {action!r}")
+                return
+            hold_state = call.modify(leg, action)
+            await self._reply(ws, msg, {**base, "action": action, "holdState": hold_state})
+        elif m == verto.INFO:
+            digits = p.get("dtmf")
+            await self._reply(ws, msg, {**base, "message": "SENT"})
+            if isinstance(digits, str) and digits:
+                self.spawn(call.dtmf(leg, digits), f"dtmf {call_id}")
+        elif m == verto.CANDIDATE:
+            cand = p.get("candidate")
+            await self._reply(ws, msg, {"method": m, **base})
+            if isinstance(cand, str) and cand:
+                mid = p.get("sdpMid")
+                idx = p.get("sdpMLineIndex")
+                self.spawn(
+                    leg.media.add_candidate(
+                        cand, mid if isinstance(mid, str) else None, idx if isinstance(idx, int) else None
+                    ),
+                    f"candidate {call_id}",
+                )
+        elif m == verto.END_OF_CANDIDATES:
+            await self._reply(ws, msg, {"method": m, **base})
+            self.spawn(leg.media.end_of_candidates(), f"eoc {call_id}")
