@@ -151,3 +151,28 @@ def level_dbfs(samples: Frame) -> float:
     if rms <= 1e-6:
         return -120.0
     return max(-120.0, 20.0 * float(np.log10(rms)))
+
+
+class StreamResampler:
+    """Resample a continuous mono s16 stream between two rates, keeping filter state."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
+        self._pts = 0
+        self._time_base = fractions.Fraction(1, in_rate)
+
+    def process(self, samples: Frame) -> Frame:
+        """Feed samples at ``in_rate``; return whatever is ready at ``out_rate``."""
+        if self.in_rate == self.out_rate:
+            return samples
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.in_rate
+        frame.pts = self._pts
+        frame.time_base = self._time_base
+        self._pts += samples.shape[0]
+        parts = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        if not parts:
+            return np.zeros(0, dtype=np.int16)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
