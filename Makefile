@@ -47,7 +47,7 @@ lint: venv  ## ruff and mypy only
 	$(VENV)/bin/ruff check softphone tests
 	$(VENV)/bin/mypy softphone
 
-audio-env:  ## start virtual audio for manual use: eval "$$(make -s audio-env)"
+audio-env:  ## start virtual audio for manual use: eval "$(make -s audio-env)"
 	@tools/virtual-audio.sh start
 
 clean:  ## remove caches and stamps
