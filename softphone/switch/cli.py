@@ -1,0 +1,129 @@
+"""``softphone switch ...``: run the local switch, mint JWTs, list calls and accounts.
+
+Heavy modules (the server, aiortc) are imported inside the commands so that
+``softphone --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="The local Telnyx-compatible switch.", no_args_is_help=True)
+
+AccountsOpt = Annotated[
+    Path | None, typer.Option("--accounts", "-a", help="Accounts TOML file (default: the built-in accounts).")
+]
+
+
+def _accounts(path: Path | None) -> object:
+    from softphone.errors import ConfigError
+    from softphone.switch.accounts import load_accounts
+
+    try:
+        return load_accounts(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8765,
+    accounts: AccountsOpt = None,
+    ping_interval: Annotated[float, typer.Option(help="Seconds between server pings.")] = 30.0,
+    ping_timeout: Annotated[float, typer.Option(help="Drop clients silent for this long (s).")] = 60.0,
+    rate: Annotated[float, typer.Option(help="USD per minute per WebRTC leg.")] = 0.002,
+    records: Annotated[Path | None, typer.Option(help="Call records JSONL file.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve wss://.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+) -> None:
+    """Run the switch until Ctrl-C."""
+    from softphone.switch.accounts import Accounts
+    from softphone.switch.records import default_records_path
+    from softphone.switch.server import Switch
+
+    accts = _accounts(accounts)
+    assert isinstance(accts, Accounts)
+    rec_path = records if records is not None else default_records_path()
+
+    async def run() -> None:
+        sw = Switch(
+            accounts=accts,
+            host=host,
+            port=port,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            rate_per_minute=rate,
+            records_path=rec_path,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
+        async with sw:
+            typer.echo(f"switch listening on {sw.url}")
+            typer.echo(f"accounts: {', '.join(accts.usernames())}")
+            typer.echo(f"call records: {rec_path}")
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        typer.echo("switch stopped")
+
+
+@app.command()
+def token(
+    credential: Annotated[str, typer.Argument(help="Telephony credential username, e.g. gencred1.")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 24 * 3600,
+    accounts: AccountsOpt = None,
+) -> None:
+    """Print a JWT (login_token) for a telephony credential."""
+    from softphone.errors import ConfigError
+    from softphone.switch.accounts import Accounts, token_for
+
+    accts = _accounts(accounts)
+    assert isinstance(accts, Accounts)
+    try:
+        typer.echo(token_for(credential, accts, ttl))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def calls(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    records: Annotated[Path | None, typer.Option(help="Call records JSONL file.")] = None,
+) -> None:
+    """Show the call records (one row per WebRTC leg, with estimated cost)."""
+    from softphone.switch.records import read_records, render_records
+
+    typer.echo(render_records(read_records(records), as_json=as_json))
+
+
+@app.command(name="accounts")
+def accounts_cmd(
+    accounts: AccountsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """List connections and credentials (secrets redacted)."""
+    from softphone.switch.accounts import Accounts
+
+    accts = _accounts(accounts)
+    assert isinstance(accts, Accounts)
+    rows = accts.redacted()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'connection':<12} {'username':<12} {'kind':<10} {'password':<8} {'numbers':<16} inbound")
+    for r in rows:
+        nums = ",".join(r["numbers"])
+        typer.echo(
+            f"{r['connection']:<12} {r['username']:<12} {r['kind']:<10} {r['password']:<8} "
+            f"{nums:<16} {r['inbound_format']}"
+        )
