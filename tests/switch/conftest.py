@@ -43,8 +43,8 @@ class RawClient:
             async with self._new:
                 self._new.notify_all()
 
-    async def send(self, obj: dict[str, Any] | str) -> None:
-        await self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
+    async def send(self, obj: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(obj if isinstance(obj, str | bytes) else json.dumps(obj))
 
     async def wait_for(self, pred: Any, timeout: float = 5.0) -> dict[str, Any]:
         """The first buffered frame matching ``pred`` (removed from the buffer)."""
