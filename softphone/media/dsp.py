@@ -60,7 +60,7 @@ def dominant_frequency(samples: Frame, sample_rate: int = SAMPLE_RATE) -> float:
         denom = a - 2 * b + c
         if denom != 0:
             offset = 0.5 * (a - c) / denom
-    return (k + offset) * sample_rate / x.shape[0]
+    return float((k + offset) * sample_rate / x.shape[0])
 
 
 def split_frames(samples: Frame) -> list[Frame]:

@@ -107,7 +107,7 @@ class Normalizer:
         layout = frame.layout.name
         rate = frame.sample_rate
         if fmt == "s16" and rate == SAMPLE_RATE and layout in ("mono", "stereo"):
-            arr = frame.to_ndarray().reshape(-1)
+            arr: Frame = np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
             if layout == "stereo":
                 pairs = arr.reshape(-1, 2).astype(np.int32)
                 arr = ((pairs[:, 0] + pairs[:, 1]) >> 1).astype(np.int16)
@@ -172,7 +172,9 @@ class StreamResampler:
         frame.pts = self._pts
         frame.time_base = self._time_base
         self._pts += samples.shape[0]
-        parts = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        parts: list[Frame] = [
+            np.asarray(f.to_ndarray(), dtype=np.int16).reshape(-1) for f in self._resampler.resample(frame)
+        ]
         if not parts:
             return np.zeros(0, dtype=np.int16)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -82,6 +82,9 @@ class PeerOptions:
     preference order (names as in SDP: ``opus``, ``PCMU``, ``PCMA``, ``G722``).
     ``gather_timeout`` bounds STUN/TURN gathering in seconds; host candidates
     are immediate. ``relay_only`` mirrors the SDKs' ``forceRelayCandidate``.
+    ``jitter_prefetch`` overrides how many 20 ms frames aiortc's receive jitter
+    buffer holds before releasing one (aiortc's fixed default is 4, about 80 ms
+    of mouth-to-ear delay; 1 suits loopback and LAN). ``None`` keeps aiortc's.
     """
 
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -90,6 +93,7 @@ class PeerOptions:
     codecs: list[str] = field(default_factory=lambda: list(DEFAULT_CODECS))
     gather_timeout: float = 1.0
     relay_only: bool = False
+    jitter_prefetch: int | None = None
 
     @classmethod
     def loopback(cls, **kwargs: Any) -> PeerOptions:
@@ -113,7 +117,7 @@ def _ice_servers(options: PeerOptions) -> list[RTCIceServer]:
 
 def _codec_preferences(names: list[str]) -> list[Any]:
     caps = RTCRtpSender.getCapabilities("audio").codecs
-    prefs = []
+    prefs: list[Any] = []
     for name in names:
         matches = [c for c in caps if c.mimeType.lower() == f"audio/{name.lower()}"]
         if not matches:
@@ -121,6 +125,17 @@ def _codec_preferences(names: list[str]) -> list[Any]:
             raise MediaError(f"unsupported codec {name!r} (supported: {known})")
         prefs.extend(m for m in matches if m not in prefs)
     return prefs
+
+
+def _set_jitter_prefetch(receiver: Any, prefetch: int) -> None:
+    """Replace aiortc's audio jitter buffer (private, name-mangled) before it is used."""
+    from aiortc.jitterbuffer import JitterBuffer
+
+    attr = "_RTCRtpReceiver__jitter_buffer"
+    if hasattr(receiver, attr):
+        setattr(receiver, attr, JitterBuffer(capacity=16, prefetch=max(1, prefetch)))
+    else:  # pragma: no cover - a future aiortc
+        logger.warning("cannot set the jitter buffer on this aiortc version")
 
 
 class MediaPeer:
@@ -172,6 +187,8 @@ class MediaPeer:
         self._pump = ReceiverPump(sink)
         self._transceiver = self._pc.addTransceiver(self._track, direction="sendrecv")
         self._transceiver.setCodecPreferences(self._codec_prefs)
+        if self.options.jitter_prefetch is not None:
+            _set_jitter_prefetch(self._transceiver.receiver, self.options.jitter_prefetch)
         self._state = PeerState.NEW
         self._state_changed = asyncio.Event()
         self._codec: str | None = None
@@ -257,7 +274,7 @@ class MediaPeer:
                     component=component, addresses=addresses, timeout=self.options.gather_timeout
                 )
 
-            conn.get_component_candidates = scoped
+            conn.get_component_candidates = scoped  # type: ignore[method-assign]
 
     async def _set_local(self, description: RTCSessionDescription) -> str:
         self._prepare_gatherers()

@@ -126,7 +126,8 @@ class ToneSource(BaseSource):
             out = np.where((idx % self._period) < self._on, out, 0.0)
         if self._total is not None:
             out = np.where(idx < self._total, out, 0.0)
-        return out.astype(np.int16)
+        result: Frame = out.astype(np.int16)
+        return result
 
 
 class ArraySource(BaseSource):
@@ -331,4 +332,5 @@ class MixSource(BaseSource):
                 acc += frame
         if acc is None:
             return None
-        return np.clip(acc, -32768, 32767).astype(np.int16)
+        mixed: Frame = np.clip(acc, -32768, 32767).astype(np.int16)
+        return mixed

@@ -55,7 +55,7 @@ class LevelMeter:
         self.db = db if db > self.db else max(db, self.db - 1.5)
 
 
-class SourceTrack(MediaStreamTrack):  # type: ignore[misc]
+class SourceTrack(MediaStreamTrack):
     """Outgoing audio track fed by a swappable :class:`AudioSource`."""
 
     kind = "audio"
@@ -141,6 +141,8 @@ class ReceiverPump:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(frame, av.AudioFrame):
+                continue
             try:
                 frames = self._normalizer.convert(frame)
             except (av.error.FFmpegError, ValueError):
