@@ -33,7 +33,7 @@ command -v pulseaudio >/dev/null || missing+=(pulseaudio)
 command -v pactl >/dev/null || missing+=("pactl (pulseaudio-utils)")
 [[ -f tests/conformance/node_modules/@telnyx/webrtc/lib/bundle.js ]] \
   || missing+=("tests/conformance/node_modules (npm ci)")
-if [[ -x $venv/bin/python ]] && ! "$venv/bin/python" -c 'import playwright, pytest_cov' 2>/dev/null; then
+if [[ -x $venv/bin/python ]] && ! "$venv/bin/python" -c 'import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("playwright", "pytest_cov", "websockets")))' 2>/dev/null; then
   missing+=("python packages playwright/pytest-cov (pip install -e '.[dev]')")
 fi
 if ((${#missing[@]})); then
