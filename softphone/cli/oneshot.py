@@ -1,0 +1,292 @@
+"""One-shot commands: ``dial``, ``answer``, ``check`` and ``demo``.
+
+Each logs in, drives one or more calls through :class:`~softphone.phone.Phone` while a
+:class:`~softphone.cli.display.Display` shows them, prints a summary and returns an
+:class:`~softphone.cli.exitcodes.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from softphone.cli.exitcodes import ExitCode, exit_code_for_hangup
+from softphone.cli.runtime import CallOptions, open_phone, run_async
+from softphone.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from softphone.cli.app import Globals
+    from softphone.cli.display import Display
+    from softphone.phone import Phone
+
+__all__ = ["CallOptions", "run_answer", "run_check", "run_demo", "run_dial"]
+
+_UP = ("active", "held")
+
+
+async def until(phone: Phone, predicate: Callable[[Snapshot], bool | None], timeout: float | None,
+                interrupted: asyncio.Event) -> str:
+    """Wait for ``predicate``: "ok", "failed" (predicate said False), "timeout" or "interrupted"."""
+    if interrupted.is_set():
+        return "interrupted"
+    waiter = asyncio.ensure_future(phone.wait_until(predicate, timeout))
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (waiter, stop):
+            t.cancel()
+    if waiter in done and not waiter.cancelled():
+        if waiter.result():
+            return "ok"
+        return "failed" if predicate(phone.snapshot) is False else "timeout"
+    return "interrupted"
+
+
+def _state_is(call_id: str, states: Sequence[str]) -> Callable[[Snapshot], bool | None]:
+    def check(s: Snapshot) -> bool | None:
+        c = s.call(call_id)
+        if c is None:
+            return None
+        if c.state in states:
+            return True
+        return False if c.ended else None
+
+    return check
+
+
+def _ended(call_id: str) -> Callable[[Snapshot], bool | None]:
+    def check(s: Snapshot) -> bool | None:
+        c = s.call(call_id)
+        return True if c is None or c.ended else None
+
+    return check
+
+
+async def _hangup(phone: Phone, call_id: str) -> None:
+    c = phone.snapshot.call(call_id)
+    if c is not None and not c.ended:
+        with contextlib.suppress(Exception):
+            await phone.hangup(call_id)
+        await phone.wait_until(_ended(call_id), 5.0)
+
+
+async def talk(phone: Phone, call_id: str, opts: CallOptions, interrupted: asyncio.Event) -> ExitCode:
+    """An answered call: optional DTMF, then until --duration, the far end hangs up or Ctrl-C."""
+    if opts.dtmf:
+        if await until(phone, _ended(call_id), opts.dtmf_delay, interrupted) == "timeout":
+            await phone.dtmf(opts.dtmf, call_id)
+    outcome = await until(phone, _ended(call_id), opts.duration, interrupted)
+    await _hangup(phone, call_id)
+    return ExitCode.OK if outcome != "interrupted" or _was_answered(phone, call_id) else ExitCode.INTERRUPTED
+
+
+def _was_answered(phone: Phone, call_id: str) -> bool:
+    c = phone.snapshot.call(call_id)
+    return c is not None and c.answered_at is not None
+
+
+async def place_call(phone: Phone, destination: str, opts: CallOptions, wait_answer: float | None,
+                     interrupted: asyncio.Event, headers: Sequence[tuple[str, str]] = ()) -> tuple[str, ExitCode]:
+    """Dial and drive one outbound call to its end; returns (call id, exit code)."""
+    call_id = await phone.dial(destination, headers=headers)
+    outcome = await until(phone, _state_is(call_id, _UP), wait_answer, interrupted)
+    if outcome == "ok":
+        return call_id, await talk(phone, call_id, opts, interrupted)
+    await _hangup(phone, call_id)
+    if outcome == "timeout":
+        return call_id, ExitCode.NO_ANSWER
+    if outcome == "interrupted":
+        return call_id, ExitCode.INTERRUPTED
+    c = phone.snapshot.call(call_id)
+    return call_id, exit_code_for_hangup(c.cause if c else None, c.sip_code if c else None, answered=False)
+
+
+def _summary(phone: Phone, display: Display, call_ids: Sequence[str], code: ExitCode) -> None:
+    from softphone.history import record_for
+    from softphone.ui.panel import render_summary
+
+    snap = phone.snapshot
+    calls = [c for c in (snap.call(i) for i in call_ids) if c is not None]
+    phone.emit("summary", exit_code=int(code), outcome=code.name.lower(),
+               calls=[{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls])
+    if display.verbosity < -1:
+        return
+    for c in calls:
+        display.show(render_summary(c, snap.ts))
+    display.say(f"outcome: {code.name.lower().replace('_', ' ')} (exit {int(code)})")
+
+
+_SUMMARY_KEYS = ("id", "direction", "remote", "duration", "cause", "codec", "mos", "cost")
+
+
+def run_dial(g: Globals, destination: str, opts: CallOptions, *, caller_name: str | None,
+             caller_number: str | None, headers: Sequence[tuple[str, str]], wait_answer: float) -> int:
+    from softphone.cli.display import Display
+
+    async def body(interrupted: asyncio.Event) -> int:
+        async with open_phone(g, opts, caller_name=caller_name, caller_number=caller_number) as phone:
+            display = Display(phone, json=g.json, verbosity=g.verbosity, title=f"softphone dial {destination}")
+            with display:
+                await phone.login()
+                call_id, code = await place_call(phone, destination, opts, wait_answer, interrupted, headers)
+            _summary(phone, display, [call_id], code)
+            return code
+
+    return run_async(g, body)
+
+
+async def _keypress(prompt_phone: Phone) -> str:
+    """Read one key (a / r) from a terminal without waiting for Enter."""
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[str] = loop.create_future()
+
+    def readable() -> None:
+        ch = os.read(fd, 1).decode(errors="ignore").lower()
+        if ch in ("a", "r", "\r", "\n") and not got.done():
+            got.set_result("r" if ch == "r" else "a")
+
+    try:
+        tty.setcbreak(fd)
+        loop.add_reader(fd, readable)
+        return await got
+    finally:
+        loop.remove_reader(fd)
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+
+async def _decide(phone: Phone, call_id: str, auto_answer: float | None, interrupted: asyncio.Event) -> str:
+    """"a" to answer, "r" to reject, "" when the caller gave up or Ctrl-C."""
+    if auto_answer is not None or not sys.stdin.isatty():
+        outcome = await until(phone, _ended(call_id), auto_answer or 0.0, interrupted)
+        return "a" if outcome == "timeout" else ""
+    phone.notice("incoming call: press a to answer, r to reject")
+    key = asyncio.ensure_future(_keypress(phone))
+    gone = asyncio.ensure_future(until(phone, _ended(call_id), None, interrupted))
+    done, _ = await asyncio.wait({key, gone}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (key, gone):
+        t.cancel()
+    phone.notice("")
+    return key.result() if key in done else ""
+
+
+def run_answer(g: Globals, opts: CallOptions, *, auto_answer: float | None, count: int,
+               timeout: float | None) -> int:
+    from softphone.cli.display import Display
+
+    async def body(interrupted: asyncio.Event) -> int:
+        async with open_phone(g, opts) as phone:
+            display = Display(phone, json=g.json, verbosity=g.verbosity, title="softphone answer")
+            handled: list[str] = []
+            code = ExitCode.OK
+            with display:
+                await phone.login()
+                display.say(f"waiting for calls to {phone.snapshot.client.user}")
+                while len(handled) < count:
+                    ringing = await until(phone, lambda s: True if s.ringing_inbound and s.ringing_inbound.id
+                                          not in handled else None, timeout, interrupted)
+                    if ringing != "ok":
+                        code = ExitCode.NO_ANSWER if ringing == "timeout" else ExitCode.INTERRUPTED
+                        break
+                    call = phone.snapshot.ringing_inbound
+                    assert call is not None  # the predicate just saw it
+                    handled.append(call.id)
+                    choice = await _decide(phone, call.id, auto_answer, interrupted)
+                    if choice == "a":
+                        await phone.answer(call.id)
+                        if await until(phone, _state_is(call.id, _UP), 15.0, interrupted) == "ok":
+                            code = await talk(phone, call.id, opts, interrupted)
+                        else:
+                            code = ExitCode.ERROR
+                    elif choice == "r":
+                        await phone.reject(call.id)
+                        code = ExitCode.REJECTED
+                    elif interrupted.is_set():
+                        code = ExitCode.INTERRUPTED
+                    else:
+                        code = ExitCode.NO_ANSWER
+                    if interrupted.is_set():
+                        break
+            _summary(phone, display, handled, code)
+            return code
+
+    return run_async(g, body)
+
+
+def run_check(g: Globals, *, local: bool) -> int:
+    from softphone.cli.display import Display
+
+    async def body(interrupted: asyncio.Event) -> int:
+        async with open_phone(g, CallOptions(local=local, no_audio=True)) as phone:
+            display = Display(phone, json=g.json, verbosity=min(g.verbosity, 0) if not g.json else g.verbosity)
+            display.tty = False
+            with display:
+                await phone.login()
+            c = phone.snapshot.client
+            phone.emit("summary", exit_code=0, outcome="ok", calls=[], user=c.user, gateway_state=c.gateway_state,
+                       dc=c.dc, region=c.region, server=phone.snapshot.socket.url)
+            display.table("check", ("", ""), [
+                ("server", phone.snapshot.socket.url), ("user", c.user), ("client", c.state),
+                ("gateway", c.gateway_state or "-"), ("data centre", c.dc or "-"), ("region", c.region or "-")])
+            return ExitCode.OK
+
+    return run_async(g, body)
+
+
+def run_demo(g: Globals, *, duration: float, no_audio: bool) -> int:
+    from softphone.cli.display import Display
+
+    async def body(interrupted: asyncio.Event) -> int:
+        tone = no_audio
+        note = "using a test tone instead of the microphone (--no-audio)" if no_audio else ""
+        if not no_audio:
+            from softphone.audio import probe_pyaudio
+
+            reason = await asyncio.to_thread(probe_pyaudio)
+            if reason:
+                tone, note = True, f"no usable microphone/speaker ({reason}): sending a test tone instead"
+        opts = CallOptions(local=True, tone=tone)
+        async with open_phone(g, opts) as phone:
+            display = Display(phone, json=g.json, verbosity=g.verbosity, title="softphone demo")
+            if note:
+                display.say(note)
+            ids: list[str] = []
+            with display:
+                await phone.login()
+                display.say(f"logged in to the local switch at {phone.snapshot.socket.url} as demo; calling echo")
+                echo_len = max(1.0, duration - 2.5)
+                call_id, code = await place_call(phone, "echo", CallOptions(duration=echo_len), 10.0, interrupted)
+                ids.append(call_id)
+                if code == ExitCode.OK and not interrupted.is_set():
+                    display.say("now the dtmf service: sending 123#, it plays each digit back")
+                    call_id = await phone.dial("dtmf")
+                    ids.append(call_id)
+                    if await until(phone, _state_is(call_id, _UP), 10.0, interrupted) == "ok":
+                        await phone.dtmf("123#", call_id)
+                        got = await until(phone, lambda s: True if "123#" in (s.call(call_id) or _NONE).dtmf_received
+                                          else None, 5.0, interrupted)
+                        rx = (phone.snapshot.call(call_id) or _NONE).dtmf_received
+                        display.say(f"DTMF received back: {rx or '(none)'}")
+                        if got not in ("ok", "interrupted"):
+                            code = ExitCode.ERROR
+                    await _hangup(phone, call_id)
+            _summary(phone, display, ids, code)
+            return code
+
+    return run_async(g, body)
+
+
+class _NoCall:
+    dtmf_received = ""
+
+
+_NONE = _NoCall()

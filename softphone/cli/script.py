@@ -1,0 +1,108 @@
+"""``softphone run FILE``: command files.
+
+A command file holds the shell's commands (see :mod:`softphone.commands`) one per line,
+``#`` comments and blank lines. It is parsed completely before anything runs, so a
+typo on line 40 fails at once as ``file:40: ...`` (exit USAGE). At run time the first
+failing line stops the file (``--keep-going`` reports it and continues); the exit code
+is that of the first failure: a failed ``wait``/``expect`` gives SCRIPT_FAILED, a login
+or network failure its own code. Calls still up at the end are hung up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from softphone.cli.exitcodes import ExitCode
+from softphone.cli.runtime import CallOptions, exit_code_for_error, open_phone, run_async
+from softphone.commands import CheckFailed, Command, CommandContext, QuitRequested, parse_line
+from softphone.errors import CommandError, SoftphoneError
+
+if TYPE_CHECKING:
+    from softphone.cli.app import Globals
+
+__all__ = ["ScriptLine", "parse_script", "run_script"]
+
+
+class ScriptLine:
+    """One command of a file, with where it came from."""
+
+    __slots__ = ("args", "command", "lineno", "text")
+
+    def __init__(self, lineno: int, text: str, command: Command, args: list[str]) -> None:
+        self.lineno, self.text, self.command, self.args = lineno, text, command, args
+
+
+def parse_script(text: str, name: str) -> list[ScriptLine]:
+    """Parse a whole file; :class:`CommandError` names ``name:line`` of the first bad line."""
+    out: list[ScriptLine] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        try:
+            parsed = parse_line(raw)
+        except CommandError as exc:
+            raise CommandError(f"{name}:{lineno}: {exc}") from None
+        if parsed is not None:
+            out.append(ScriptLine(lineno, raw.strip(), parsed[0], parsed[1]))
+    return out
+
+
+def _code(exc: BaseException) -> ExitCode:
+    if isinstance(exc, CheckFailed):
+        return ExitCode.SCRIPT_FAILED
+    return exit_code_for_error(exc)
+
+
+def run_script(g: Globals, file: Path, *, keep_going: bool, local: bool, no_audio: bool) -> int:
+    from softphone.cli.display import Display
+    from softphone.log import redact
+
+    name = "<stdin>" if str(file) == "-" else str(file)
+    try:
+        text = sys.stdin.read() if name == "<stdin>" else file.read_text(encoding="utf-8")
+        lines = parse_script(text, name)
+    except OSError as exc:
+        print(f"error: {name}: {exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+
+    async def body(interrupted: asyncio.Event) -> int:
+        async with open_phone(g, CallOptions(local=local, no_audio=no_audio)) as phone:
+            display = Display(phone, json=g.json, verbosity=g.verbosity, title=f"softphone run {name}")
+            ctx = CommandContext(phone=phone, say=display.say, table=display.table)
+            first_failure = ExitCode.OK
+            with display:
+                for line in lines:
+                    if interrupted.is_set():
+                        first_failure = first_failure or ExitCode.INTERRUPTED
+                        break
+                    phone.emit("script.line", file=name, line=line.lineno, command=redact(line.text))
+                    try:
+                        await _run(line, ctx, interrupted)
+                    except QuitRequested:
+                        break
+                    except (SoftphoneError, OSError, TimeoutError) as exc:
+                        display.error(f"{name}:{line.lineno}: {exc}")
+                        first_failure = first_failure or _code(exc)
+                        if not keep_going:
+                            break
+                await phone.hangup_all()
+            return first_failure
+
+    return run_async(g, body)
+
+
+async def _run(line: ScriptLine, ctx: CommandContext, interrupted: asyncio.Event) -> None:
+    work = asyncio.ensure_future(line.command.handler(ctx, line.args))
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        done, _ = await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if work in done:
+        work.result()
+    else:
+        work.cancel()
