@@ -3,7 +3,7 @@
 Billing: each WebRTC leg costs ``rate_per_minute`` (default $0.002) for the time it
 was **answered** (answer to end), billed **per started second**: 61.2 s is billed as
 62 s, i.e. ``ceil(duration) * rate / 60``. Unanswered legs cost nothing. Costs are
-rounded to 6 decimals.
+rounded to 9 decimals.
 
 Default file: ``<platformdirs user data dir>/softphone/switch-calls.jsonl``.
 """
@@ -31,7 +31,7 @@ def billed_cost(duration_s: float, rate_per_minute: float) -> float:
     """Cost of an answered leg: per started second at ``rate_per_minute``."""
     if duration_s <= 0:
         return 0.0
-    return round(math.ceil(duration_s - 1e-9) * rate_per_minute / 60.0, 6)
+    return round(math.ceil(duration_s - 1e-9) * rate_per_minute / 60.0, 9)
 
 
 def _iso(ts: float | None) -> str | None:
