@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from proto_util import SDP, err, inbound_ringing, last_request, logged_in, make_session, of, outbound_active, ready, req, res, sent
+from proto_util import (
+    SDP,
+    err,
+    inbound_ringing,
+    last_request,
+    logged_in,
+    make_session,
+    of,
+    outbound_active,
+    ready,
+    req,
+    res,
+    sent,
+)
 
 from softphone.errors import LocalProtocolError
 from softphone.protocol import events as ev

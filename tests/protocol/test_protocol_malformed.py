@@ -88,7 +88,8 @@ def test_deep_nesting(opener: str) -> None:
     sess.receive_text(opener * 100_000 + "1" + closer * 100_000)
     assert of(sess.events_received(), ev.ProtocolViolation)
     # nesting just at the limit still parses; brackets inside strings do not count
-    ok = '{"jsonrpc":"2.0","id":1,"method":"x","params":' + '{"a":' * (MAX_DEPTH - 2) + "1" + "}" * (MAX_DEPTH - 2) + "}"
+    inner = '{"a":' * (MAX_DEPTH - 2) + "1" + "}" * (MAX_DEPTH - 2)
+    ok = '{"jsonrpc":"2.0","id":1,"method":"x","params":' + inner + "}"
     assert isinstance(parse_message(ok), Request)
     quoted = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"s": "[[[{{{\\\"" * 100}})
     assert isinstance(parse_message(quoted), Request)

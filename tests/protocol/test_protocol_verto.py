@@ -71,7 +71,9 @@ def test_invite_and_bye_params_parse() -> None:
     inv = v.InviteParams.parse(params)
     assert (inv.call_id, inv.caller_name, inv.callee_number, inv.client_state) == ("K", "B", "2", "cs")
     assert inv.ids == v.TelnyxIds("c", "s", "l") and inv.custom_headers == (("X-H", "v"),)
-    assert v.InviteParams.parse({"callID": "K", "sdp": SDP, "clientState": "x", "caller_id_number": 123}).caller_number == "123"
+    inv = v.InviteParams.parse({"callID": "K", "sdp": SDP, "clientState": "x", "caller_id_number": 123,
+                                "callee_id_name": None})
+    assert (inv.caller_number, inv.client_state, inv.callee_name) == ("123", "x", "")
     with pytest.raises(RemoteProtocolError):
         v.InviteParams.parse({"callID": "K"})
     bye = v.ByeParams.parse(v.server_bye_params("K", "USER_BUSY"))
