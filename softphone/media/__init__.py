@@ -108,7 +108,45 @@ _EXPORTS = {
     "Frame": "frames",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "FRAME_SAMPLES",
+    "SAMPLE_RATE",
+    "ArraySource",
+    "AudioDevice",
+    "AudioSink",
+    "AudioSource",
+    "BufferSink",
+    "CallbackSink",
+    "DtmfDetector",
+    "FileSource",
+    "Frame",
+    "MediaPeer",
+    "MediaStats",
+    "MixSource",
+    "NullSink",
+    "NullSource",
+    "PeerOptions",
+    "PeerState",
+    "PushSource",
+    "PyAudioSink",
+    "PyAudioSource",
+    "TeeSink",
+    "ToneSource",
+    "WavRecorder",
+    "busy_tone",
+    "detect_dtmf",
+    "dominant_frequency",
+    "dtmf_samples",
+    "dtmf_source",
+    "find_device",
+    "hold_tone",
+    "level_dbfs",
+    "list_devices",
+    "mos",
+    "quality_label",
+    "ringback_tone",
+    "ringtone",
+]
 
 if TYPE_CHECKING:
     from softphone.media.devices import AudioDevice, find_device, list_devices

@@ -93,7 +93,7 @@ def open_pyaudio() -> Any:
 def _devices(pa: Any) -> list[AudioDevice]:
     try:
         default_in = int(pa.get_default_input_device_info()["index"])
-    except (OSError, OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError):
         default_in = -1
     try:
         default_out = int(pa.get_default_output_device_info()["index"])

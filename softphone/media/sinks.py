@@ -13,7 +13,7 @@ import threading
 import wave
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -155,9 +155,10 @@ class WavRecorder(BaseSink):
         self.path = Path(path)
         self.stereo = stereo_both_sides
         try:
-            self._wav: wave.Wave_write | None = wave.open(str(self.path), "wb")
+            self._file: BinaryIO | None = open(self.path, "wb")
         except OSError as exc:
             raise MediaError(f"cannot record to {self.path}: {exc}") from exc
+        self._wav: wave.Wave_write | None = wave.open(self._file, "wb")
         self._wav.setnchannels(2 if self.stereo else 1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)
@@ -190,6 +191,9 @@ class WavRecorder(BaseSink):
             if self._wav is not None:
                 self._wav.close()
                 self._wav = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
     async def stop(self) -> None:
         """Finish the file."""
