@@ -50,6 +50,11 @@ early      +15550001006                    ringback as early media (``telnyx_rtc
 reject     +15550001007                    bye CALL_REJECTED (21) / SIP 603
 =========  ==============================  ================================================
 
+Call records: one :class:`CallRecord` per WebRTC leg (parties, start/answer/end,
+duration, cause, codec, cost), in ``Switch.records`` and appended to ``records_path``
+as JSONL. Cost = ``rate_per_minute`` (default $0.002) per answered leg, billed per
+started second (``ceil(seconds) * rate / 60``).
+
 Failures: unknown destination -> bye UNALLOCATED_NUMBER / 404; a known user with no
 registered client (or a number on an ``e164`` connection) -> USER_NOT_REGISTERED / 480.
 """

@@ -273,6 +273,12 @@ class Switch:
     def _detach(self, sess: Session) -> None:
         sess.ws = None
         self._registry.unregister(sess.sessid)
+        for leg in list(sess.legs.values()):
+            if leg.call.answered_at is None:
+                # A call still ringing cannot wait for a reconnect: end it now.
+                sess.legs.pop(leg.call_id, None)
+                cause = "ORIGINATOR_CANCEL" if leg is leg.call.a else "NORMAL_TEMPORARY_FAILURE"
+                self.spawn(leg.call.end(leg, cause), f"drop-unanswered {leg.call_id}")
         if sess.legs:
             loop = asyncio.get_running_loop()
             sess.expiry = loop.call_later(REATTACH_WINDOW_S, self._expire, sess)

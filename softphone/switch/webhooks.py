@@ -1,0 +1,237 @@
+"""Webhook delivery for Call Control applications (Telnyx's event envelope, stdlib HTTP).
+
+Every event is POSTed as JSON in Telnyx's shape::
+
+    {"data": {"event_type": "call.initiated", "id": "<uuid>", "occurred_at": "<ISO 8601>",
+              "record_type": "event", "payload": {"call_control_id": ..., ...}},
+     "meta": {"attempt": 1, "delivered_to": "http://127.0.0.1:9000/webhooks"}}
+
+Delivery: one ordered queue per connection (a backend sees a call's events in the order
+they happened), up to :data:`TRIES` attempts with exponential backoff on a connection
+error or a non-2xx status, then the same on the failover URL; an event that still fails
+is logged and dropped (recorded in :attr:`WebhookSender.deliveries`).
+
+Only loopback URLs are allowed unless the sender was built with ``allow_remote=True``:
+the local switch must not be turned into a way to POST to arbitrary hosts.
+
+HTTP is a few lines on asyncio streams (HTTP/1.1, ``Connection: close``), so no client
+library is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+TRIES = 3
+"""Attempts per URL before giving up on it (then the failover URL gets as many)."""
+BACKOFF_S = 0.25
+"""Delay before the 2nd attempt; doubled for each further one."""
+POST_TIMEOUT_S = 5.0
+"""Time allowed for one POST (connect, send, read the status line)."""
+
+
+class WebhookURLError(ValueError):
+    """A webhook URL the switch refuses to call (bad scheme, or not loopback)."""
+
+
+def check_url(url: str, *, allow_remote: bool = False) -> tuple[str, int, str]:
+    """``(host, port, path)`` of an ``http://`` URL; loopback hosts only unless ``allow_remote``."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise WebhookURLError(f"webhook URL must be http://host[:port]/path: {url!r}")
+    host = parts.hostname
+    if not allow_remote and not _is_loopback(host):
+        raise WebhookURLError(f"webhook host {host!r} is not loopback (allow_remote_webhooks to permit it)")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return host, parts.port or 80, path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def iso_now(ts: float | None = None) -> str:
+    """An ISO 8601 UTC timestamp with microseconds, as Telnyx's ``occurred_at``."""
+    when = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def build_event(event_type: str, payload: dict[str, Any], *, event_id: str, occurred_at: str) -> dict[str, Any]:
+    """The ``data`` part of a webhook (``meta`` is added per delivery attempt)."""
+    return {
+        "event_type": event_type,
+        "id": event_id,
+        "occurred_at": occurred_at,
+        "record_type": "event",
+        "payload": payload,
+    }
+
+
+async def post_json(
+    url: str, body: dict[str, Any], *, allow_remote: bool = False, timeout: float = POST_TIMEOUT_S
+) -> int:
+    """POST ``body`` as JSON; returns the HTTP status (raises ``OSError``/``TimeoutError``)."""
+    host, port, path = check_url(url, allow_remote=allow_remote)
+    data = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"User-Agent: softphone-switch\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+    async def run() -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(head + data)
+            await writer.drain()
+            status_line = await reader.readline()
+            fields = status_line.decode("latin-1").split()
+            if len(fields) < 2 or not fields[1].isdigit():
+                raise ConnectionError(f"bad HTTP status line: {status_line!r}")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.read(), 1.0)  # drain, so the server's write succeeds
+            return int(fields[1])
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    return await asyncio.wait_for(run(), timeout)
+
+
+@dataclass
+class Delivery:
+    """What happened to one event (for inspection and tests)."""
+
+    event_type: str
+    event_id: str
+    url: str = ""
+    attempts: int = 0
+    status: int | None = None
+    delivered: bool = False
+    error: str = ""
+
+
+@dataclass
+class _Target:
+    url: str
+    failover_url: str
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    worker: asyncio.Task[None] | None = None
+
+
+class WebhookSender:
+    """Ordered, retried webhook delivery, one queue per (url, failover) pair."""
+
+    def __init__(
+        self,
+        *,
+        allow_remote: bool = False,
+        tries: int = TRIES,
+        backoff_s: float = BACKOFF_S,
+        new_id: Callable[[], str] | None = None,
+        clock: Callable[[], str] | None = None,
+    ) -> None:
+        self.allow_remote = allow_remote
+        self.tries = max(1, tries)
+        self.backoff_s = backoff_s
+        self._new_id = new_id or (lambda: str(uuid.uuid4()))
+        self._clock = clock or iso_now
+        self._targets: dict[tuple[str, str], _Target] = {}
+        self.deliveries: list[Delivery] = []
+        """Every event sent (oldest first), with its outcome once known."""
+        self.events: list[dict[str, Any]] = []
+        """Every event's ``data`` object, in the order they were queued."""
+
+    def send(self, url: str, failover_url: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Queue an event for ``url`` (no-op when ``url`` is empty); returns its ``data``."""
+        data = build_event(event_type, payload, event_id=self._new_id(), occurred_at=self._clock())
+        self.events.append(data)
+        if not url:
+            return data
+        key = (url, failover_url)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = _Target(url, failover_url)
+        if target.worker is None or target.worker.done():
+            target.worker = asyncio.get_running_loop().create_task(self._work(target), name=f"webhooks {url}")
+        target.queue.put_nowait(data)
+        return data
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every queued event has been delivered or given up on."""
+
+        async def wait_all() -> None:
+            for target in list(self._targets.values()):
+                await target.queue.join()
+
+        await asyncio.wait_for(wait_all(), timeout)
+
+    async def close(self) -> None:
+        """Stop the delivery workers (undelivered events are dropped)."""
+        workers = [t.worker for t in self._targets.values() if t.worker is not None]
+        for w in workers:
+            w.cancel()
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+        self._targets.clear()
+
+    async def _work(self, target: _Target) -> None:
+        while True:
+            data = await target.queue.get()
+            try:
+                await self._deliver(target, data)
+            except Exception:  # a broken event must not stop the queue
+                logger.exception("webhook delivery failed")
+            finally:
+                target.queue.task_done()
+
+    async def _deliver(self, target: _Target, data: dict[str, Any]) -> None:
+        record = Delivery(data["event_type"], data["id"])
+        self.deliveries.append(record)
+        for url in (target.url, target.failover_url):
+            if not url:
+                continue
+            record.url = url
+            delay = self.backoff_s
+            for attempt in range(1, self.tries + 1):
+                record.attempts += 1
+                body = {"data": data, "meta": {"attempt": attempt, "delivered_to": url}}
+                try:
+                    status = await post_json(url, body, allow_remote=self.allow_remote)
+                except WebhookURLError as exc:
+                    record.error = str(exc)
+                    logger.warning("webhook %s not sent: %s", data["event_type"], exc)
+                    break
+                except (OSError, TimeoutError, ConnectionError) as exc:
+                    record.error = f"{type(exc).__name__}: {exc}"
+                    status = None
+                record.status = status
+                if status is not None and 200 <= status < 300:
+                    record.delivered = True
+                    record.error = ""
+                    return
+                if status is not None:
+                    record.error = f"HTTP {status}"
+                if attempt < self.tries:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+        logger.warning("webhook %s %s undelivered: %s", data["event_type"], data["id"], record.error)
