@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from softphone.errors import CommandError
 from softphone.history import CallHistory, record_for
-from softphone.snapshot import CallSnapshot, ClientSnapshot, PhoneEvent, Snapshot, SocketSnapshot, replace
+from softphone.snapshot import CallSnapshot, PhoneEvent, Snapshot, replace
 
 if TYPE_CHECKING:
     from softphone.call import Call
@@ -161,7 +161,8 @@ class Phone:
             if self._ticks % STATS_EVERY == 0:
                 for call in self._snap.calls:
                     if call.state in ("active", "held"):
-                        self._publish_event(PhoneEvent("call.stats", self._snap.ts, call.id, _stats_data(call, self._snap.ts)))
+                        data = _stats_data(call, self._snap.ts)
+                        self._publish_event(PhoneEvent("call.stats", self._snap.ts, call.id, data))
 
     # --- client -----------------------------------------------------------------------
 
@@ -260,8 +261,9 @@ class Phone:
                 self._sync_call(call)
                 if name == "call.incoming" or (name == "call.created" and data.get("direction") == "inbound"):
                     self._set(current=self._snap.current or call.id)
-                    if name == "call.incoming":
-                        self._set(notice=f"incoming call from {self._snap.call(call.id).remote if self._snap.call(call.id) else '?'}")  # noqa: E501
+                    ringing = self._snap.call(call.id)
+                    if name == "call.incoming" and ringing is not None:
+                        self._set(notice=f"incoming call from {ringing.remote or '?'}: a answer, r reject")
         self._publish_event(PhoneEvent(name, event.ts, event.call_id, data))
 
     def _find_call_object(self, call_id: str) -> Call | None:

@@ -1,0 +1,24 @@
+"""The shell's persistent history file, which never stores a credential."""
+
+from __future__ import annotations
+
+from prompt_toolkit.history import FileHistory
+
+from softphone.commands import is_secret_line
+
+__all__ = ["SafeFileHistory", "keep_in_history"]
+
+
+def keep_in_history(line: str) -> bool:
+    """False for lines carrying a password or token (``login USER PASSWORD``, JWTs, ``password=...``)."""
+    from softphone.log import redact
+
+    return bool(line.strip()) and not is_secret_line(line) and redact(line) == line
+
+
+class SafeFileHistory(FileHistory):
+    """A :class:`FileHistory` that drops secret lines before they reach the disk or the session."""
+
+    def append_string(self, string: str) -> None:
+        if keep_in_history(string):
+            super().append_string(string)
