@@ -37,12 +37,15 @@ def silence() -> Frame:
     return _SILENCE
 
 
-def to_av_frame(samples: Frame, pts: int) -> av.AudioFrame:
-    """Wrap one engine frame in an :class:`av.AudioFrame` with full timing."""
+def to_av_frame(samples: Frame, pts: int, sample_rate: int = SAMPLE_RATE) -> av.AudioFrame:
+    """Wrap mono s16 samples in an :class:`av.AudioFrame` with full timing.
+
+    ``pts`` counts samples at ``sample_rate`` (time base ``1/sample_rate``).
+    """
     frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = SAMPLE_RATE
+    frame.sample_rate = sample_rate
     frame.pts = pts
-    frame.time_base = TIME_BASE
+    frame.time_base = TIME_BASE if sample_rate == SAMPLE_RATE else fractions.Fraction(1, sample_rate)
     return frame
 
 
@@ -100,6 +103,7 @@ class Normalizer:
         self._assembler = FrameAssembler()
         self._resampler: Any = None
         self._resampler_key: tuple[str, str, int] | None = None
+        self._fixed: FrameResampler | None = None
 
     def convert(self, frame: av.AudioFrame) -> list[Frame]:
         """Convert one decoded frame; returns zero or more complete engine frames."""
@@ -112,6 +116,12 @@ class Normalizer:
                 pairs = arr.reshape(-1, 2).astype(np.int32)
                 arr = ((pairs[:, 0] + pairs[:, 1]) >> 1).astype(np.int16)
             return self._assembler.push(arr)
+        if fmt == "s16" and layout == "mono" and SAMPLE_RATE % rate == 0:
+            # PCMU/PCMA (8 kHz) and friends: a low-delay per-frame resampler.
+            if self._fixed is None or self._fixed.in_rate != rate:
+                self._fixed = FrameResampler(rate, SAMPLE_RATE)
+            arr = np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
+            return self._assembler.push(self._fixed.process(arr))
         key = (fmt, layout, rate)
         if self._resampler is None or key != self._resampler_key:
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
@@ -178,3 +188,35 @@ class StreamResampler:
         if not parts:
             return np.zeros(0, dtype=np.int16)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class FrameResampler:
+    """Per-frame resampler with minimal delay: N samples in, exactly N*out/in out.
+
+    libswresample holds back its filter delay, so its first output is short (864
+    of 960 samples for 8 kHz -> 48 kHz); cutting such a stream into fixed frames
+    then delays every frame by almost a whole frame. Here the first output is
+    padded at the front instead, so the added delay is only the filter's own
+    (about 2 ms). Used on the PCMU/PCMA paths in both directions.
+    """
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._stream = StreamResampler(in_rate, out_rate)
+        self._fifo: Frame = np.zeros(0, dtype=np.int16)
+        self._started = False
+
+    def process(self, samples: Frame) -> Frame:
+        """Resample one block; the result has exactly ``len(samples) * out / in`` samples."""
+        need = samples.shape[0] * self.out_rate // self.in_rate
+        out = self._stream.process(samples)
+        if not self._started:
+            self._started = True
+            if out.shape[0] < need:
+                out = np.concatenate((np.zeros(need - out.shape[0], dtype=np.int16), out))
+        fifo = np.concatenate((self._fifo, out)) if self._fifo.shape[0] else out
+        if fifo.shape[0] < need:  # should not happen after the first block
+            fifo = np.concatenate((np.zeros(need - fifo.shape[0], dtype=np.int16), fifo))
+        self._fifo = fifo[need:]
+        return fifo[:need]

@@ -350,6 +350,8 @@ class MediaPeer:
     def _note_codec(self, answer_sdp: str) -> None:
         codec = sdputil.first_audio_codec(answer_sdp)
         self._codec = f"{codec[0]}/{codec[1]}" if codec else None
+        if codec is not None and codec[0].upper() in ("PCMU", "PCMA"):
+            self._track.set_send_rate(8000)
 
     @property
     def local_sdp(self) -> str | None:

@@ -24,6 +24,7 @@ from softphone.media.frames import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
     Frame,
+    FrameResampler,
     Normalizer,
     level_dbfs,
     silence,
@@ -73,6 +74,20 @@ class SourceTrack(MediaStreamTrack):
         self.frames_sent = 0
         self._start: float | None = None
         self._pts = 0
+        self._send_rate = SAMPLE_RATE
+        self._downsampler: FrameResampler | None = None
+
+    def set_send_rate(self, rate: int) -> None:
+        """Hand the encoder frames at ``rate`` (8000 for PCMU/PCMA) instead of 48 kHz.
+
+        aiortc's G.711 encoder resamples with libswresample and a fixed 160-sample
+        frame size, which delays every packet by about 18 ms; resampling here
+        with :class:`FrameResampler` avoids that. Call before media flows.
+        """
+        if rate == SAMPLE_RATE or SAMPLE_RATE % rate:
+            self._send_rate, self._downsampler = SAMPLE_RATE, None
+        else:
+            self._send_rate, self._downsampler = rate, FrameResampler(SAMPLE_RATE, rate)
 
     async def recv(self) -> av.AudioFrame:
         """Return the next 20 ms frame, paced to real time."""
@@ -103,6 +118,9 @@ class SourceTrack(MediaStreamTrack):
         if self.tap is not None:
             self.tap.write_frame(data)
         self.frames_sent += 1
+        if self._downsampler is not None:
+            ratio = SAMPLE_RATE // self._send_rate
+            return to_av_frame(self._downsampler.process(data), self._pts // ratio, self._send_rate)
         return to_av_frame(data, self._pts)
 
 
