@@ -16,12 +16,10 @@ import asyncio
 import statistics
 import time
 
-import numpy as np
-
-from softphone.media.frames import FRAME_SAMPLES, Frame, level_dbfs
+from softphone.media.frames import Frame, level_dbfs
 from softphone.media.peer import MediaPeer, PeerOptions
 from softphone.media.sinks import BufferSink, NullSink
-from softphone.media.sources import NullSource, ToneSource
+from softphone.media.sources import ToneSource
 
 
 async def connect(codec: str, **opts: object) -> tuple[MediaPeer, MediaPeer, float]:
@@ -124,7 +122,10 @@ async def main() -> None:
     args = ap.parse_args()
     for codec in ("opus", "PCMU"):
         conn, first = await setup_times(codec, args.runs)
-        print(f"{codec:5} offer->connected {conn:6.1f} ms   offer->first audio {first:6.1f} ms  (median of {args.runs})")
+        print(
+            f"{codec:5} offer->connected {conn:6.1f} ms   offer->first audio {first:6.1f} ms"
+            f"  (median of {args.runs})"
+        )
     for codec in ("opus", "PCMU"):
         for prefetch in (None, 1):
             d = await mouth_to_ear(codec, prefetch)
@@ -133,7 +134,6 @@ async def main() -> None:
     total = await cpu(args.cpu_seconds)
     print(f"two-way Opus call, both peers in one process: {total:.1f} % of one core "
           f"(~{total / 2:.1f} % per side)")
-    _ = (np, NullSource, FRAME_SAMPLES)
 
 
 if __name__ == "__main__":
