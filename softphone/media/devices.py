@@ -90,7 +90,8 @@ def open_pyaudio() -> Any:
         raise MediaError(f"cannot initialise PortAudio: {exc}") from exc
 
 
-def _devices(pa: Any) -> list[AudioDevice]:
+def devices_of(pa: Any) -> list[AudioDevice]:
+    """Enumerate devices of an open ``pyaudio.PyAudio`` instance (call under :func:`quiet_stderr`)."""
     try:
         default_in = int(pa.get_default_input_device_info()["index"])
     except (OSError, KeyError, ValueError):
@@ -134,7 +135,7 @@ def list_devices() -> list[AudioDevice]:
     pa = open_pyaudio()
     try:
         with quiet_stderr():
-            return _devices(pa)
+            return devices_of(pa)
     finally:
         with quiet_stderr():
             pa.terminate()

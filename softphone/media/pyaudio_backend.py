@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from softphone.errors import DeviceBusy, MediaError
-from softphone.media.devices import AudioDevice, Direction, find_device, open_pyaudio, quiet_stderr
+from softphone.media.devices import (
+    AudioDevice,
+    Direction,
+    devices_of,
+    find_device,
+    open_pyaudio,
+    quiet_stderr,
+)
 from softphone.media.frames import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
@@ -100,9 +107,7 @@ class _Stream:
         pa = open_pyaudio()
         try:
             with quiet_stderr():
-                from softphone.media.devices import _devices
-
-                devices = _devices(pa)
+                devices = devices_of(pa)
             dev = find_device(self.device_spec, self.direction, devices)
             max_ch = dev.max_input_channels if self.direction == "input" else dev.max_output_channels
             last_exc: Exception | None = None
