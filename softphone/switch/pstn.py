@@ -81,6 +81,8 @@ class PstnEndpoint:
         self.closed = False
         self.frames_out = 0
         self.frames_in = 0
+        self.echo = False
+        """Say back what was heard (the ``echo`` service)."""
 
     codec = "pstn/8000"
 
@@ -102,12 +104,12 @@ class PstnEndpoint:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while not self.closed:
-            said = self.source.read_frame()
+            heard = self.mix.read_frame()
+            said = heard if self.echo else self.source.read_frame()
             receiver = self._receiver
             if said is not None and receiver is not None:
                 self.frames_out += 1
                 receiver(said)
-            heard = self.mix.read_frame()
             frame = heard if heard is not None else silence()
             if heard is not None:
                 self.frames_in += 1

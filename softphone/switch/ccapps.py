@@ -1,0 +1,128 @@
+"""Call Control settings: which connections are Call Control applications, and options.
+
+In the accounts TOML a connection becomes a Call Control application by naming a
+webhook (and optionally a failover webhook and an API key for the commands API)::
+
+    [call_control]
+    api_port = 8766              # the commands API (http://127.0.0.1:8766/v2/...)
+    park_timeout_secs = 60       # a parked call nobody commands ends (RECOVERY_ON_TIMER_EXPIRE / 408)
+
+    [[connection]]
+    id = "app"
+    password = "app-secret"
+    numbers = ["+13125550150"]
+    webhook_url = "http://127.0.0.1:9000/webhooks"
+    webhook_failover_url = "http://127.0.0.1:9001/webhooks"
+    api_key = "KEYlocal123"
+
+A connection without ``api_key`` accepts any (or no) bearer token: the API listens on
+loopback only. Webhook URLs must be loopback unless ``allow_remote_webhooks = true``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from softphone.errors import ConfigError
+from softphone.switch.accounts import Accounts
+from softphone.switch.webhooks import WebhookURLError, check_url
+
+DEFAULT_API_PORT = 8766
+DEFAULT_PARK_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class CallControlApp:
+    """A connection's Call Control settings."""
+
+    connection_id: str
+    webhook_url: str = ""
+    webhook_failover_url: str = ""
+    api_key: str = ""
+
+
+@dataclass
+class CallControlOptions:
+    """Engine options (see the module docstring)."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    park_timeout: float = DEFAULT_PARK_TIMEOUT_S
+    ringback: str = "early"
+    """``early`` (ringback as early media) or ``ringing`` (``telnyx_rtc.ringing`` only: local ringback)."""
+    allow_remote_webhooks: bool = False
+    webhook_tries: int = 3
+    webhook_backoff: float = 0.25
+    dial_timeout: float = 30.0
+    outside_ring_s: float = 1.0
+    """How long a simulated outside number rings before it answers."""
+
+
+def apps_from_accounts(accounts: Accounts) -> dict[str, CallControlApp]:
+    """Apps for connections that carry a ``webhook_url`` in :class:`Accounts` (no failover/key)."""
+    return {c.id: CallControlApp(c.id, c.webhook_url) for c in accounts.connections if c.webhook_url}
+
+
+def apps_from_dict(
+    data: dict[str, Any], *, path: str = "<accounts>", allow_remote: bool = False
+) -> dict[str, CallControlApp]:
+    """Apps from decoded accounts TOML (``webhook_url``, ``webhook_failover_url``, ``api_key``)."""
+    apps: dict[str, CallControlApp] = {}
+    raw = data.get("connection", [])
+    if not isinstance(raw, list):
+        return apps
+    for i, conn in enumerate(raw):
+        if not isinstance(conn, dict) or not isinstance(conn.get("id"), str):
+            continue
+        values: dict[str, str] = {}
+        for key in ("webhook_url", "webhook_failover_url", "api_key"):
+            v = conn.get(key, "")
+            if not isinstance(v, str):
+                raise ConfigError(f"connection[{i}]: {key} must be a string", path=path, key=key)
+            values[key] = v
+        for key in ("webhook_url", "webhook_failover_url"):
+            if values[key]:
+                try:
+                    check_url(values[key], allow_remote=allow_remote)
+                except WebhookURLError as exc:
+                    raise ConfigError(f"connection[{i}]: {exc}", path=path, key=key) from exc
+        if any(values.values()):
+            apps[conn["id"]] = CallControlApp(
+                conn["id"], values["webhook_url"], values["webhook_failover_url"], values["api_key"]
+            )
+    return apps
+
+
+def options_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> CallControlOptions:
+    """The ``[call_control]`` table."""
+    table = data.get("call_control", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[call_control] must be a table", path=path)
+    opts = CallControlOptions()
+    port = table.get("api_port", opts.api_port)
+    timeout = table.get("park_timeout_secs", opts.park_timeout)
+    ringback = table.get("ringback", opts.ringback)
+    remote = table.get("allow_remote_webhooks", False)
+    if not isinstance(port, int) or not 0 <= port < 65536:
+        raise ConfigError("call_control.api_port must be a port number", path=path, key="api_port")
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError("call_control.park_timeout_secs must be > 0", path=path, key="park_timeout_secs")
+    if ringback not in ("early", "ringing"):
+        raise ConfigError("call_control.ringback must be 'early' or 'ringing'", path=path, key="ringback")
+    opts.api_port, opts.park_timeout, opts.ringback = port, float(timeout), ringback
+    opts.allow_remote_webhooks = remote is True
+    return opts
+
+
+def load_call_control(path: str | Path) -> tuple[dict[str, CallControlApp], CallControlOptions]:
+    """Apps and options from an accounts TOML file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read accounts file: {exc}", path=str(p)) from exc
+    opts = options_from_dict(data, path=str(p))
+    return apps_from_dict(data, path=str(p), allow_remote=opts.allow_remote_webhooks), opts

@@ -1,0 +1,380 @@
+"""Call Control commands, named after Telnyx's Voice API actions.
+
+Each takes the engine, the leg and the JSON body, and returns the ``data`` of the
+response (``{"result": "ok"}`` for actions), or raises
+:class:`~softphone.switch.callcontrol.CommandError`. Every command accepts
+``client_state`` (base64 by convention), which then rides on the leg's later webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from softphone.errors import MediaError
+from softphone.switch.callcontrol import CommandError, gone
+from softphone.switch.conference import Conference
+from softphone.switch.pstn import audio_source
+
+if TYPE_CHECKING:
+    from softphone.media.sources import AudioSource
+    from softphone.switch.callcontrol import CallControl
+    from softphone.switch.cclegs import CCLeg
+
+OK: dict[str, Any] = {"result": "ok"}
+
+
+def _bad(param: str, detail: str) -> CommandError:
+    return CommandError(422, "10015", f"Invalid value for {param}", detail)
+
+
+def _str(body: dict[str, Any], key: str, default: str = "") -> str:
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise _bad(key, f"{key} must be a string")
+    return v
+
+
+def _num(body: dict[str, Any], key: str, default: float) -> float:
+    v = body.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _bad(key, f"{key} must be a number")
+    return float(v)
+
+
+def _alive(leg: CCLeg) -> None:
+    if not leg.alive:
+        raise gone(leg)
+
+
+def _state(leg: CCLeg, body: dict[str, Any]) -> None:
+    cs = body.get("client_state")
+    if isinstance(cs, str) and cs:
+        leg.client_state = cs
+
+
+# --- answer / hangup -------------------------------------------------------------------
+
+
+async def answer(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    if leg.direction != "incoming":
+        raise CommandError(422, "90015", "Call is not incoming", "only incoming legs can be answered")
+    if leg.answered_at is not None:
+        return OK
+    await answer_leg(cc, leg)
+    return OK
+
+
+async def answer_leg(cc: CallControl, leg: CCLeg) -> None:
+    """Answer an incoming leg (WebRTC: ``telnyx_rtc.answer``, SDP omitted after early media)."""
+    cc.unpark(leg)
+    cc.stop_ringback(leg)
+    if leg.wire is not None:
+        ring = leg.extras.get("ring_task")
+        if isinstance(ring, asyncio.Task):
+            await ring
+        if not await leg.wire.answer_a(with_sdp=not leg.early):
+            raise gone(leg)
+    cc.mark_answered(leg)
+
+
+async def hangup(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    await cc.hangup_leg(leg, "NORMAL_CLEARING")
+    return OK
+
+
+# --- bridge / transfer -------------------------------------------------------------------
+
+
+async def bridge(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    other_id = _str(body, "call_control_id")
+    queue_name = _str(body, "queue")
+    if other_id:
+        other = cc.leg(other_id)
+    elif queue_name:
+        q = cc.queues.get(queue_name)
+        if q is None or not q.legs:
+            raise _bad("queue", f"queue {queue_name!r} is empty")
+        other = q.legs[0]
+    else:
+        raise _bad("call_control_id", "bridge needs call_control_id (or queue)")
+    _alive(other)
+    if other is leg:
+        raise _bad("call_control_id", "cannot bridge a call to itself")
+    for x in (leg, other):
+        if x.answered_at is None and x.direction == "outgoing":
+            raise CommandError(422, "90034", "Call not answered yet", f"{x.call_control_id} is still ringing")
+    for x in (leg, other):
+        if x.answered_at is None:
+            await answer_leg(cc, x)
+    cc.bridge(leg, other, park_after_unbridge=_str(body, "park_after_unbridge") == "self")
+    return OK
+
+
+async def transfer(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    """Dial ``to`` and bridge ``leg`` to it once it answers (the caller hears ringback)."""
+    from softphone.switch import legs as media_legs
+
+    _alive(leg)
+    _state(leg, body)
+    to = _str(body, "to")
+    if not to:
+        raise _bad("to", "transfer needs 'to'")
+    if leg.answered_at is None and leg.direction == "incoming":
+        await answer_leg(cc, leg)
+    cc.leave_everything(leg, reason="transfer")
+    tone = media_legs.ringback_source()
+    leg.endpoint.play(tone)
+    leg.extras["ringback"] = tone
+    other = cc.dial(
+        leg.connection_id,
+        to,
+        _str(body, "from") or leg.from_,
+        client_state=_str(body, "target_leg_client_state") or leg.client_state,
+        timeout=_num(body, "timeout_secs", cc.options.dial_timeout),
+        link_to=leg,
+    )
+
+    def on_answer() -> None:
+        cc.stop_ringback(leg)
+        if leg.alive and other.alive:
+            cc.bridge(leg, other)
+
+    other.extras["on_answer"] = on_answer
+
+    async def watch() -> None:
+        await other.ended.wait()
+        if other.answered_at is None:
+            cc.stop_ringback(leg)
+
+    cc.spawn(watch(), "transfer-watch")
+    return OK
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+async def enqueue(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    name = _str(body, "queue_name")
+    if not name:
+        raise _bad("queue_name", "enqueue needs queue_name")
+    if leg.answered_at is None and leg.direction == "incoming":
+        await answer_leg(cc, leg)
+    cc.unpark(leg)
+    cc.leave_everything(leg, reason="enqueue")
+    q = cc.queue(name)
+    pos = q.add(leg, cc.hold_tone_for(leg))
+    leg.queue = name
+    leg.state = "queued"
+    cc.emit(leg, "call.enqueued", queue=name, current_position=pos, queue_avg_wait_time_secs=q.avg_wait_s)
+    return OK
+
+
+async def leave_queue(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    if not leg.queue:
+        raise CommandError(422, "90040", "Call is not in a queue", leg.call_control_id)
+    cc.leave_everything(leg, reason="leave")
+    return OK
+
+
+# --- playback ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Playback:
+    source: AudioSource
+    audio_url: str
+    stopped: str = ""
+    task: asyncio.Task[None] | None = None
+
+
+async def playback_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    url = _str(body, "audio_url") or _str(body, "media_name")
+    if not url:
+        raise _bad("audio_url", "playback_start needs audio_url (a file path, file:// URL or tone:HZ[:MS])")
+    loop = body.get("loop", 1)
+    looping = loop == "infinity" or (isinstance(loop, int) and loop > 1)
+    try:
+        src = await asyncio.to_thread(audio_source, url, loop=looping)
+    except (MediaError, ValueError, OSError) as exc:
+        raise _bad("audio_url", str(exc)) from exc
+    if _str(body, "overlay") != "true" and body.get("overlay") is not True:
+        stop_playbacks(cc, leg, "stopped")
+    pb = Playback(src, url)
+    leg.extras.setdefault("playbacks", {})[id(pb)] = pb
+    leg.endpoint.play(src)
+    cc.emit(leg, "call.playback.started", media_url=url, overlay=bool(body.get("overlay")))
+    pb.task = cc.spawn(_watch_playback(cc, leg, pb), "playback")
+    return OK
+
+
+async def _watch_playback(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
+    while not pb.stopped and not getattr(pb.source, "finished", False):
+        await asyncio.sleep(0.05)
+    leg.endpoint.stop_playing(pb.source)
+    leg.extras.get("playbacks", {}).pop(id(pb), None)
+    status = pb.stopped or "completed"
+    if status != "call_hangup":
+        cc.emit(leg, "call.playback.ended", media_url=pb.audio_url, status=status)
+
+
+def stop_playbacks(cc: CallControl, leg: CCLeg, status: str) -> int:
+    del cc
+    pbs = list(leg.extras.get("playbacks", {}).values())
+    for pb in pbs:
+        pb.stopped = status
+        leg.endpoint.stop_playing(pb.source)
+    return len(pbs)
+
+
+async def playback_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    stop_playbacks(cc, leg, "stopped")
+    return OK
+
+
+# --- gather --------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Gather:
+    maximum_digits: int
+    minimum_digits: int
+    terminating_digit: str
+    valid_digits: str
+    digits: str = ""
+    timer: asyncio.TimerHandle | None = None
+    inter_digit_s: float = 5.0
+    prompt: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def gather(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    _alive(leg)
+    _state(leg, body)
+    if leg.answered_at is None:
+        raise CommandError(422, "90034", "Call not answered yet", "answer before gather")
+    max_d = int(_num(body, "maximum_digits", 128))
+    min_d = int(_num(body, "minimum_digits", 1))
+    timeout_s = _num(body, "timeout_millis", 60000) / 1000.0
+    inter_s = _num(body, "inter_digit_timeout_millis", 5000) / 1000.0
+    term = _str(body, "terminating_digit", "#")
+    valid = _str(body, "valid_digits", "0123456789#*ABCD")
+    if max_d < 1 or min_d < 0 or timeout_s <= 0:
+        raise _bad("maximum_digits", "digits and timeouts must be positive")
+    old = leg.extras.get("gather")
+    if isinstance(old, Gather):
+        end_gather(cc, leg, "cancelled")
+    g = Gather(max_d, min_d, term, valid, inter_digit_s=inter_s)
+    leg.extras["gather"] = g
+    loop = asyncio.get_running_loop()
+    g.timer = loop.call_later(timeout_s, end_gather, cc, leg, "timeout")
+    url = _str(body, "audio_url")
+    if url:
+        await playback_start(cc, leg, {"audio_url": url})
+    return OK
+
+
+def gather_digit(cc: CallControl, leg: CCLeg, digit: str) -> None:
+    """A DTMF digit arrived on ``leg`` (feeds a gather in progress, if any)."""
+    g = leg.extras.get("gather")
+    if not isinstance(g, Gather):
+        return
+    if g.terminating_digit and digit == g.terminating_digit:
+        end_gather(cc, leg, "valid" if len(g.digits) >= g.minimum_digits else "invalid")
+        return
+    if digit not in g.valid_digits:
+        return
+    if not g.digits:
+        stop_playbacks(cc, leg, "stopped")  # the first digit interrupts the prompt
+    g.digits += digit
+    if len(g.digits) >= g.maximum_digits:
+        end_gather(cc, leg, "valid")
+        return
+    if g.timer is not None:
+        g.timer.cancel()
+    g.timer = asyncio.get_running_loop().call_later(g.inter_digit_s, end_gather, cc, leg, "timeout")
+
+
+def end_gather(cc: CallControl, leg: CCLeg, status: str) -> None:
+    g = leg.extras.pop("gather", None)
+    if not isinstance(g, Gather):
+        return
+    if g.timer is not None:
+        g.timer.cancel()
+    cc.emit(leg, "call.gather.ended", digits=g.digits, status=status)
+
+
+# --- conferences ----------------------------------------------------------------------------------
+
+
+async def conference_create(cc: CallControl, body: dict[str, Any]) -> dict[str, Any]:
+    leg = cc.leg(_str(body, "call_control_id"))
+    _alive(leg)
+    _state(leg, body)
+    name = _str(body, "name") or f"conference-{uuid.uuid4().hex[:8]}"
+    conf = Conference(name=name, connection_id=leg.connection_id)
+    cc.conferences[conf.id] = conf
+    cc.emit_conference(conf, "conference.created", leg)
+    await conference_join(cc, conf, {"call_control_id": leg.call_control_id})
+    return conf.record()
+
+
+async def conference_join(cc: CallControl, conf: Conference, body: dict[str, Any]) -> dict[str, Any]:
+    if conf.ended:
+        raise CommandError(422, "90041", "Conference has ended", conf.id)
+    leg = cc.leg(_str(body, "call_control_id"))
+    _alive(leg)
+    _state(leg, body)
+    if leg.answered_at is None and leg.direction == "incoming":
+        await answer_leg(cc, leg)
+    if leg.answered_at is None:
+        raise CommandError(422, "90034", "Call not answered yet", leg.call_control_id)
+    cc.unpark(leg)
+    cc.leave_everything(leg, reason="conference")
+    conf.join(leg)
+    leg.state = "conference"
+    cc.emit_conference(conf, "conference.participant.joined", leg)
+    return OK
+
+
+async def conference_leave(cc: CallControl, conf: Conference, body: dict[str, Any]) -> dict[str, Any]:
+    leg = cc.leg(_str(body, "call_control_id"))
+    _state(leg, body)
+    if leg.conference is not conf:
+        raise CommandError(422, "90042", "Call is not in this conference", leg.call_control_id)
+    cc.leave_everything(leg, reason="leave")
+    return OK
+
+
+LegCommand = Callable[["CallControl", "CCLeg", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+ACTIONS: dict[str, LegCommand] = {
+    "answer": answer,
+    "hangup": hangup,
+    "bridge": bridge,
+    "transfer": transfer,
+    "enqueue": enqueue,
+    "leave_queue": leave_queue,
+    "playback_start": playback_start,
+    "playback_stop": playback_stop,
+    "gather": gather,
+}
