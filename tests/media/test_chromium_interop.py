@@ -29,7 +29,9 @@ from softphone.media.sinks import BufferSink
 from softphone.media.sources import ToneSource
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed")
+
+if CHROMIUM is None:  # never skip quietly: `make test` installs Chromium
+    pytest.fail("Chromium is not installed (run `make test`, which installs it)", pytrace=False)
 
 SETUP = """
 window.mk = (freq) => {

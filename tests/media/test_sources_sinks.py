@@ -101,8 +101,8 @@ def test_file_source_wav(tmp_path: Path, rate: int, channels: int) -> None:
     assert all(looping.read_frame() is not None for _ in range(100))
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 def test_file_source_ffmpeg(tmp_path: Path) -> None:
+    assert shutil.which("ffmpeg"), "ffmpeg is not installed (`make test` installs it)"
     wav, flac = tmp_path / "t.wav", tmp_path / "t.flac"
     write_wav(wav, 800, 16000, 1)
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), str(flac)], check=True)
