@@ -113,6 +113,12 @@ class Display:
                 self.stdout.write(line + "\n")
                 self.stdout.flush()
 
+    def final(self, event: PhoneEvent) -> None:
+        """The closing ``summary`` event: NDJSON in JSON mode (the panel/plain output shows a table instead)."""
+        if self.json:
+            self.stdout.write(dumps(event) + "\n")
+            self.stdout.flush()
+
     # --- output for commands ---------------------------------------------------------
 
     def say(self, text: str) -> None:

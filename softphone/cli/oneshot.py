@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from softphone.cli.exitcodes import ExitCode, exit_code_for_hangup
 from softphone.cli.runtime import CallOptions, open_phone, run_async
-from softphone.snapshot import Snapshot
+from softphone.snapshot import PhoneEvent, Snapshot
 
 if TYPE_CHECKING:
     from softphone.cli.app import Globals
@@ -112,8 +112,9 @@ def _summary(phone: Phone, display: Display, call_ids: Sequence[str], code: Exit
 
     snap = phone.snapshot
     calls = [c for c in (snap.call(i) for i in call_ids) if c is not None]
-    phone.emit("summary", exit_code=int(code), outcome=code.name.lower(),
-               calls=[{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls])
+    display.final(PhoneEvent("summary", snap.ts, None, {
+        "exit_code": int(code), "outcome": code.name.lower(),
+        "calls": [{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls]}))
     if display.verbosity < -1:
         return
     for c in calls:
@@ -232,8 +233,9 @@ def run_check(g: Globals, *, local: bool) -> int:
             with display:
                 await phone.login()
             c = phone.snapshot.client
-            phone.emit("summary", exit_code=0, outcome="ok", calls=[], user=c.user, gateway_state=c.gateway_state,
-                       dc=c.dc, region=c.region, server=phone.snapshot.socket.url)
+            display.final(PhoneEvent("summary", phone.snapshot.ts, None, {
+                "exit_code": 0, "outcome": "ok", "calls": [], "user": c.user, "gateway_state": c.gateway_state,
+                "dc": c.dc, "region": c.region, "server": phone.snapshot.socket.url}))
             display.table("check", ("", ""), [
                 ("server", phone.snapshot.socket.url), ("user", c.user), ("client", c.state),
                 ("gateway", c.gateway_state or "-"), ("data centre", c.dc or "-"), ("region", c.region or "-")])

@@ -3,7 +3,7 @@
 A command file holds the shell's commands (see :mod:`softphone.commands`) one per line,
 ``#`` comments and blank lines. It is parsed completely before anything runs, so a
 typo on line 40 fails at once as ``file:40: ...`` (exit USAGE). At run time the first
-failing line stops the file (``--keep-going`` reports it and continues); the exit code
+failing line stops the file. A file with no ``login`` line logs in with the profile first (``--keep-going`` reports it and continues); the exit code
 is that of the first failure: a failed ``wait``/``expect`` gives SCRIPT_FAILED, a login
 or network failure its own code. Calls still up at the end are hung up.
 """
@@ -75,6 +75,8 @@ def run_script(g: Globals, file: Path, *, keep_going: bool, local: bool, no_audi
             ctx = CommandContext(phone=phone, say=display.say, table=display.table)
             first_failure = ExitCode.OK
             with display:
+                if not any(line.command.name == "login" for line in lines):
+                    await phone.login()  # a file without its own `login` uses the profile's credentials
                 for line in lines:
                     if interrupted.is_set():
                         first_failure = first_failure or ExitCode.INTERRUPTED

@@ -1,0 +1,191 @@
+"""Real `softphone` subprocesses against a running local switch: every exit code, NDJSON, secrets, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from softphone.cli.exitcodes import ExitCode
+from softphone.events_json import load_schema
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "demo-secret"  # the switch's built-in demo account
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the switch exited early with {proc.returncode}", pytrace=False)
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    pytest.fail("the switch did not start listening", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def switch_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("switch") / "switch.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "softphone", "switch", "serve", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait_port(port, proc)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def token(switch_port: int) -> str:
+    out = subprocess.run([sys.executable, "-m", "softphone", "switch", "token", "gencred1"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("eyJ")
+    return out
+
+
+@pytest.fixture
+def env(tmp_path: Path, switch_port: int, token: str) -> dict[str, str]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        'default_profile = "sw"\n'
+        f'[profiles.sw]\nserver = "ws://127.0.0.1:{switch_port}"\nusername = "demo"\npassword = "{PASSWORD}"\n'
+        'audio_backend = "null"\n'
+        f'[profiles.bad]\nserver = "ws://127.0.0.1:{switch_port}"\nusername = "demo"\n'
+        'password = "wrong-password-123"\naudio_backend = "null"\n'
+        f'[profiles.tok]\nserver = "ws://127.0.0.1:{switch_port}"\ntoken = "{token}"\naudio_backend = "null"\n'
+        f'[profiles.closed]\nserver = "ws://127.0.0.1:{_free_port()}"\nusername = "demo"\n'
+        f'password = "{PASSWORD}"\n'
+    )
+    cfg.chmod(0o600)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "SOFTPHONE_"))}
+    e.update(SOFTPHONE_CONFIG=str(cfg), SOFTPHONE_DATA_DIR=str(tmp_path / "data"), COLUMNS="120")
+    return e
+
+
+def sp(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "softphone", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["dial", "echo", "--duration", "1"], ExitCode.OK),
+        (["dial", "busy"], ExitCode.BUSY),
+        (["dial", "reject"], ExitCode.REJECTED),
+        (["dial", "noanswer", "--wait-answer", "2"], ExitCode.NO_ANSWER),
+        (["dial", "nobody-here-404"], ExitCode.NOT_FOUND),
+        (["-p", "bad", "dial", "echo"], ExitCode.LOGIN_FAILED),
+        (["-p", "closed", "dial", "echo"], ExitCode.NETWORK),
+        (["-p", "bad", "check"], ExitCode.LOGIN_FAILED),
+        (["-p", "closed", "check"], ExitCode.NETWORK),
+        (["-p", "nosuchprofile", "dial", "echo"], ExitCode.USAGE),
+    ],
+)
+def test_exit_codes(env: dict[str, str], args: list[str], code: ExitCode) -> None:
+    r = sp(env, *args)
+    assert r.returncode == code, (r.stdout, r.stderr)
+
+
+def test_dial_summary_and_history(env: dict[str, str]) -> None:
+    r = sp(env, "dial", "echo", "--duration", "1.5", "--dtmf", "12", "--dtmf-delay", "0.2", "-H", "X-Ticket=42")
+    assert r.returncode == 0, r.stderr
+    assert "summary" in r.stdout and "NORMAL_CLEARING" in r.stdout and "at $0.002/min" in r.stdout
+    assert "opus" in r.stdout.lower()
+    h = sp(env, "--json", "history")
+    data = json.loads(h.stdout)
+    assert data["totals"]["calls"] == 1 and data["calls"][0]["remote"] == "echo"
+    assert data["calls"][0]["duration"] >= 1.0
+
+
+def test_check_prints_gateway(env: dict[str, str]) -> None:
+    r = sp(env, "check")
+    assert r.returncode == 0, r.stderr
+    assert "REGED" in r.stdout and "demo" in r.stdout
+
+
+def test_json_stream_validates(env: dict[str, str]) -> None:
+    r = sp(env, "--json", "dial", "dtmf", "--duration", "2.5", "--dtmf", "12#", "--dtmf-delay", "0.3")
+    assert r.returncode == 0, r.stderr
+    validator = jsonschema.Draft202012Validator(load_schema())
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert objs, r.stderr
+    for obj in objs:
+        validator.validate(obj)
+    types = [o["type"] for o in objs]
+    for want in ("socket.open", "client.ready", "call.created", "call.active", "call.stats", "call.hangup",
+                 "summary"):
+        assert want in types, want
+    assert types[-1] == "summary" and objs[-1]["exit_code"] == 0
+    assert any(o["type"] == "call.dtmf" for o in objs)
+    stats = [o for o in objs if o["type"] == "call.stats"]
+    assert len(stats) >= 1 and stats[0]["codec"]
+
+
+def test_script_file(env: dict[str, str], tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("# call the DTMF echo service\ndial dtmf\nwait call active 10\ndtmf 42\n"
+                    "expect dtmf 42 5\necho all good\nhangup\nwait call hangup 5\n")
+    r = sp(env, "run", str(good))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "all good" in r.stdout
+    bad = tmp_path / "bad.txt"
+    bad.write_text("dial echo\nwait call active 10\nexpect dtmf 9 1\necho not reached\n")
+    r = sp(env, "run", str(bad))
+    assert r.returncode == ExitCode.SCRIPT_FAILED
+    assert f"{bad}:3:" in r.stderr and "not reached" not in r.stdout
+    r = sp(env, "run", "--keep-going", str(bad))
+    assert r.returncode == ExitCode.SCRIPT_FAILED and "not reached" in r.stdout
+    busy = tmp_path / "busy.txt"
+    busy.write_text("dial busy\nwait call active 5\n")
+    r = sp(env, "run", str(busy))
+    assert r.returncode == ExitCode.SCRIPT_FAILED and f"{busy}:2:" in r.stderr
+
+
+def test_demo(env: dict[str, str]) -> None:
+    r = sp(env, "demo", "--duration", "4", timeout=90)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "DTMF received back: 123#" in r.stdout
+    assert "summary" in r.stdout
+
+
+def test_no_secret_anywhere(env: dict[str, str], token: str, tmp_path: Path) -> None:
+    outputs: list[str] = []
+    for args in (["-vv", "check"], ["-vv", "--json", "dial", "echo", "--duration", "1"],
+                 ["-p", "tok", "-vv", "--json", "dial", "echo", "--duration", "1"], ["-p", "tok", "-vv", "check"],
+                 ["-p", "bad", "-vv", "check"], ["config", "show"], ["-p", "tok", "config", "show"],
+                 ["--json", "-p", "tok", "config", "show"]):
+        r = sp(env, *args)
+        outputs += [r.stdout, r.stderr]
+    script = tmp_path / "login.txt"
+    script.write_text(f"login demo {PASSWORD}\nlogin {token}\nstatus\n")
+    r = sp(env, "-vv", "--json", "run", str(script))
+    assert r.returncode == 0, r.stderr
+    outputs += [r.stdout, r.stderr]
+    data = Path(env["SOFTPHONE_DATA_DIR"])
+    outputs += [p.read_text() for p in data.iterdir()]
+    blob = "\n".join(outputs)
+    assert "REGED" in blob  # the runs did log in
+    assert PASSWORD not in blob
+    assert "wrong-password-123" not in blob
+    assert token not in blob and token.split(".")[2] not in blob
