@@ -1,0 +1,58 @@
+"""The shell in a real terminal (tmux): dial echo, see the panel with codec and level meters, hang up, quit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=10).stdout
+
+
+def _wait_for(session: str, predicate: object, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _tmux("capture-pane", "-p", "-t", session)
+        if predicate(screen):  # type: ignore[operator]
+            return screen
+        time.sleep(0.2)
+    pytest.fail(f"timed out; the screen was:\n{screen}", pytrace=False)
+
+
+def test_shell_in_tmux(tmp_path: Path) -> None:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (apt-get install tmux)", pytrace=False)
+    session = f"softphone-test-{uuid.uuid4().hex[:8]}"
+    env = f"SOFTPHONE_DATA_DIR={tmp_path} SOFTPHONE_CONFIG={tmp_path / 'none.toml'} TERM=xterm-256color"
+    cmd = f"cd {os.getcwd()} && env {env} {sys.executable} -m softphone shell --local 2>{tmp_path / 'err.txt'}"
+    _tmux("new-session", "-d", "-x", "160", "-y", "50", "-s", session, cmd)
+    try:
+        _wait_for(session, lambda s: "client ready" in s and "softphone>" in s)
+        _tmux("send-keys", "-t", session, "dial echo", "Enter")
+        screen = _wait_for(session, lambda s: "active" in s and "codec opus" in s and "█" in s)
+        assert "outbound → echo" in screen
+        assert "levels" in screen and "in " in screen and "out " in screen
+        _tmux("send-keys", "-t", session, "hangup", "Enter")
+        _wait_for(session, lambda s: "ended" in s)
+        _tmux("send-keys", "-t", session, "quit", "Enter")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the shell did not exit on quit", pytrace=False)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert "Traceback" not in (tmp_path / "err.txt").read_text()
