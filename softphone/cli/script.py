@@ -2,10 +2,11 @@
 
 A command file holds the shell's commands (see :mod:`softphone.commands`) one per line,
 ``#`` comments and blank lines. It is parsed completely before anything runs, so a
-typo on line 40 fails at once as ``file:40: ...`` (exit USAGE). At run time the first
-failing line stops the file. A file with no ``login`` line logs in with the profile first (``--keep-going`` reports it and continues); the exit code
-is that of the first failure: a failed ``wait``/``expect`` gives SCRIPT_FAILED, a login
-or network failure its own code. Calls still up at the end are hung up.
+typo on line 40 fails at once as ``file:40: ...`` (exit USAGE). A file with no ``login``
+line logs in with the profile first. At run time the first failing line stops the file
+(``--keep-going`` reports it and continues); the exit code is that of the first
+failure: a failed ``wait``/``expect`` gives SCRIPT_FAILED, a login or network failure
+its own code. Calls still up at the end are hung up.
 """
 
 from __future__ import annotations
