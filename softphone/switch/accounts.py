@@ -18,7 +18,9 @@ TOML format (see ``accounts.example.toml``)::
     password = "john-secret"
     numbers = ["+13125550133"]
     inbound_format = "sip_username"      # or "e164"
-    webhook_url = "http://127.0.0.1:9000/hook"   # optional, for Call Control
+    webhook_url = "http://127.0.0.1:9000/hook"   # optional: a Call Control application
+    webhook_failover_url = "http://127.0.0.1:9001/hook"   # optional
+    api_key = "KEYlocal"                         # optional: bearer token for the commands API
 
     [[connection.credential]]
     username = "gencred1"
@@ -75,6 +77,10 @@ class Connection:
     inbound_format: str = "sip_username"
     webhook_url: str = ""
     credentials: tuple[Credential, ...] = ()
+    webhook_failover_url: str = ""
+    """Call Control: where webhooks go when ``webhook_url`` keeps failing."""
+    api_key: str = ""
+    """Call Control: the bearer token the commands API wants for this connection's calls."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class Accounts:
                     "numbers": list(conn.numbers),
                     "inbound_format": conn.inbound_format,
                     "webhook_url": conn.webhook_url,
+                    "api_key": "***" if conn.api_key else "",
                 }
             )
             for cred in conn.credentials:
@@ -169,6 +176,7 @@ class Accounts:
                         "numbers": [],
                         "inbound_format": "",
                         "webhook_url": "",
+                        "api_key": "",
                     }
                 )
         return rows
@@ -245,6 +253,8 @@ def accounts_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Acc
         if fmt not in INBOUND_FORMATS:
             raise ConfigError(f"{where}: inbound_format must be one of {INBOUND_FORMATS}", path=path)
         webhook = _need_str(raw, "webhook_url", path, where, default="")
+        failover = _need_str(raw, "webhook_failover_url", path, where, default="")
+        api_key = _need_str(raw, "api_key", path, where, default="")
         creds: list[Credential] = []
         raw_creds = raw.get("credential", [])
         if not isinstance(raw_creds, list):
@@ -260,7 +270,7 @@ def accounts_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Acc
             if name in seen:
                 raise ConfigError(f"username {name!r} is defined twice", path=path)
             seen.add(name)
-        conns.append(Connection(conn_id, user, password, tuple(numbers), fmt, webhook, tuple(creds)))
+        conns.append(Connection(conn_id, user, password, tuple(numbers), fmt, webhook, tuple(creds), failover, api_key))
     return Accounts(connections=conns, jwt_secret=secret)
 
 

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from softphone.protocol import verto
 from softphone.switch import legs as media_legs
-from softphone.switch.ccapps import CallControlApp, CallControlOptions, apps_from_accounts
+from softphone.switch.ccapps import CallControlApp, CallControlOptions, apps_from_accounts, check_apps
 from softphone.switch.cclegs import CCLeg, WebRtcCall, dialled_call, new_control_id, telnyx_cause
 from softphone.switch.conference import Conference, Queue, bridge_audio, cut_audio
 from softphone.switch.pstn import PstnEndpoint, audio_source
-from softphone.switch.routing import NoRoute, Route, Service, ServiceRoute, SlotRoute, is_number, route
+from softphone.switch.routing import NoRoute, Route, ServiceRoute, SlotRoute, is_number, route
 from softphone.switch.webhooks import WebhookSender
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from softphone.switch.server import Switch
 
 logger = logging.getLogger(__name__)
-
-PARK = Service("park", (), "parked by Call Control: waiting for commands")
 
 
 class CommandError(Exception):
@@ -76,7 +74,6 @@ class CallControl:
         self.legs: dict[str, CCLeg] = {}
         self.queues: dict[str, Queue] = {}
         self.conferences: dict[str, Conference] = {}
-        self._adopted: set[int] = set()
         self._api: Any = None
         self.api_url = ""
 
@@ -84,7 +81,8 @@ class CallControl:
 
     async def start(self, *, api: bool = True) -> None:
         """Hook into the switch's routing and start the commands API (unless ``api`` is False)."""
-        self.switch.no_route_hook = self._no_route
+        check_apps(self.apps, allow_remote=self.options.allow_remote_webhooks)
+        self.switch.park_hook = self._park_hook
         if api:
             from softphone.switch.ccapi import ApiServer
 
@@ -94,8 +92,8 @@ class CallControl:
 
     async def stop(self) -> None:
         """Hang up every leg, stop the API and the webhook workers."""
-        if self.switch.no_route_hook == self._no_route:
-            self.switch.no_route_hook = None
+        if self.switch.park_hook == self._park_hook:
+            self.switch.park_hook = None
         for leg in list(self.legs.values()):
             if leg.alive:
                 with contextlib.suppress(Exception):
@@ -332,38 +330,18 @@ class CallControl:
 
     # --- pattern 1: parking a client's call ---------------------------------------------------
 
-    async def _no_route(self, destination: str, caller_number: str) -> Route | None:
-        call = self._find_unrouted(destination)
-        if call is None:
-            return None
+    async def _park_hook(self, call: Call) -> bool:
+        """The switch found no route for a client's call: park it if its connection has a webhook."""
         app = self.apps.get(call.a.session.login.connection_id)
         if app is None or not app.webhook_url:
-            return None
+            return False
         self.park_call(call)
-        return ServiceRoute(PARK)
-
-    def _find_unrouted(self, destination: str) -> Call | None:
-        # The hook is awaited first thing in the switch's routing task, and routing tasks
-        # start in invite order: the oldest matching call not taken yet is this one.
-        for call in list(self.switch._calls):
-            if (
-                id(call) not in self._adopted
-                and not isinstance(call, WebRtcCall)
-                and call.destination == destination
-                and call.service is None
-                and call.b is None
-                and not call.ended
-            ):
-                return call
-        return None
+        return True
 
     def park_call(self, call: Call) -> CCLeg:
         """Take over the caller's leg of an unroutable switch call and park it."""
-        self._adopted.add(id(call))
         wire = WebRtcCall.adopt(call, self)
-        calls = self.switch._calls
-        if call in calls:
-            calls[calls.index(call)] = wire
+        self.switch.add_call(wire, replaces=call)
         a = wire.a
         leg = self._add(
             CCLeg(
@@ -504,15 +482,15 @@ class CallControl:
             leg.call_session_id = link_to.call_session_id
         self._add(leg)
         if isinstance(r, SlotRoute):
-            session = self.switch._registry.lookup(r.slot)
-            if session is None or session.ws is None:
+            session = self.switch.lookup_client(r.slot)
+            if session is None:
                 leg.endpoint = PstnEndpoint("unregistered")
                 self.emit(leg, "call.initiated", start_time=_iso(leg.created))
                 self.spawn(self.hangup_leg(leg, "USER_NOT_REGISTERED"), "dial-unregistered")
                 return leg
             wire = dialled_call(self.switch, session, leg, self)
             leg.endpoint = wire.a.media
-            self.switch._calls.append(wire)
+            self.switch.add_call(wire)
             self.emit(leg, "call.initiated", start_time=_iso(leg.created))
             self.spawn(self._ring_client(leg, wire, timeout or self.options.dial_timeout), f"dial {to}")
         else:

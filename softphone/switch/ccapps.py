@@ -15,7 +15,9 @@ webhook (and optionally a failover webhook and an API key for the commands API):
     webhook_failover_url = "http://127.0.0.1:9001/webhooks"
     api_key = "KEYlocal123"
 
-A connection without ``api_key`` accepts any (or no) bearer token: the API listens on
+These keys are read by :mod:`softphone.switch.accounts` (``Connection.webhook_url``,
+``webhook_failover_url``, ``api_key``); the ``[call_control]`` table by
+:func:`load_options`. A connection without ``api_key`` accepts any (or no) bearer token: the API listens on
 loopback only. Webhook URLs must be loopback unless ``allow_remote_webhooks = true``.
 """
 
@@ -62,38 +64,23 @@ class CallControlOptions:
 
 
 def apps_from_accounts(accounts: Accounts) -> dict[str, CallControlApp]:
-    """Apps for connections that carry a ``webhook_url`` in :class:`Accounts` (no failover/key)."""
-    return {c.id: CallControlApp(c.id, c.webhook_url) for c in accounts.connections if c.webhook_url}
+    """Apps for the connections that name a ``webhook_url`` or an ``api_key``."""
+    return {
+        c.id: CallControlApp(c.id, c.webhook_url, c.webhook_failover_url, c.api_key)
+        for c in accounts.connections
+        if c.webhook_url or c.webhook_failover_url or c.api_key
+    }
 
 
-def apps_from_dict(
-    data: dict[str, Any], *, path: str = "<accounts>", allow_remote: bool = False
-) -> dict[str, CallControlApp]:
-    """Apps from decoded accounts TOML (``webhook_url``, ``webhook_failover_url``, ``api_key``)."""
-    apps: dict[str, CallControlApp] = {}
-    raw = data.get("connection", [])
-    if not isinstance(raw, list):
-        return apps
-    for i, conn in enumerate(raw):
-        if not isinstance(conn, dict) or not isinstance(conn.get("id"), str):
-            continue
-        values: dict[str, str] = {}
-        for key in ("webhook_url", "webhook_failover_url", "api_key"):
-            v = conn.get(key, "")
-            if not isinstance(v, str):
-                raise ConfigError(f"connection[{i}]: {key} must be a string", path=path, key=key)
-            values[key] = v
-        for key in ("webhook_url", "webhook_failover_url"):
-            if values[key]:
+def check_apps(apps: dict[str, CallControlApp], *, allow_remote: bool = False) -> None:
+    """Raise :class:`ConfigError` for a webhook URL the switch would refuse to call."""
+    for app in apps.values():
+        for key, url in (("webhook_url", app.webhook_url), ("webhook_failover_url", app.webhook_failover_url)):
+            if url:
                 try:
-                    check_url(values[key], allow_remote=allow_remote)
+                    check_url(url, allow_remote=allow_remote)
                 except WebhookURLError as exc:
-                    raise ConfigError(f"connection[{i}]: {exc}", path=path, key=key) from exc
-        if any(values.values()):
-            apps[conn["id"]] = CallControlApp(
-                conn["id"], values["webhook_url"], values["webhook_failover_url"], values["api_key"]
-            )
-    return apps
+                    raise ConfigError(f"connection {app.connection_id}: {exc}", key=key) from exc
 
 
 def options_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> CallControlOptions:
@@ -117,12 +104,13 @@ def options_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Call
     return opts
 
 
-def load_call_control(path: str | Path) -> tuple[dict[str, CallControlApp], CallControlOptions]:
-    """Apps and options from an accounts TOML file."""
+def load_options(path: str | Path | None) -> CallControlOptions:
+    """The ``[call_control]`` options of an accounts TOML file (defaults without a file)."""
+    if path is None:
+        return CallControlOptions()
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read accounts file: {exc}", path=str(p)) from exc
-    opts = options_from_dict(data, path=str(p))
-    return apps_from_dict(data, path=str(p), allow_remote=opts.allow_remote_webhooks), opts
+    return options_from_dict(data, path=str(p))

@@ -15,11 +15,11 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -33,6 +33,10 @@ from softphone.switch.legs import ensure_media
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
 from softphone.switch.registry import Registration, Registry
 from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
+
+if TYPE_CHECKING:
+    from softphone.switch.callcontrol import CallControl
+    from softphone.switch.ccapps import CallControlOptions
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ class Switch:
         records_path: str | Path | None = None,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
+        call_control: CallControlOptions | bool | None = None,
     ) -> None:
         self.accounts = accounts if accounts is not None else default_accounts()
         self.host = host
@@ -81,7 +86,12 @@ class Switch:
         self.noanswer_timeout: float | None = None
         """Max ring time of the ``noanswer`` service (None: ring until the caller gives up)."""
         self.no_route_hook: NoRouteHook | None = None
-        """Consulted when routing finds nothing (Call Control parking plugs in here)."""
+        """Consulted when routing finds nothing and no park hook took the call."""
+        self.park_hook: Callable[[Call], Awaitable[bool]] | None = None
+        """Consulted first when routing finds nothing: True means it took the call (Call Control parking)."""
+        self._cc_setting = call_control
+        self.call_control: CallControl | None = None
+        """The Call Control engine (webhooks + commands API), when enabled (see :meth:`start`)."""
         self._records = RecordStore(Path(records_path) if records_path is not None else None)
         self._tls: ssl.SSLContext | None = None
         if tls_cert is not None:
@@ -108,10 +118,33 @@ class Switch:
         self._pinger = asyncio.create_task(self._ping_loop(), name="switch-pinger")
         # Import aiortc in a thread now, so the first call does not wait for it.
         self.spawn(ensure_media(), "media-warmup")
+        await self._start_call_control()
         logger.info("switch listening on %s", self.url)
+
+    async def _start_call_control(self) -> None:
+        """Start Call Control when asked to, or (by default) when a connection has a webhook or API key."""
+        from softphone.switch.ccapps import CallControlOptions, apps_from_accounts
+
+        setting = self._cc_setting
+        if setting is False or (setting is None and not apps_from_accounts(self.accounts)):
+            return
+        from softphone.switch.callcontrol import CallControl
+
+        options = setting if isinstance(setting, CallControlOptions) else CallControlOptions()
+        self.call_control = CallControl(self, options=options)
+        await self.call_control.start()
+        logger.info("call control API on %s", self.call_control.api_url)
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the Call Control commands API ("" when Call Control is off)."""
+        return self.call_control.api_url if self.call_control is not None else ""
 
     async def stop(self) -> None:
         """End every call, close every socket and task."""
+        if self.call_control is not None:
+            await self.call_control.stop()
+            self.call_control = None
         if self._pinger is not None:
             self._pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -214,6 +247,20 @@ class Switch:
     async def _send(self, ws: ServerConnection, text: str) -> None:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(text)
+
+    def lookup_client(self, slot: str) -> Session | None:
+        """The session a call to ``slot`` would ring (None if nobody is registered and ready)."""
+        target = self._registry.lookup(slot)
+        if target is None or target.ws is None or self._state_of(target) not in ("REGED", "REGISTER"):
+            return None
+        return target
+
+    def add_call(self, call: Call, replaces: Call | None = None) -> None:
+        """Track a call made outside the invite path (Call Control legs), optionally in place of another."""
+        if replaces is not None and replaces in self._calls:
+            self._calls[self._calls.index(replaces)] = call
+        elif call not in self._calls:
+            self._calls.append(call)
 
     def call_ended(self, call: Call) -> None:
         if call in self._calls:
@@ -441,6 +488,8 @@ class Switch:
 
     async def _route_call(self, call: Call) -> None:
         r: Route = route(call.destination, self.accounts)
+        if isinstance(r, NoRoute) and self.park_hook is not None and await self.park_hook(call):
+            return
         if isinstance(r, NoRoute) and self.no_route_hook is not None:
             r = await self.no_route_hook(call.destination, call.caller_number) or r
         if isinstance(r, ServiceRoute):

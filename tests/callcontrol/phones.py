@@ -139,8 +139,15 @@ class Phone:
         sdp = await call.peer.create_offer()
         params = {
             "sdp": sdp,
-            "dialogParams": {"callID": call.call_id, "destination_number": dest, "caller_id_name": self.user,
-                             "caller_id_number": "", "audio": True, "video": False, **dialog},
+            "dialogParams": {
+                "callID": call.call_id,
+                "destination_number": dest,
+                "caller_id_name": self.user,
+                "caller_id_number": "",
+                "audio": True,
+                "video": False,
+                **dialog,
+            },
         }
         await self.request("telnyx_rtc.invite", params)
         return call
@@ -150,9 +157,7 @@ class Phone:
 
     async def answer(self, call: PhoneCall) -> None:
         sdp = await call.peer.accept_offer(call.params["sdp"])
-        await self.request(
-            "telnyx_rtc.answer", {"sdp": sdp, "dialogParams": {"callID": call.call_id, "audio": True}}
-        )
+        await self.request("telnyx_rtc.answer", {"sdp": sdp, "dialogParams": {"callID": call.call_id, "audio": True}})
         call.state = "active"
 
     async def dtmf(self, call: PhoneCall, digits: str) -> None:
@@ -181,7 +186,9 @@ def heard_hz(call: PhoneCall, seconds: float = 1.0) -> float:
     return dominant_frequency(call.sink.samples(seconds))
 
 
-async def wait_hz(call: PhoneCall, hz: float, *, tol: float = 15.0, timeout: float = 8.0, seconds: float = 0.6) -> float:
+async def wait_hz(
+    call: PhoneCall, hz: float, *, tol: float = 15.0, timeout: float = 8.0, seconds: float = 0.6
+) -> float:
     """Wait until the call hears ``hz`` (within ``tol``); returns the measured frequency."""
     deadline = asyncio.get_running_loop().time() + timeout
     got = 0.0
@@ -202,7 +209,8 @@ async def api(base: str, method: str, path: str, body: dict[str, Any] | None = N
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
     writer.write(
         f"{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Type: application/json\r\n{auth}"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+        + data
     )
     await writer.drain()
     raw = await asyncio.wait_for(reader.read(), 10.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import API_KEY, AGENTS, WebhookCatcher
+from ccfixtures import AGENTS, API_KEY, WebhookCatcher
 from phones import Phone, api, wait_hz
 
 from softphone.switch.callcontrol import CallControl
@@ -30,8 +30,11 @@ async def test_park_answer_dial_bridge(cc: CallControl, catcher: WebhookCatcher)
         await catcher.wait("call.answered", lambda q: q["call_control_id"] == ccid)
 
         st, body = await api(
-            cc.api_url, "POST", "/v2/calls",
-            {"connection_id": "app", "to": "agent2", "from": "+18005550199", "client_state": "Yg=="}, API_KEY,
+            cc.api_url,
+            "POST",
+            "/v2/calls",
+            {"connection_id": "app", "to": "agent2", "from": "+18005550199", "client_state": "Yg=="},
+            API_KEY,
         )
         assert st == 200, body
         b_id = body["data"]["call_control_id"]
