@@ -11,6 +11,7 @@ an ``api_key``)::
     GET  /v2/conferences                             list
     POST /v2/conferences/{id}/actions/{join|leave}
     POST /switch/pstn_calls                          the outside world calls in (no auth)
+    GET  /switch/pstn_calls/{id}, POST .../{id}/hangup  follow / end that call (no auth)
 
 ``POST /v2/calls`` without ``connection_id``, to a number a connection owns, is also an
 outside call. Responses: ``{"data": ...}``, or ``{"errors": [{"code", "title",
@@ -127,8 +128,17 @@ class ApiServer:
         """Dispatch one API request (also usable in-process, without HTTP)."""
         parts = [p for p in path.split("/") if p]
         cc = self.cc
-        if parts == ["switch", "pstn_calls"] and method == "POST":
-            return (await self._outside(body)).status()
+        if parts[:2] == ["switch", "pstn_calls"]:
+            # The simulated outside world: no API key (it is not the customer calling).
+            if len(parts) == 2 and method == "POST":
+                return (await self._outside(body)).status()
+            outside = cc.leg(parts[2]) if len(parts) >= 3 else None
+            if outside is not None and outside.kind == "pstn":
+                if len(parts) == 3 and method == "GET":
+                    return outside.status()
+                if len(parts) == 4 and parts[3] == "hangup" and method == "POST":
+                    await cc.hangup_leg(outside, "NORMAL_CLEARING")
+                    return {"result": "ok"}
         if parts[:2] == ["v2", "calls"]:
             if len(parts) == 2 and method == "POST":
                 return await self._dial(body, token)

@@ -42,8 +42,14 @@ def serve(
     records: Annotated[Path | None, typer.Option(help="Call records JSONL file.")] = None,
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve wss://.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    api_port: Annotated[
+        int | None, typer.Option(help="Call Control commands API port (default: [call_control] api_port, 8766).")
+    ] = None,
+    park_timeout: Annotated[
+        float | None, typer.Option(help="Seconds a parked call waits for commands (default 60).")
+    ] = None,
 ) -> None:
-    """Run the switch until Ctrl-C."""
+    """Run the switch until Ctrl-C (with Call Control when a connection has a webhook_url or api_key)."""
     from softphone.switch.accounts import Accounts
     from softphone.switch.records import default_records_path
     from softphone.switch.server import Switch
@@ -51,6 +57,18 @@ def serve(
     accts = _accounts(accounts)
     assert isinstance(accts, Accounts)
     rec_path = records if records is not None else default_records_path()
+    from softphone.errors import ConfigError
+    from softphone.switch.ccapps import load_options
+
+    try:
+        cc_options = load_options(accounts)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if api_port is not None:
+        cc_options.api_port = api_port
+    if park_timeout is not None:
+        cc_options.park_timeout = park_timeout
 
     async def run() -> None:
         sw = Switch(
@@ -63,9 +81,13 @@ def serve(
             records_path=rec_path,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            call_control=cc_options if accts.connections and _has_apps(accts) else None,
         )
         async with sw:
             typer.echo(f"switch listening on {sw.url}")
+            if sw.call_control is not None:
+                apps = ", ".join(sorted(sw.call_control.apps))
+                typer.echo(f"call control API on {sw.api_url}/v2 (applications: {apps})")
             typer.echo(f"accounts: {', '.join(accts.usernames())}")
             typer.echo(f"call records: {rec_path}")
             await asyncio.Event().wait()
@@ -74,6 +96,47 @@ def serve(
         asyncio.run(run())
     except KeyboardInterrupt:
         typer.echo("switch stopped")
+
+
+def _has_apps(accts: object) -> bool:
+    from softphone.switch.accounts import Accounts
+    from softphone.switch.ccapps import apps_from_accounts
+
+    return isinstance(accts, Accounts) and bool(apps_from_accounts(accts))
+
+
+@app.command(name="pstn-call")
+def pstn_call(
+    from_: Annotated[str, typer.Option("--from", help="The outside caller's number, e.g. +15557654321.")],
+    to: Annotated[str, typer.Option("--to", help="A number owned by a connection of the switch.")],
+    play: Annotated[
+        Path | None, typer.Option("--play", help="WAV file the caller says (looped).", exists=True, dir_okay=False)
+    ] = None,
+    tone: Annotated[float | None, typer.Option("--tone", help="Say a steady tone of this frequency (Hz).")] = None,
+    record: Annotated[Path | None, typer.Option("--record", help="Record what the caller hears (WAV).")] = None,
+    dtmf: Annotated[str | None, typer.Option("--dtmf", help="DTMF digits the caller presses once answered.")] = None,
+    dtmf_delay: Annotated[float, typer.Option("--dtmf-delay", min=0, help="Seconds after answer.")] = 3.0,
+    duration: Annotated[
+        float | None, typer.Option("--duration", min=0, help="Hang up this many seconds after answer.")
+    ] = None,
+    api: Annotated[str, typer.Option("--api", help="The switch's commands API.")] = "http://127.0.0.1:8766",
+) -> None:
+    """Call in from outside (simulated PSTN): a leg with no websocket, audio from a WAV or tone."""
+    from softphone.switch.pstn_cli import run_pstn_call
+
+    audio = str(play.resolve()) if play is not None else (f"tone:{tone:g}" if tone else "")
+    raise typer.Exit(
+        run_pstn_call(
+            api,
+            from_,
+            to,
+            audio=audio,
+            record=str(record.resolve()) if record is not None else "",
+            dtmf=dtmf or "",
+            dtmf_delay=dtmf_delay,
+            duration=duration,
+        )
+    )
 
 
 @app.command()
