@@ -85,5 +85,3 @@ def app_accounts(webhook_url: str) -> Accounts:
         )
     )
     return accts
-
-

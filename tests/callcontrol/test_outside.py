@@ -26,8 +26,9 @@ async def pstn_hears(ep: PstnEndpoint, hz: float, tol: float = 15.0, timeout: fl
 
 
 async def test_outside_call_queue_then_bridge(cc: CallControl, catcher: WebhookCatcher) -> None:
-    st, body = await api(cc.api_url, "POST", "/switch/pstn_calls",
-                         {"from": "+15557654321", "to": APP_NUMBER, "audio_url": "tone:700"})
+    st, body = await api(
+        cc.api_url, "POST", "/switch/pstn_calls", {"from": "+15557654321", "to": APP_NUMBER, "audio_url": "tone:700"}
+    )
     assert st == 200, body
     ccid = body["data"]["call_control_id"]
     init = await catcher.wait("call.initiated", lambda p: p["call_control_id"] == ccid)
@@ -45,8 +46,9 @@ async def test_outside_call_queue_then_bridge(cc: CallControl, catcher: WebhookC
     assert abs(dominant_frequency(leg.endpoint.heard(2.0)) - 440) < 15
 
     async with Phone(cc.switch.url, "agent1", AGENTS["agent1"], 900) as a1:
-        st, body = await api(cc.api_url, "POST", "/v2/calls",
-                             {"connection_id": "app", "to": "agent1", "from": "+15557654321"}, API_KEY)
+        st, body = await api(
+            cc.api_url, "POST", "/v2/calls", {"connection_id": "app", "to": "agent1", "from": "+15557654321"}, API_KEY
+        )
         b_id = body["data"]["call_control_id"]
         inc = await a1.next_incoming()
         assert inc.params["caller_id_number"] == "+15557654321"
@@ -67,8 +69,13 @@ async def test_gather_from_outside_and_from_client(cc: CallControl, catcher: Web
     leg = await cc.outside_call("+15557654321", APP_NUMBER, dtmf="42#", dtmf_delay=0.3)
     await catcher.wait("call.initiated")
     await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/answer", {}, API_KEY)
-    st, _ = await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/gather",
-                      {"maximum_digits": 5, "timeout_millis": 8000, "terminating_digit": "#"}, API_KEY)
+    st, _ = await api(
+        cc.api_url,
+        "POST",
+        f"/v2/calls/{leg.call_control_id}/actions/gather",
+        {"maximum_digits": 5, "timeout_millis": 8000, "terminating_digit": "#"},
+        API_KEY,
+    )
     assert st == 200
     ended = await catcher.wait("call.gather.ended")
     assert ended["payload"]["digits"] == "42" and ended["payload"]["status"] == "valid"
@@ -80,13 +87,19 @@ async def test_gather_from_outside_and_from_client(cc: CallControl, catcher: Web
         cid = init["payload"]["call_control_id"]
         await api(cc.api_url, "POST", f"/v2/calls/{cid}/actions/answer", {}, API_KEY)
         await a1.wait_state(call, "active")
-        await api(cc.api_url, "POST", f"/v2/calls/{cid}/actions/gather",
-                  {"maximum_digits": 3, "timeout_millis": 8000}, API_KEY)
+        await api(
+            cc.api_url,
+            "POST",
+            f"/v2/calls/{cid}/actions/gather",
+            {"maximum_digits": 3, "timeout_millis": 8000},
+            API_KEY,
+        )
         await a1.dtmf(call, "123")
         g = await catcher.wait("call.gather.ended", lambda p: p["call_control_id"] == cid)
         assert g["payload"]["digits"] == "123"
-        await api(cc.api_url, "POST", f"/v2/calls/{cid}/actions/gather",
-                  {"maximum_digits": 3, "timeout_millis": 300}, API_KEY)
+        await api(
+            cc.api_url, "POST", f"/v2/calls/{cid}/actions/gather", {"maximum_digits": 3, "timeout_millis": 300}, API_KEY
+        )
         g2 = await catcher.wait("call.gather.ended", lambda p: p["call_control_id"] == cid and p["status"] == "timeout")
         assert g2["payload"]["digits"] == ""
 
@@ -114,8 +127,13 @@ async def test_pstn_recording(cc: CallControl, catcher: WebhookCatcher, tmp_path
     path = tmp_path / "heard.wav"
     leg = await cc.outside_call("+15557654321", APP_NUMBER, record_path=path)
     await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/answer", {}, API_KEY)
-    await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/playback_start",
-              {"audio_url": "tone:1200:600"}, API_KEY)
+    await api(
+        cc.api_url,
+        "POST",
+        f"/v2/calls/{leg.call_control_id}/actions/playback_start",
+        {"audio_url": "tone:1200:600"},
+        API_KEY,
+    )
     ended = await catcher.wait("call.playback.ended")
     assert ended["payload"]["status"] == "completed"
     assert catcher.events("call.playback.started")
