@@ -178,6 +178,15 @@
       const stream = remoteAudioStream(call);
       // Chromium only feeds a remote WebRTC track into WebAudio while some media element
       // plays it; a muted <audio> is enough.
+      // A call that was recovered (reattach after a reconnect) has a new peer connection and
+      // new remote tracks under the same id: play those, not the dead ones.
+      const prev = audioSinks.get(id);
+      const playing = prev && prev.srcObject ? prev.srcObject.getAudioTracks() : [];
+      if (prev && !stream.getAudioTracks().every((t) => playing.includes(t))) {
+        prev.pause();
+        prev.srcObject = null;
+        audioSinks.delete(id);
+      }
       if (!audioSinks.has(id)) {
         const el = new Audio();
         el.muted = true;
