@@ -1,0 +1,504 @@
+"""Audio for calls: :class:`AudioConfig`, backends, devices, local tones, in-band DTMF.
+
+The media engine (:mod:`softphone.media`) moves 20 ms frames of 48 kHz mono int16
+between sources, peers and sinks. This module decides *which* sources and sinks a
+call gets from an :class:`AudioConfig`:
+
+* ``pyaudio``: one PortAudio input and one output stream per client, shared by
+  every call (:class:`DeviceHub`). PortAudio runs in callback mode on its own
+  thread; frames cross to the loop with ``call_soon_threadsafe`` (DESIGN.md §3).
+  Each call subscribes its own source (a copy of every microphone frame) and
+  its own sink (mixed into the speaker), so devices can be switched for every
+  live call at once without touching the peers.
+* ``tone``/``file``/``null``: a fresh source per call, a null sink (or a WAV
+  recorder when ``record_file`` is set).
+* ``auto``: ``pyaudio`` when PortAudio lists an input and an output device,
+  otherwise ``tone`` + null with a one-line explanation (:attr:`AudioManager.note`).
+
+Device trouble before a call raises :class:`DeviceNotFound`/:class:`DeviceBusy`;
+during a call the hub falls back (silence in, nothing out) and reports through
+``on_warning``, never raising into the media path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from softphone.errors import DeviceBusy, DeviceNotFound, MediaError
+from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from softphone.media.sinks import AudioSink, BaseSink, NullSink, TeeSink, WavRecorder
+from softphone.media.sources import AudioSource, BaseSource, FileSource, NullSource, ToneSource
+
+logger = logging.getLogger("softphone.audio")
+
+BACKENDS = ("auto", "pyaudio", "file", "tone", "null")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Where a call's audio comes from and goes to.
+
+    ``input_device``/``output_device`` are a PortAudio index or a case-insensitive
+    name substring (``None``: the system default). ``record_file`` records what
+    is heard (both sides as stereo with ``record_both``). ``tone_hz`` is the
+    tone sent by the ``tone`` backend. ``ringback``/``ringtone`` enable the local
+    tones for outbound calls ringing without early media and inbound calls.
+    """
+
+    backend: str = "auto"
+    input_device: str | int | None = None
+    output_device: str | int | None = None
+    input_file: str | None = None
+    record_file: str | None = None
+    record_both: bool = False
+    tone_hz: float = 440.0
+    ringback: bool = True
+    ringtone: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise MediaError(f"unknown audio backend {self.backend!r} (choose from {', '.join(BACKENDS)})")
+        if self.backend == "file" and not self.input_file:
+            raise MediaError("the file backend needs input_file")
+
+
+#: Local tones (PROTOCOL.md §6.7): US ringback 440+480 Hz 2 s on / 4 s off; ringtone 1 s on / 3 s off.
+def ringback_tone() -> ToneSource:
+    """The ringback heard while an outbound call rings without early media."""
+    return ToneSource((440.0, 480.0), 0.2, on_ms=2000, off_ms=4000)
+
+
+def ringtone_tone() -> ToneSource:
+    """The ringtone played for an inbound call."""
+    return ToneSource((480.0, 620.0), 0.2, on_ms=1000, off_ms=3000)
+
+
+# --- PortAudio ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the ALSA/JACK chatter PortAudio prints on stderr while probing (AUDIO.md)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_pa_lock = threading.Lock()
+_pa_instance: Any = None
+
+
+def _pyaudio() -> Any:
+    """The process-wide ``pyaudio.PyAudio`` (created quietly once)."""
+    global _pa_instance
+    with _pa_lock:
+        if _pa_instance is None:
+            try:
+                import pyaudio
+            except ImportError as exc:  # pragma: no cover - installed with the project
+                raise MediaError("PyAudio is not installed") from exc
+            with _quiet_stderr():
+                _pa_instance = pyaudio.PyAudio()
+        return _pa_instance
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One PortAudio device."""
+
+    index: int
+    name: str
+    max_input_channels: int
+    max_output_channels: int
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every PortAudio device (empty on a machine without sound)."""
+    pa = _pyaudio()
+    out = []
+    with _quiet_stderr():
+        for i in range(pa.get_device_count()):
+            info = pa.get_device_info_by_index(i)
+            out.append(DeviceInfo(i, str(info["name"]), int(info["maxInputChannels"]),
+                                  int(info["maxOutputChannels"])))
+    return out
+
+
+def find_device(spec: str | int | None, *, output: bool) -> DeviceInfo:
+    """Resolve an index or name substring (``None``: the default) to a device, or raise DeviceNotFound."""
+    kind = "output" if output else "input"
+    devices = [d for d in list_devices() if (d.max_output_channels if output else d.max_input_channels) > 0]
+    if not devices:
+        raise DeviceNotFound(f"no audio {kind} device exists (PortAudio lists none)")
+    if spec is None or spec == "":
+        pa = _pyaudio()
+        try:
+            with _quiet_stderr():
+                info = pa.get_default_output_device_info() if output else pa.get_default_input_device_info()
+            index = int(info["index"])
+        except (OSError, ValueError):
+            return devices[0]
+        return next((d for d in devices if d.index == index), devices[0])
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        index = int(spec)
+        for d in devices:
+            if d.index == index:
+                return d
+        raise DeviceNotFound(f"no audio {kind} device with index {index}")
+    want = spec.lower()
+    exact = [d for d in devices if d.name.lower() == want]
+    if exact:
+        return exact[0]
+    partial = [d for d in devices if want in d.name.lower()]
+    if partial:
+        return partial[0]
+    names = ", ".join(d.name for d in devices)
+    raise DeviceNotFound(f"no audio {kind} device matches {spec!r} (have: {names})")
+
+
+def probe_pyaudio() -> str | None:
+    """None when PortAudio has an input and an output device, else why not (one line)."""
+    try:
+        find_device(None, output=False)
+        find_device(None, output=True)
+    except MediaError as exc:
+        return str(exc)
+    return None
+
+
+class _HubSource(BaseSource):
+    """One call's copy of the microphone."""
+
+    def __init__(self, hub: DeviceHub) -> None:
+        self.hub = hub
+        self.queue: collections.deque[Frame] = collections.deque(maxlen=5)
+
+    def read_frame(self) -> Frame | None:
+        return self.queue.popleft() if self.queue else None
+
+    async def stop(self) -> None:
+        self.hub.sources.discard(self)
+
+
+class _HubSink(BaseSink):
+    """One call's stream into the speaker mix."""
+
+    def __init__(self, hub: DeviceHub) -> None:
+        self.hub = hub
+        self.queue: collections.deque[Frame] = collections.deque(maxlen=10)
+
+    def write_frame(self, frame: Frame) -> None:
+        with self.hub.lock:
+            self.queue.append(frame.copy())
+
+    async def stop(self) -> None:
+        with self.hub.lock:
+            self.hub.sinks.discard(self)
+
+
+class DeviceHub:
+    """A PortAudio input and output stream shared by every call of a client."""
+
+    def __init__(self, on_warning: Callable[[str], object]) -> None:
+        self.on_warning = on_warning
+        self.lock = threading.Lock()
+        self.sources: set[_HubSource] = set()
+        self.sinks: set[_HubSink] = set()
+        self.input: DeviceInfo | None = None
+        self.output: DeviceInfo | None = None
+        self._in_stream: Any = None
+        self._out_stream: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    # PortAudio thread -> loop
+    def _in_callback(self, data: bytes, frames: int, info: Any, status: int) -> tuple[None, int]:
+        import pyaudio
+
+        frame = np.frombuffer(data, dtype=np.int16).copy()
+        loop = self._loop
+        if loop is not None and frame.size == FRAME_SAMPLES:
+            with contextlib.suppress(RuntimeError):  # loop closed while the device still runs
+                loop.call_soon_threadsafe(self._deliver, frame)
+        return None, pyaudio.paContinue
+
+    def _deliver(self, frame: Frame) -> None:
+        for src in self.sources:
+            src.queue.append(frame)
+
+    def _out_callback(self, data: Any, frames: int, info: Any, status: int) -> tuple[bytes, int]:
+        import pyaudio
+
+        mix = np.zeros(frames, dtype=np.int32)
+        with self.lock:
+            for sink in self.sinks:
+                if sink.queue:
+                    chunk = sink.queue.popleft()
+                    n = min(frames, chunk.size)
+                    mix[:n] += chunk[:n]
+        return np.clip(mix, -32768, 32767).astype(np.int16).tobytes(), pyaudio.paContinue
+
+    def _open(self, dev: DeviceInfo, *, output: bool) -> Any:
+        import pyaudio
+
+        pa = _pyaudio()
+        kwargs: dict[str, Any] = {
+            "format": pyaudio.paInt16, "channels": 1, "rate": SAMPLE_RATE,
+            "frames_per_buffer": FRAME_SAMPLES, "start": True,
+        }
+        if output:
+            kwargs.update(output=True, output_device_index=dev.index, stream_callback=self._out_callback)
+        else:
+            kwargs.update(input=True, input_device_index=dev.index, stream_callback=self._in_callback)
+        try:
+            with _quiet_stderr():
+                return pa.open(**kwargs)
+        except (OSError, ValueError) as exc:
+            raise DeviceBusy(f"cannot open audio {'output' if output else 'input'} {dev.name!r}: {exc}") from exc
+
+    @staticmethod
+    def _close(stream: Any) -> None:
+        if stream is None:
+            return
+        with contextlib.suppress(Exception):
+            stream.stop_stream()
+        with contextlib.suppress(Exception):
+            stream.close()
+
+    async def set_input(self, spec: str | int | None) -> DeviceInfo:
+        """Open ``spec`` as the microphone (closing the previous one); raises on failure."""
+        self._loop = asyncio.get_running_loop()
+        dev = await asyncio.to_thread(find_device, spec, output=False)
+        stream = await asyncio.to_thread(self._open, dev, output=False)
+        old, self._in_stream, self.input = self._in_stream, stream, dev
+        await asyncio.to_thread(self._close, old)
+        self._ensure_watch()
+        return dev
+
+    async def set_output(self, spec: str | int | None) -> DeviceInfo:
+        """Open ``spec`` as the speaker (closing the previous one); raises on failure."""
+        self._loop = asyncio.get_running_loop()
+        dev = await asyncio.to_thread(find_device, spec, output=True)
+        stream = await asyncio.to_thread(self._open, dev, output=True)
+        old, self._out_stream, self.output = self._out_stream, stream, dev
+        await asyncio.to_thread(self._close, old)
+        self._ensure_watch()
+        return dev
+
+    def _ensure_watch(self) -> None:
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="audio-watchdog")
+
+    async def _watchdog(self) -> None:
+        """A stream that stopped by itself (device gone) is dropped with a warning: silence / no output."""
+        while self._in_stream is not None or self._out_stream is not None:
+            await asyncio.sleep(1.0)
+            for attr, kind in (("_in_stream", "input"), ("_out_stream", "output")):
+                stream = getattr(self, attr)
+                active = True
+                if stream is not None:
+                    try:
+                        active = bool(stream.is_active())
+                    except Exception:
+                        active = False
+                if not active:
+                    setattr(self, attr, None)
+                    await asyncio.to_thread(self._close, stream)
+                    dev = self.input if kind == "input" else self.output
+                    self.on_warning(f"audio {kind} {dev.name if dev else ''!r} stopped; "
+                                    f"{'sending silence' if kind == 'input' else 'audio is not played'}")
+
+    def source(self) -> AudioSource:
+        """A new per-call microphone source."""
+        src = _HubSource(self)
+        self.sources.add(src)
+        return src
+
+    def sink(self) -> AudioSink:
+        """A new per-call speaker sink."""
+        sink = _HubSink(self)
+        with self.lock:
+            self.sinks.add(sink)
+        return sink
+
+    async def close(self) -> None:
+        """Close both streams."""
+        ins, outs = self._in_stream, self._out_stream
+        self._in_stream = self._out_stream = None
+        if self._watch is not None:
+            self._watch.cancel()
+        await asyncio.to_thread(self._close, ins)
+        await asyncio.to_thread(self._close, outs)
+
+
+# --- the per-client manager ------------------------------------------------------------------
+
+
+class AudioManager:
+    """Builds each call's source and sink from an :class:`AudioConfig`."""
+
+    def __init__(self, config: AudioConfig, on_warning: Callable[[str], object] = lambda msg: None) -> None:
+        self.config = config
+        self.on_warning = on_warning
+        self.backend = config.backend
+        self.note = ""
+        """Why ``auto`` did not pick PortAudio (one line), else empty."""
+        self.hub: DeviceHub | None = None
+        self._input_spec: str | int | None = config.input_device
+        self._output_spec: str | int | None = config.output_device
+
+    def resolve(self) -> str:
+        """Decide the backend for ``auto`` (probing PortAudio once) and return it."""
+        if self.config.backend == "auto" and self.backend == "auto":
+            why = probe_pyaudio()
+            if why is None:
+                self.backend = "pyaudio"
+            else:
+                self.backend = "tone"
+                self.note = (f"no usable audio device ({why}); sending a {self.config.tone_hz:g} Hz test tone "
+                             "and discarding received audio")
+        return self.backend
+
+    async def ensure_devices(self) -> None:
+        """Open the PortAudio streams if needed; raises DeviceNotFound/DeviceBusy (before a call)."""
+        if self.resolve() != "pyaudio":
+            return
+        if self.hub is None:
+            self.hub = DeviceHub(self.on_warning)
+        if self.hub.input is None:
+            await self.hub.set_input(self._input_spec)
+        if self.hub.output is None:
+            await self.hub.set_output(self._output_spec)
+
+    async def call_media(self) -> tuple[AudioSource, AudioSink]:
+        """A fresh (source, sink) pair for one call."""
+        await self.ensure_devices()
+        backend = self.backend
+        source: AudioSource
+        sink: AudioSink
+        if backend == "pyaudio" and self.hub is not None:
+            source, sink = self.hub.source(), self.hub.sink()
+        elif backend == "file":
+            source, sink = FileSource(str(self.config.input_file)), NullSink()
+        elif backend == "tone":
+            source, sink = ToneSource(self.config.tone_hz), NullSink()
+        else:
+            source, sink = NullSource(), NullSink()
+        if self.config.record_file:
+            recorder = WavRecorder(self.config.record_file, stereo_both_sides=self.config.record_both)
+            await recorder.start()
+            sink = TeeSink([sink, recorder])
+        await source.start()
+        await sink.start()
+        return source, sink
+
+    async def set_input(self, spec: str | int) -> None:
+        """Switch the microphone of every call (PortAudio backend)."""
+        self._input_spec = spec
+        if self.resolve() != "pyaudio":
+            raise MediaError(f"the {self.backend} backend has no input devices")
+        if self.hub is None:
+            self.hub = DeviceHub(self.on_warning)
+        await self.hub.set_input(spec)
+
+    async def set_output(self, spec: str | int) -> None:
+        """Switch the speaker of every call (PortAudio backend)."""
+        self._output_spec = spec
+        if self.resolve() != "pyaudio":
+            raise MediaError(f"the {self.backend} backend has no output devices")
+        if self.hub is None:
+            self.hub = DeviceHub(self.on_warning)
+        await self.hub.set_output(spec)
+
+    async def close(self) -> None:
+        """Release the devices."""
+        if self.hub is not None:
+            await self.hub.close()
+            self.hub = None
+
+
+# --- in-band DTMF (Goertzel) --------------------------------------------------------------------
+
+_ROWS = (697.0, 770.0, 852.0, 941.0)
+_COLS = (1209.0, 1336.0, 1477.0, 1633.0)
+_KEYS = ("123A", "456B", "789C", "*0#D")
+_WINDOW = 2 * FRAME_SAMPLES  # 40 ms: 25 Hz bins, well inside the 70 Hz DTMF spacing
+
+
+class DtmfDetector:
+    """Goertzel-style DTMF detection on 20 ms frames (a 40 ms window, one step per frame).
+
+    A digit is reported once when it has been present in two consecutive windows
+    and again only after a gap of two windows without it. The energy in the
+    strongest row and column must carry most of the signal (other tones such as
+    440 Hz or speech are rejected) and the twist must be under 8 dB.
+    """
+
+    def __init__(self) -> None:
+        n = np.arange(_WINDOW)
+        freqs = np.array(_ROWS + _COLS)
+        self._basis = np.exp(-2j * np.pi * np.outer(freqs, n) / SAMPLE_RATE)
+        self._window = np.hanning(_WINDOW)
+        self._prev: Frame | None = None
+        self._candidate = ""
+        self._count = 0
+        self._current = ""
+        self._absent = 0
+
+    def _classify(self, samples: Any) -> str:
+        x = samples * self._window
+        energy = float(np.dot(x, x))
+        if energy < 1e3 * _WINDOW:  # about -50 dBFS: silence
+            return ""
+        power = np.abs(self._basis @ x) ** 2
+        r, c = int(np.argmax(power[:4])), int(np.argmax(power[4:]))
+        pr, pc = float(power[r]), float(power[4 + c])
+        # Parseval with the Hann window: a pure tone of bin power P has time energy ~ 2P/(N*0.375)
+        tone_energy = (pr + pc) * 2.0 / (_WINDOW * 0.375)
+        if tone_energy < 0.6 * energy:
+            return ""
+        if max(pr, pc) > 6.3 * min(pr, pc):  # twist over 8 dB
+            return ""
+        return _KEYS[r][c]
+
+    def feed(self, frame: Frame) -> str:
+        """Feed one frame; return a newly detected digit or ``""``."""
+        prev, self._prev = self._prev, frame
+        if prev is None:
+            return ""
+        digit = self._classify(np.concatenate((prev, frame)).astype(np.float64))
+        if digit and digit == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = digit, 1
+        if digit:
+            self._absent = 0
+            if self._count >= 2 and digit != self._current:
+                self._current = digit
+                return digit
+            return ""
+        self._absent += 1
+        if self._absent >= 2:
+            self._current = ""
+        return ""
+
+

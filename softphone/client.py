@@ -1,0 +1,654 @@
+"""The asyncio client: a websocket around the sans-I/O :class:`VertoSession`.
+
+One connection task owns the socket: it opens it, reads frames into the session
+(never awaiting media work: SDP is applied in tasks tracked per client), and on
+loss reconnects with backoff (1 s doubling to 30 s, ±25 % jitter, PROTOCOL.md §7.2)
+to ``?voice_sdk_id=`` with the same ``sessid``. A timer task drives
+``session.tick()`` for request timeouts, gateway retries and keepalive (§1.5-1.6).
+websockets exceptions become :class:`TransportError`/:class:`ConnectionLost` here.
+
+Second inbound call while one is up: it is announced (``call.incoming``) and can be
+answered or rejected; answering it does **not** hold the first call automatically
+(each call has its own peer, and a shared microphone is copied to both). Front-ends
+that want desk-phone behaviour call ``hold()`` on the first call themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import random as _random
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from softphone.audio import AudioConfig, AudioManager
+from softphone.call import Call
+from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
+from softphone.errors import (
+    CommandError,
+    ConfigError,
+    ConnectionLost,
+    LoginFailed,
+    SoftphoneError,
+    TransportError,
+)
+from softphone.log import redact
+from softphone.protocol import events as ev
+from softphone.protocol.session import Credentials, VertoSession
+from softphone.protocol.states import CallState, ClientState, GatewayState
+
+if TYPE_CHECKING:
+    from softphone.config import Profile
+    from softphone.media.peer import PeerOptions
+
+__all__ = ["AudioConfig", "Client", "ClientEvent"]
+
+logger = logging.getLogger("softphone.client")
+
+DEFAULT_URL = "wss://rtc.telnyx.com"
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+BACKOFF_JITTER = 0.25
+
+Handler = Callable[["ClientEvent"], object]
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """One event: ``name`` (``socket.*``, ``client.*``, ``call.*``), JSON-able ``data``, ``call_id``, ``ts``."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+    call_id: str | None = None
+    ts: float = field(default_factory=time.time)
+
+
+def backoff_delay(attempt: int, rand: Callable[[], float] = _random.random) -> float:
+    """Delay before reconnect ``attempt`` (1-based): 1 s doubling to 30 s, ±25 % jitter."""
+    base = min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, attempt - 1))
+    return float(base * (1.0 + BACKOFF_JITTER * (2.0 * rand() - 1.0)))
+
+
+def _frame_for_log(text: str) -> str:
+    """A frame safe to log: login frames reduced to their method, secrets redacted."""
+    if '"login"' in text or "login_token" in text or "passwd" in text:
+        return "<login frame, not logged>"
+    return redact(text)
+
+
+class Client:
+    """A Telnyx WebRTC client (see docs/python-api.md for the contract)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        credentials: Credentials | None = None,
+        audio: AudioConfig | None = None,
+        ice_servers: list[dict[str, Any]] | None = None,
+        codecs: list[str] | None = None,
+        caller_name: str = "",
+        caller_number: str = "",
+        ringback: bool = True,
+        ringtone: bool = True,
+        gather_timeout: float = 1.0,
+        reconnect: bool = True,
+        insecure: bool = False,
+        *,
+        random: Callable[[], float] = _random.random,
+        connect_timeout: float = 10.0,
+        max_reconnect_attempts: int = 0,
+    ) -> None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme not in ("ws", "wss"):
+            raise ConfigError(f"server URL must start with wss:// (or ws:// for a local switch): {url!r}")
+        if parts.scheme == "ws" and not is_loopback_host(host) and not insecure:
+            raise ConfigError(f"refusing unencrypted ws:// to {host!r}: use wss://, or insecure=True to allow it")
+        self.url = url
+        self.credentials = credentials
+        self.codecs = list(codecs or ["opus", "PCMU", "PCMA"])
+        self.caller_name, self.caller_number = caller_name, caller_number
+        self.ringback, self.ringtone = ringback, ringtone
+        self.gather_timeout = gather_timeout
+        self.reconnect = reconnect
+        self.insecure = insecure
+        self.connect_timeout = connect_timeout
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self._loopback = is_loopback_host(host)
+        if ice_servers is not None:
+            self.ice_servers = list(ice_servers)
+        elif is_telnyx_host(host):
+            self.ice_servers = [s.as_dict() for s in TELNYX_DEFAULT_ICE_SERVERS]
+        else:
+            self.ice_servers = []
+        self._random = random
+        self._audio = AudioManager(audio or AudioConfig(ringback=ringback, ringtone=ringtone), self._device_warning)
+        self._session = VertoSession(new_id=lambda: str(uuid.uuid4()), clock=time.monotonic, random=random)
+        self.calls: dict[str, Call] = {}
+        self._handlers: dict[str, list[Handler]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ws: Any = None
+        self._conn_task: asyncio.Task[None] | None = None
+        self._timer_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._first_result: asyncio.Future[None] | None = None
+        self._closing = False
+        self._stop_reason = ""
+        self._attempt = 0
+        self._was_ready = False
+
+    @classmethod
+    def from_profile(cls, profile: Profile, **overrides: Any) -> Client:
+        """Build a client from a resolved :class:`softphone.config.Profile`."""
+        from softphone.config import effective_ice_servers, resolve_ws_url
+
+        url = resolve_ws_url(profile)
+        if profile.auth == "token":
+            creds = Credentials(token=profile.token)
+        else:
+            creds = Credentials(login=profile.username, password=profile.password)
+        audio = AudioConfig(
+            backend=profile.audio_backend, input_device=profile.input_device or None,
+            output_device=profile.output_device or None, input_file=profile.input_file or None,
+            record_file=profile.record_file or None, ringback=profile.ringback, ringtone=profile.ringtone)
+        kwargs: dict[str, Any] = dict(
+            url=url, credentials=creds, audio=audio,
+            ice_servers=[s.as_dict() for s in effective_ice_servers(profile, url)],
+            codecs=list(profile.codecs), caller_name=profile.caller_id_name,
+            caller_number=profile.caller_id_number, ringback=profile.ringback, ringtone=profile.ringtone,
+            gather_timeout=profile.gather_timeout, insecure=profile.insecure)
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # -- public state ------------------------------------------------------------------------------
+    @property
+    def state(self) -> ClientState:
+        return self._session.state
+
+    @property
+    def gateway_state(self) -> GatewayState:
+        return self._session.gateway_state
+
+    @property
+    def sessid(self) -> str | None:
+        return self._session.sessid
+
+    @property
+    def dc(self) -> str:
+        return self._session.dc
+
+    @property
+    def region(self) -> str:
+        return self._session.region
+
+    @property
+    def user(self) -> str:
+        return self.credentials.user if self.credentials else ""
+
+    @property
+    def audio_note(self) -> str:
+        """Why the ``auto`` audio backend fell back to a tone (one line), else ``""``."""
+        self._audio.resolve()
+        return self._audio.note
+
+    @property
+    def audio_backend(self) -> str:
+        """The backend in use (``auto`` resolved)."""
+        return self._audio.resolve()
+
+    # -- events ---------------------------------------------------------------------------------
+    def on(self, name: str, handler: Handler) -> None:
+        """Call ``handler(event)`` (sync or async) for events named ``name`` (``"*"``: all)."""
+        self._handlers.setdefault(name, []).append(handler)
+
+    def off(self, name: str, handler: Handler | None = None) -> None:
+        """Remove ``handler`` (or every handler) for ``name``."""
+        if handler is None:
+            self._handlers.pop(name, None)
+        elif handler in self._handlers.get(name, []):
+            self._handlers[name].remove(handler)
+
+    def _emit(self, name: str, data: dict[str, Any] | None = None, call_id: str | None = None) -> None:
+        event = ClientEvent(name, data or {}, call_id)
+        logger.debug("event %s %s %s", name, call_id or "", redact(json.dumps(event.data, default=str)))
+        for handler in [*self._handlers.get(name, ()), *self._handlers.get("*", ())]:
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    self._spawn(self._guard(result, name), name=f"handler-{name}")
+            except Exception:
+                logger.exception("event handler for %s failed", name)
+
+    @staticmethod
+    async def _guard(awaitable: Awaitable[object], name: str) -> None:
+        try:
+            await awaitable
+        except Exception:
+            logger.exception("event handler for %s failed", name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name or None)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _device_warning(self, message: str) -> None:
+        logger.warning("%s", message)
+        for call in self.calls.values():
+            self._emit("call.device_warning", {"message": message}, call.id)
+        if not self.calls:
+            self._emit("client.error", {"code": 0, "message": message})
+
+    # -- connection ------------------------------------------------------------------------------
+    def _ws_url(self) -> str:
+        sdk_id = self._session.voice_sdk_id
+        if not sdk_id:
+            return self.url
+        parts = urlsplit(self.url)
+        query = [(k, val) for k, val in parse_qsl(parts.query) if k != "voice_sdk_id"]
+        query.append(("voice_sdk_id", sdk_id))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if urlsplit(self.url).scheme != "wss":
+            return None
+        ctx = ssl.create_default_context()
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    async def connect(self) -> None:
+        """Connect and log in; return when ready (REGED). Raises LoginFailed or TransportError."""
+        if self.credentials is None:
+            raise ConfigError("no credentials")
+        if self._conn_task is not None and not self._conn_task.done():
+            await self.wait_ready(self.connect_timeout + 20)
+            return
+        self._closing = False
+        self._session.login(self.credentials)
+        self._first_result = asyncio.get_running_loop().create_future()
+        self._conn_task = asyncio.get_running_loop().create_task(self._run(), name="softphone-connection")
+        if self._timer_task is None or self._timer_task.done():
+            self._timer_task = asyncio.get_running_loop().create_task(self._timer(), name="softphone-timer")
+        try:
+            await self._first_result
+        except BaseException:
+            await self._stop_tasks()
+            raise
+
+    async def wait_ready(self, timeout: float | None = 10) -> None:
+        """Wait until the client is ready."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def _resolve_first(self, exc: BaseException | None) -> None:
+        fut = self._first_result
+        if fut is not None and not fut.done():
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+    async def _open(self) -> Any:
+        from websockets.asyncio.client import connect as ws_connect
+        from websockets.exceptions import InvalidHandshake, InvalidURI
+
+        try:
+            return await ws_connect(self._ws_url(), ssl=self._ssl(), open_timeout=self.connect_timeout,
+                                    max_size=2**22, ping_interval=20, ping_timeout=20, compression=None)
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise TransportError(f"cannot connect to {self.url}: {exc}") from exc
+
+    async def _run(self) -> None:
+        """Connection loop: open, read, and reconnect until closed, punted or login failed."""
+        session = self._session
+        while not self._closing:
+            self._emit("socket.connecting", {"url": redact(self._ws_url())})
+            if session.state in (ClientState.DISCONNECTED, ClientState.RECONNECTING):
+                session.connecting()
+                self._process_events()
+            try:
+                ws = await self._open()
+            except TransportError as exc:
+                self._emit("socket.error", {"message": str(exc)})
+                session.connection_lost(will_reconnect=self._should_reconnect())
+                self._process_events()
+                if not self._was_ready:
+                    self._resolve_first(exc)
+                    return
+                if not await self._backoff():
+                    return
+                continue
+            self._ws = ws
+            self._emit("socket.open", {})
+            session.data_to_send()  # anything queued while offline is stale (JS drops it too)
+            session.connection_made()
+            self._pump()
+            await self._read(ws)
+            self._ws = None
+            will = self._should_reconnect()
+            session.connection_lost(will_reconnect=will)
+            self._process_events()
+            if not self._was_ready:
+                self._resolve_first(self._stop_error or ConnectionLost("connection closed before login completed"))
+                return
+            if not will:
+                return
+            if not await self._backoff():
+                return
+
+    _stop_error: SoftphoneError | None = None
+
+    def _should_reconnect(self) -> bool:
+        return self.reconnect and not self._closing and not self._session.punted and self._stop_error is None
+
+    async def _backoff(self) -> bool:
+        self._attempt += 1
+        if self.max_reconnect_attempts and self._attempt > self.max_reconnect_attempts:
+            self._emit("client.error", {"code": 45003, "message": "reconnection attempts exhausted"})
+            self._session.close()
+            self._process_events()
+            return False
+        delay = backoff_delay(self._attempt, self._random)
+        self._emit("socket.reconnecting", {"attempt": self._attempt, "delay": round(delay, 3)})
+        logger.info("reconnecting in %.1f s (attempt %d)", delay, self._attempt)
+        await asyncio.sleep(delay)
+        return not self._closing
+
+    async def _read(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for message in ws:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("<- %s", _frame_for_log(message if isinstance(message, str) else "<binary>"))
+                self._session.receive_text(message)
+                self._pump()
+        except ConnectionClosed as exc:
+            logger.info("socket closed: %s", exc)
+        except OSError as exc:
+            logger.info("socket error: %s", exc)
+        self._emit("socket.closed", {"code": getattr(ws, "close_code", None), "reason": ""})
+
+    def _pump(self) -> None:
+        """Send what the session queued and dispatch its events (never awaits)."""
+        self._process_events()
+        frames = self._session.data_to_send()
+        ws = self._ws
+        if not frames:
+            return
+        if ws is None:
+            logger.debug("dropping %d frame(s): not connected", len(frames))
+            return
+        for text in frames:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("-> %s", _frame_for_log(text))
+            self._spawn(self._send(ws, text), name="ws-send")
+
+    async def _send(self, ws: Any, text: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await ws.send(text)
+        except (ConnectionClosed, OSError) as exc:
+            logger.info("send failed: %s", exc)
+
+    async def _timer(self) -> None:
+        """Drive request timeouts, gateway retries and keepalive (session.tick)."""
+        while self.state != ClientState.CLOSED:
+            deadline = self._session.next_deadline()
+            now = time.monotonic()
+            wait = 0.5 if deadline is None else min(0.5, max(0.01, deadline - now))
+            await asyncio.sleep(wait)
+            self._session.tick(time.monotonic())
+            self._pump()
+
+    def _close_socket(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            self._spawn(ws.close(), name="ws-close")
+
+    # -- session events -> client events --------------------------------------------------------------
+    def _process_events(self) -> None:
+        for event in self._session.events_received():
+            try:
+                self._dispatch(event)
+            except Exception:
+                logger.exception("error while handling %s", type(event).__name__)
+
+    def _dispatch(self, e: ev.Event) -> None:
+        if isinstance(e, ev.ClientStateChanged):
+            self._emit("client.state", {"old": e.old.value, "new": e.new.value})
+            if e.new != ClientState.READY:
+                self._ready.clear()
+        elif isinstance(e, ev.LoggedIn):
+            self._emit("client.logged_in", {"sessid": e.sessid})
+        elif isinstance(e, ev.LoginRejected):
+            err = LoginFailed(e.code, e.message, "login")
+            self._stop_error = err
+            self._emit("client.login_failed", {"code": e.code, "message": e.message})
+            self._resolve_first(err)
+            self._close_socket()
+        elif isinstance(e, ev.GatewayStateChanged):
+            self._emit("client.gateway_state", {"state": e.state.value})
+        elif isinstance(e, ev.Ready):
+            self._attempt = 0
+            self._was_ready = True
+            self._ready.set()
+            self._emit("client.ready", {"dc": e.dc, "region": e.region})
+            self._resolve_first(None)
+        elif isinstance(e, ev.RegistrationFailed):
+            self._emit("client.error", {"code": e.code, "message": e.message})
+            if not self._was_ready and e.code != -32004:
+                err = LoginFailed(e.code, e.message, "gatewayState")
+                self._stop_error = err
+                self._emit("client.login_failed", {"code": e.code, "message": e.message})
+                self._resolve_first(err)
+                self._close_socket()
+        elif isinstance(e, ev.ReconnectRequested):
+            logger.info("reconnect requested: %s", e.reason)
+            self._close_socket()
+        elif isinstance(e, ev.Punted):
+            self._emit("client.punted", {"reason": e.reason})
+            logger.warning("%s; not reconnecting", e.reason)
+            self._close_socket()
+        elif isinstance(e, ev.RpcErrorReceived):
+            self._emit("client.error", {"code": e.code, "message": e.message, "method": e.method})
+        elif isinstance(e, ev.ProtocolViolation):
+            logger.warning("protocol violation: %s", e.detail)
+        elif isinstance(e, ev.CallsNotReattached):
+            logger.info("calls not reattached after reconnect: %s", ", ".join(e.call_ids))
+        else:
+            self._dispatch_call(e)
+
+    def _dispatch_call(self, e: ev.Event) -> None:
+        if isinstance(e, ev.IncomingCall):
+            leg = self._session.calls.get(e.invite.call_id)
+            if leg is None:
+                return
+            call = Call(self, leg, offer_sdp=e.invite.sdp)
+            self.calls[call.id] = call
+            self._emit("call.created", {"direction": "inbound", "remote": leg.remote_number}, call.id)
+            self._emit("call.incoming", {"remote_name": leg.remote_name, "remote_number": leg.remote_number,
+                                         "active_calls": len(self.calls) - 1}, call.id)
+            self._spawn(self._prepare_inbound(call), name=f"inbound-{call.id[:8]}")
+            return
+        call_id = getattr(e, "call_id", None)
+        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if isinstance(e, ev.AttachOffer):
+            known = self.calls.get(e.invite.call_id)
+            if known is None:
+                leg = self._session.calls.get(e.invite.call_id)
+                if leg is None:
+                    return
+                adopted = Call(self, leg)
+                self.calls[adopted.id] = adopted
+                self._spawn(self._adopt(adopted, e), name=f"adopt-{adopted.id[:8]}")
+                return
+            self._spawn(known._reattach(e), name=f"reattach-{known.id[:8]}")
+            return
+        if call is None:
+            return
+        if isinstance(e, ev.CallStateChanged):
+            call._on_state(e.old, e.new)
+            if e.new == CallState.DESTROYED:
+                self.calls.pop(call.id, None)
+        elif isinstance(e, ev.CallHangup):
+            call._on_hangup(e)
+        elif isinstance(e, ev.RemoteEarlyMedia):
+            self._spawn(call._apply_answer(e.sdp), name=f"early-{call.id[:8]}")
+        elif isinstance(e, ev.RemoteAnswer):
+            if e.sdp is not None:
+                self._spawn(call._apply_answer(e.sdp), name=f"answer-{call.id[:8]}")
+        elif isinstance(e, ev.HoldChanged):
+            call._on_hold(e.held)
+        elif isinstance(e, ev.HoldFailed):
+            call._on_hold_failed(e.message)
+        elif isinstance(e, ev.DtmfReceived):
+            for digit in e.digits:
+                call._report_dtmf(digit, "info")
+
+    async def _prepare_inbound(self, call: Call) -> None:
+        try:
+            await call._prepare_media()
+        except SoftphoneError as exc:
+            self._emit("call.device_warning", {"message": str(exc)}, call.id)
+
+    async def _adopt(self, call: Call, offer: ev.AttachOffer) -> None:
+        await self._prepare_inbound(call)
+        await call._reattach(offer)
+
+    def _peer_options(self, codecs: list[str] | None = None) -> PeerOptions:
+        from softphone.media.peer import PeerOptions
+
+        return PeerOptions(ice_servers=list(self.ice_servers), loopback_only=self._loopback,
+                           codecs=list(codecs or self.codecs), gather_timeout=self.gather_timeout)
+
+    # -- calls -----------------------------------------------------------------------------------------
+    async def new_call(
+        self,
+        destination: str,
+        *,
+        caller_name: str | None = None,
+        caller_number: str | None = None,
+        custom_headers: list[tuple[str, str]] | None = None,
+        client_state: str = "",
+        codecs: list[str] | None = None,
+    ) -> Call:
+        """Dial ``destination``: open audio, build the offer, send the invite. Returns the Call."""
+        if self.state != ClientState.READY:
+            raise CommandError(f"not ready (client is {self.state.value})")
+        call_id = str(uuid.uuid4())
+        leg = self._session.new_call(
+            call_id, destination, caller_name=self.caller_name if caller_name is None else caller_name,
+            caller_number=self.caller_number if caller_number is None else caller_number,
+            custom_headers=custom_headers, client_state=client_state, codecs=codecs or self.codecs)
+        call = Call(self, leg)
+        self.calls[call_id] = call
+        self._emit("call.created", {"direction": "outbound", "remote": destination}, call_id)
+        try:
+            await call._prepare_media()
+            from softphone.media.peer import MediaPeer
+
+            peer = MediaPeer(self._peer_options(codecs), source=call.input, sink=call._tap,
+                             name=f"call-{call_id[:8]}")
+            call.peer = peer
+            sdp = await peer.create_offer()
+        except BaseException:
+            if not call.state.is_terminal:
+                self._session.hangup(call_id, reason="media setup failed")
+                self._pump()
+            raise
+        if call.state != CallState.NEW:
+            raise CommandError(f"call ended before the invite ({call.state.value})")
+        self._session.invite(call_id, sdp)
+        self._pump()
+        return call
+
+    def set_audio_input(self, device: str | int) -> None:
+        """Switch the input device for every live and future call (errors become device warnings)."""
+        from softphone.audio import find_device
+
+        if self._audio.resolve() == "pyaudio":
+            find_device(device, output=False)  # DeviceNotFound now, not later
+        self._spawn(self._switch(self._audio.set_input(device)), name="audio-input")
+
+    def set_audio_output(self, device: str | int) -> None:
+        """Switch the output device for every live and future call."""
+        from softphone.audio import find_device
+
+        if self._audio.resolve() == "pyaudio":
+            find_device(device, output=True)
+        self._spawn(self._switch(self._audio.set_output(device)), name="audio-output")
+
+    async def _switch(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except SoftphoneError as exc:
+            self._device_warning(str(exc))
+
+    # -- shutdown ---------------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Hang up live calls (BYE), log out, close the socket; the state becomes ``closed``."""
+        if self.state == ClientState.CLOSED:
+            return
+        if self._ws is not None and self.state == ClientState.READY:
+            self._session.logout()
+            self._pump()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._byes_done(), 2.0)
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        await self._stop_tasks()
+        self._session.close()
+        self._process_events()
+        for call in list(self.calls.values()):
+            await call._close_media()
+        self.calls.clear()
+        await self._audio.close()
+        pending = [t for t in self._tasks if not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _byes_done(self) -> None:
+        while any(m == "telnyx_rtc.bye" for m in self._session.pending_methods().values()):
+            await asyncio.sleep(0.02)
+
+    async def _stop_tasks(self) -> None:
+        self._closing = True
+        for task in (self._conn_task, self._timer_task):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- test hooks ------------------------------------------------------------------------------------
+    def _kill_transport(self) -> None:
+        """Abort the socket without a closing handshake (tests: simulate a network loss)."""
+        ws = self._ws
+        if ws is not None:
+            ws.transport.abort()
