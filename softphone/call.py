@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from softphone.audio import DtmfDetector, ringback_tone, ringtone_tone
+from softphone.audio import ringback_tone, ringtone_tone
 from softphone.errors import CallError, CommandError, LocalProtocolError, MediaError
 from softphone.media.frames import Frame
 from softphone.media.sinks import AudioSink, BaseSink, NullSink
@@ -49,14 +49,15 @@ class _CallTap(BaseSink):
 
     def __init__(self, call: Call) -> None:
         self.call = call
+        from softphone.media.dsp import DtmfDetector
+
         self.detector = DtmfDetector()
 
     def write_frame(self, frame: Frame) -> None:
         call = self.call
         if call._tone_task is None:  # a local ringback/ringtone owns the output until media flows
             call.output.write_frame(frame)
-        digit = self.detector.feed(frame)
-        if digit:
+        for digit in self.detector.feed(frame):
             call._report_dtmf(digit, "inband")
 
 
@@ -371,6 +372,10 @@ class Call:
             self._stop_tone()
         if new.is_terminal and self.ended_at is None:
             self.ended_at = time.time()
+        hang = self._leg.hangup
+        if new.is_terminal and hang is not None and self.cause is None:
+            self.cause, self.cause_code, self.sip_code = hang.cause, hang.cause_code, hang.sip_code
+            self.sip_reason, self.hangup_reason = hang.sip_reason, hang.reason
         self._state_changed.set()
         self._state_changed = asyncio.Event()
         self._client._emit("call.state", {"old": old.value, "new": new.value}, self.id)

@@ -133,6 +133,7 @@ class Client:
         self._audio = AudioManager(audio or AudioConfig(ringback=ringback, ringtone=ringtone), self._device_warning)
         self._session = VertoSession(new_id=lambda: str(uuid.uuid4()), clock=time.monotonic, random=random)
         self.calls: dict[str, Call] = {}
+        self._known: dict[str, Call] = {}  # every call the session still tracks (live or hanging up)
         self._handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ws: Any = None
@@ -480,14 +481,14 @@ class Client:
             if leg is None:
                 return
             call = Call(self, leg, offer_sdp=e.invite.sdp)
-            self.calls[call.id] = call
+            self.calls[call.id] = self._known[call.id] = call
             self._emit("call.created", {"direction": "inbound", "remote": leg.remote_number}, call.id)
             self._emit("call.incoming", {"remote_name": leg.remote_name, "remote_number": leg.remote_number,
                                          "active_calls": len(self.calls) - 1}, call.id)
             self._spawn(self._prepare_inbound(call), name=f"inbound-{call.id[:8]}")
             return
         call_id = getattr(e, "call_id", None)
-        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        found = self._known.get(call_id) if isinstance(call_id, str) else None
         if isinstance(e, ev.AttachOffer):
             known = self.calls.get(e.invite.call_id)
             if known is None:
@@ -495,17 +496,20 @@ class Client:
                 if leg is None:
                     return
                 adopted = Call(self, leg)
-                self.calls[adopted.id] = adopted
+                self.calls[adopted.id] = self._known[adopted.id] = adopted
                 self._spawn(self._adopt(adopted, e), name=f"adopt-{adopted.id[:8]}")
                 return
             self._spawn(known._reattach(e), name=f"reattach-{known.id[:8]}")
             return
-        if call is None:
+        if found is None:
             return
+        call = found
         if isinstance(e, ev.CallStateChanged):
             call._on_state(e.old, e.new)
-            if e.new == CallState.DESTROYED:
+            if e.new.is_terminal:  # client.calls holds live calls only
                 self.calls.pop(call.id, None)
+            if e.new == CallState.DESTROYED:
+                self._known.pop(call.id, None)
         elif isinstance(e, ev.CallHangup):
             call._on_hangup(e)
         elif isinstance(e, ev.RemoteEarlyMedia):
@@ -557,7 +561,7 @@ class Client:
             caller_number=self.caller_number if caller_number is None else caller_number,
             custom_headers=custom_headers, client_state=client_state, codecs=codecs or self.codecs)
         call = Call(self, leg)
-        self.calls[call_id] = call
+        self.calls[call_id] = self._known[call_id] = call
         self._emit("call.created", {"direction": "outbound", "remote": destination}, call_id)
         try:
             await call._prepare_media()
@@ -618,9 +622,10 @@ class Client:
         await self._stop_tasks()
         self._session.close()
         self._process_events()
-        for call in list(self.calls.values()):
+        for call in list(self._known.values()):
             await call._close_media()
         self.calls.clear()
+        self._known.clear()
         await self._audio.close()
         pending = [t for t in self._tasks if not t.done()]
         for task in pending:
