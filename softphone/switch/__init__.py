@@ -55,6 +55,14 @@ duration, cause, codec, cost), in ``Switch.records`` and appended to ``records_p
 as JSONL. Cost = ``rate_per_minute`` (default $0.002) per answered leg, billed per
 started second (``ceil(seconds) * rate / 60``).
 
+Call Control (:mod:`softphone.switch.callcontrol`): connections with a ``webhook_url`` (and
+optionally ``webhook_failover_url``, ``api_key``) are Call Control applications. Their
+clients' calls to unknown destinations, and outside calls to their numbers, are parked and
+announced by webhook; a backend drives them through the commands API (``sw.api_url``:
+``/v2/calls``, ``/v2/calls/{id}/actions/...``, ``/v2/conferences``). Simulated outside
+callers: ``sw.call_control.outside_call(...)`` or ``softphone switch pstn-call``. Started
+automatically when such a connection exists, or with ``Switch(call_control=CallControlOptions(...))``.
+
 Failures: unknown destination -> bye UNALLOCATED_NUMBER / 404; a known user with no
 registered client (or a number on an ``e164`` connection) -> USER_NOT_REGISTERED / 480.
 """
