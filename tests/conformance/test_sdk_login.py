@@ -24,8 +24,11 @@ async def logged_in(b: BrowserClient, sw: Switch, **creds: str) -> str:
     since = len(b.events)
     await login(b, sw, **creds)
     res = [
-        e.data for e in b.events[since:]
-        if e.name == "ws.recv" and isinstance(e.data.get("result"), dict) and "sessid" in e.data["result"]
+        e.data
+        for e in b.events[since:]
+        if e.name == "ws.recv"
+        and isinstance(e.data.get("result"), dict)
+        and "sessid" in e.data["result"]
         and e.data["result"].get("message") == "logged in"
     ]
     assert res, f"no 'logged in' result seen\n{b.log_text(tail=20)}"

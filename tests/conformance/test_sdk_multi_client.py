@@ -67,7 +67,7 @@ async def test_last_registered_rings_then_fallback(switch: Switch, tmp_path: Pat
         await c2.wait_event("ws.close", timeout=5)
         await wait_until(
             lambda: len([r for r in sw.registrations() if r.slot == "gencred1"]) == 1,
-            what=f"the switch to unregister the JWT client: {sw.registrations()}",
+            what=lambda: f"the switch to unregister the JWT client: {sw.registrations()}",
         )
         await call_and_check(alice, c1, CRED1_PW_HZ)
         assert len(invites(c1)) == 1 and len(invites(c2)) == 1, (invites(c1), invites(c2))

@@ -69,8 +69,9 @@ async def test_early_media_busy_reject(switch: Switch, tmp_path: Path) -> None: 
         assert answer["params"]["callID"] == call and not answer["params"].get("sdp"), answer
         await assert_hears(b, call, MIC_HZ, what="early service after answer (echo)")
         await hang_up(b, call)
-        assert states(b, call) == ["new", "requesting", "trying", "early", "active", "hangup", "destroy"], \
-            states(b, call)
+        assert states(b, call) == ["new", "requesting", "trying", "early", "active", "hangup", "destroy"], states(
+            b, call
+        )
 
         # Busy and reject: the switch's bye sets the SDK's cause, causeCode and sipCode.
         for dest, cause, code, sip in (("busy", "USER_BUSY", 17, 486), ("reject", "CALL_REJECTED", 21, 603)):

@@ -25,16 +25,23 @@ from softphone.switch import Switch, default_accounts
 
 TOLERANCE_HZ = 20.0
 """How far the dominant frequency of what a browser hears may be from the tone expected."""
+AUDIBLE_DBFS = -60.0
+"""Quieter than this is not a tone. Chromium's noise suppression (on by default in the SDK's
+getUserMedia) slowly attenuates a steady sine microphone, from about -15 to -45 dBFS over a
+few seconds; what the switch sends as silence measures -inf."""
 
 
 def require_prerequisites() -> None:
     """Fail (never skip) when Chromium or the SDK's node_modules are missing."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install the Debian package `chromium` (make deps)",
-                    pytrace=False)
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install the Debian package `chromium` (make deps)", pytrace=False
+        )
     if not SDK_BUNDLE.is_file():
-        pytest.fail(f"the @telnyx/webrtc bundle is missing ({SDK_BUNDLE}): run `npm ci` in tests/conformance "
-                    "(make deps)", pytrace=False)
+        pytest.fail(
+            f"the @telnyx/webrtc bundle is missing ({SDK_BUNDLE}): run `npm ci` in tests/conformance (make deps)",
+            pytrace=False,
+        )
 
 
 class SwitchLog(logging.Handler):
@@ -101,16 +108,18 @@ async def assert_hears(
     for _ in range(tries):
         tone = await hear(b, call_id, seconds)
         seen.append(tone)
-        if abs(tone.freq - freq) <= TOLERANCE_HZ and tone.rms_dbfs > -45:
+        if abs(tone.freq - freq) <= TOLERANCE_HZ and tone.rms_dbfs > AUDIBLE_DBFS:
             return tone
     raise AssertionError(f"{what or 'browser'} expected {freq} Hz on call {call_id}, heard {seen}")
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+async def wait_until(
+    pred: Callable[[], bool], timeout: float = 5.0, what: str | Callable[[], str] = "condition"
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not pred():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         await asyncio.sleep(0.05)
 
 
