@@ -1,13 +1,22 @@
-"""Shared pieces of the Call Control tests: accounts with an ``app`` connection, a webhook catcher."""
+"""Shared pieces of the Call Control tests: accounts with an ``app`` connection, a webhook catcher,
+and the ``cc``/``catcher`` fixtures (test modules import them: no conftest.py here, because
+tests/switch imports its own ``conftest`` by name).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
+from softphone.switch import Switch
 from softphone.switch.accounts import Accounts, Connection, Credential, default_accounts
+from softphone.switch.callcontrol import CallControl
+from softphone.switch.ccapps import CallControlOptions
 
 APP_NUMBER = "+13125550150"
 API_KEY = "KEYtest123"
@@ -85,3 +94,18 @@ def app_accounts(webhook_url: str) -> Accounts:
         )
     )
     return accts
+
+
+@pytest.fixture
+async def catcher() -> AsyncIterator[WebhookCatcher]:
+    c = await WebhookCatcher().start()
+    yield c
+    await c.stop()
+
+
+@pytest.fixture
+async def cc(catcher: WebhookCatcher) -> AsyncIterator[CallControl]:
+    opts = CallControlOptions(api_port=0, park_timeout=30.0, outside_ring_s=0.3)
+    async with Switch(accounts=app_accounts(catcher.url), port=0, call_control=opts) as sw:
+        assert sw.call_control is not None
+        yield sw.call_control

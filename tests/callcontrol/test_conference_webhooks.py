@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the cc/catcher fixtures are imported from ccfixtures)
 """Conferences (three parties, mixed audio), transfer, webhook retries and failover, config."""
 
 from __future__ import annotations
@@ -5,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ccfixtures import AGENTS, API_KEY, WebhookCatcher
+from ccfixtures import AGENTS, API_KEY, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import Phone, PhoneCall, api, heard_hz
 
 from softphone.errors import ConfigError

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the cc/catcher fixtures are imported from ccfixtures)
 """Pattern 2 pieces: outside (simulated PSTN) callers, queues with hold tone, gather, ringing directly."""
 
 from __future__ import annotations
@@ -5,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from ccfixtures import AGENTS, API_KEY, APP_NUMBER, WebhookCatcher
+from ccfixtures import AGENTS, API_KEY, APP_NUMBER, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import Phone, api, wait_hz
 
 from softphone.media.dsp import dominant_frequency

@@ -1,10 +1,11 @@
+# ruff: noqa: F811  (the cc/catcher fixtures are imported from ccfixtures)
 """Pattern 1 pieces: parking, webhooks, answer/dial/bridge with real audio, park timeout."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ccfixtures import AGENTS, API_KEY, WebhookCatcher
+from ccfixtures import AGENTS, API_KEY, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import Phone, api, wait_hz
 
 from softphone.switch.callcontrol import CallControl

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the cc/catcher fixtures are imported from ccfixtures)
 """The softphone (softphone.client.Client) facing Call Control: parked calls, backend-placed calls."""
 
 from __future__ import annotations
@@ -5,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ccfixtures import AGENTS, API_KEY, WebhookCatcher
+from ccfixtures import AGENTS, API_KEY, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import api
 
 from softphone.audio import AudioConfig

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "callcontrol"))
+# Appended, not prepended: tests/switch imports its own ``conftest`` by name.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "callcontrol"))
 
 from phones import Phone, wait_hz
 
