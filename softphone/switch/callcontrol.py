@@ -228,10 +228,13 @@ class CallControl:
         for pb in list(leg.extras.get("playbacks", {}).values()):
             pb.stopped = "call_hangup"
         self.leave_everything(leg, reason="hangup")
+        reported = telnyx_cause(cause)
+        if by_party and leg.direction == "incoming" and leg.answered_at is None:
+            reported = "originator_cancel"  # the caller gave up while parked (the SDKs send USER_BUSY)
         self.emit(
             leg,
             "call.hangup",
-            hangup_cause=telnyx_cause(cause),
+            hangup_cause=reported,
             hangup_source=leg.hangup_source,
             sip_hangup_cause=str(leg.sip_code) if leg.sip_code is not None else "unspecified",
             start_time=_iso(leg.created),
