@@ -143,3 +143,38 @@ async def test_pstn_recording(cc: CallControl, catcher: WebhookCatcher, tmp_path
         data = np.frombuffer(wf.readframes(wf.getnframes()), dtype="<i2")
     assert len(data) > 48000 * 0.5
     assert abs(dominant_frequency(data) - 1200) < 15
+
+
+async def test_dial_service_and_outside_number(cc: CallControl, catcher: WebhookCatcher) -> None:
+    caller = await cc.outside_call("+15557654321", APP_NUMBER, audio="tone:700")
+    await api(cc.api_url, "POST", f"/v2/calls/{caller.call_control_id}/actions/answer", {}, API_KEY)
+    st, body = await api(cc.api_url, "POST", "/v2/calls", {"connection_id": "app", "to": "echo", "from": "x"}, API_KEY)
+    assert st == 200
+    echo_id = body["data"]["call_control_id"]
+    await catcher.wait("call.answered", lambda p: p["call_control_id"] == echo_id)
+    await api(
+        cc.api_url, "POST", f"/v2/calls/{caller.call_control_id}/actions/bridge", {"call_control_id": echo_id}, API_KEY
+    )
+    assert isinstance(caller.endpoint, PstnEndpoint)
+    await pstn_hears(caller.endpoint, 700)  # its own voice, back from the echo service
+
+    st, body = await api(
+        cc.api_url,
+        "POST",
+        "/v2/calls",
+        {"connection_id": "app", "to": "+15559990000", "from": APP_NUMBER, "audio_url": "tone:1500"},
+        API_KEY,
+    )
+    far_id = body["data"]["call_control_id"]
+    await catcher.wait("call.answered", lambda p: p["call_control_id"] == far_id)
+    await api(
+        cc.api_url, "POST", f"/v2/calls/{caller.call_control_id}/actions/bridge", {"call_control_id": far_id}, API_KEY
+    )
+    await pstn_hears(caller.endpoint, 1500)
+    # The echo leg lost its bridge by a re-bridge (not a hangup): it stays up, unbridged.
+    assert cc.legs[echo_id].alive and cc.legs[echo_id].bridged_to is None
+    st, body = await api(cc.api_url, "GET", f"/v2/calls/{far_id}", None, API_KEY)
+    assert body["data"]["is_alive"] and body["data"]["state"] == "bridged"
+    st, body = await api(cc.api_url, "POST", "/v2/calls", {"connection_id": "app", "to": "busy", "from": "x"}, API_KEY)
+    busy = await catcher.wait("call.hangup", lambda p: p["call_control_id"] == body["data"]["call_control_id"])
+    assert busy["payload"]["hangup_cause"] == "user_busy"
