@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from softphone.switch.routing import NoRoute, Route, ServiceRoute, SlotRoute, is
 from softphone.switch.webhooks import WebhookSender
 
 if TYPE_CHECKING:
+    from softphone.media.sources import AudioSource
     from softphone.switch.calls import Call
     from softphone.switch.server import Switch
 
@@ -112,7 +113,7 @@ class CallControl:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         return self.switch.spawn(coro, name)
 
     # --- events -----------------------------------------------------------------------
@@ -544,8 +545,8 @@ class CallControl:
             q = self.queues[name] = Queue(name)
         return q
 
-    def hold_tone_for(self, leg: CCLeg) -> Any:
-        del leg
+    def hold_tone(self) -> AudioSource:
+        """What a queued caller hears (a fresh source per caller: each keeps its own cadence)."""
         return media_legs.hold_source()
 
 
@@ -559,5 +560,3 @@ def parse_headers(raw: Any) -> tuple[tuple[str, str], ...]:
     """``[{"name": "X-..", "value": ".."}]`` -> pairs (invalid entries dropped)."""
     return verto.headers_from(raw)
 
-
-AnswerHook = Callable[[], None]

@@ -176,7 +176,7 @@ async def enqueue(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str
     cc.unpark(leg)
     cc.leave_everything(leg, reason="enqueue")
     q = cc.queue(name)
-    pos = q.add(leg, cc.hold_tone_for(leg))
+    pos = q.add(leg, cc.hold_tone())
     leg.queue = name
     leg.state = "queued"
     cc.emit(leg, "call.enqueued", queue=name, current_position=pos, queue_avg_wait_time_secs=q.avg_wait_s)
