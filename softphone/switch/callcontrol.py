@@ -479,7 +479,7 @@ class CallControl:
             kind,
             client_state=client_state,
             custom_headers=custom_headers,
-            state="ringing",
+            state="bridging",
             notify=notify,
         )
         if link_to is not None:

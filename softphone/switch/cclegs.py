@@ -96,7 +96,8 @@ class CCLeg:
     client_state: str = ""
     custom_headers: tuple[tuple[str, str], ...] = ()
     state: str = "parked"
-    """parked, ringing, answered, bridged, queued, conference, hangup."""
+    """parked (incoming, waiting for commands), bridging (outgoing, ringing), answered, bridged, queued,
+    conference, hangup."""
     wire: WebRtcCall | None = None
     created: float = field(default_factory=time.time)
     answered_at: float | None = None

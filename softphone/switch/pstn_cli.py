@@ -69,7 +69,7 @@ def run_pstn_call(
             if status["state"] != state:
                 state = status["state"]
                 echo(f"{time.strftime('%H:%M:%S')} {state}")
-            if state not in ("parked", "ringing", "hangup") and answered_at is None:
+            if state not in ("parked", "bridging", "hangup") and answered_at is None:
                 answered_at = time.monotonic()
             if not status["is_alive"]:
                 echo(f"ended: {status.get('hangup_cause')} after {status.get('call_duration', 0)} s answered")

@@ -106,8 +106,19 @@ async def post_json(
             fields = status_line.decode("latin-1").split()
             if len(fields) < 2 or not fields[1].isdigit():
                 raise ConnectionError(f"bad HTTP status line: {status_line!r}")
+            # Read the headers and the (small) body, so the server's write completes; a
+            # keep-alive server that ignores "Connection: close" must not stall us.
+            length = 0
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(reader.read(), 1.0)  # drain, so the server's write succeeds
+                while True:
+                    line = await asyncio.wait_for(reader.readline(), 1.0)
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.strip().lower() == "content-length" and value.strip().isdigit():
+                        length = int(value.strip())
+                if 0 < length <= 65536:
+                    await asyncio.wait_for(reader.readexactly(length), 1.0)
             return int(fields[1])
         finally:
             writer.close()
