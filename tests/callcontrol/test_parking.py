@@ -79,3 +79,19 @@ async def test_api_auth_and_errors(cc: CallControl) -> None:
         assert st == 404
         st, body = await api(cc.api_url, "POST", "/v2/calls", {"to": "agent2"}, API_KEY)
         assert st == 422
+
+
+async def test_park_with_local_ringback_only(cc: CallControl, catcher: WebhookCatcher) -> None:
+    """ringback = "ringing": telnyx_rtc.ringing only (the client rings locally); the answer carries the SDP."""
+    cc.options.ringback = "ringing"
+    async with Phone(cc.switch.url, "agent1", AGENTS["agent1"], 600) as a1:
+        call = await a1.dial("+18005550199")
+        init = await catcher.wait("call.initiated")
+        await a1.wait_state(call, "ringing")
+        await asyncio.sleep(0.3)
+        assert "telnyx_rtc.media" not in call.methods
+        ccid = init["payload"]["call_control_id"]
+        await api(cc.api_url, "POST", f"/v2/calls/{ccid}/actions/answer", {}, API_KEY)
+        await a1.wait_state(call, "active")
+        await api(cc.api_url, "POST", f"/v2/calls/{ccid}/actions/playback_start", {"audio_url": "tone:1100"}, API_KEY)
+        await wait_hz(call, 1100)
