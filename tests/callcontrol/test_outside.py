@@ -178,3 +178,18 @@ async def test_dial_service_and_outside_number(cc: CallControl, catcher: Webhook
     st, body = await api(cc.api_url, "POST", "/v2/calls", {"connection_id": "app", "to": "busy", "from": "x"}, API_KEY)
     busy = await catcher.wait("call.hangup", lambda p: p["call_control_id"] == body["data"]["call_control_id"])
     assert busy["payload"]["hangup_cause"] == "user_busy"
+
+
+async def test_park_after_unbridge(cc: CallControl, catcher: WebhookCatcher) -> None:
+    a = await cc.outside_call("+15550000001", APP_NUMBER)
+    b = await cc.outside_call("+15550000002", APP_NUMBER)
+    for leg in (a, b):
+        await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/answer", {}, API_KEY)
+    st, _ = await api(cc.api_url, "POST", f"/v2/calls/{a.call_control_id}/actions/bridge",
+                      {"call_control_id": b.call_control_id, "park_after_unbridge": "self"}, API_KEY)
+    assert st == 200 and a.bridged_to is b
+    await cc.hangup_leg(b)
+    await asyncio.sleep(0.2)
+    assert a.alive and a.state == "parked" and a.bridged_to is None
+    st, _ = await api(cc.api_url, "POST", f"/v2/calls/{b.call_control_id}/actions/answer", {}, API_KEY)
+    assert st == 422  # that leg is gone
