@@ -559,4 +559,3 @@ def _iso(ts: float | None) -> str | None:
 def parse_headers(raw: Any) -> tuple[tuple[str, str], ...]:
     """``[{"name": "X-..", "value": ".."}]`` -> pairs (invalid entries dropped)."""
     return verto.headers_from(raw)
-

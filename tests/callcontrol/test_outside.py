@@ -185,8 +185,13 @@ async def test_park_after_unbridge(cc: CallControl, catcher: WebhookCatcher) -> 
     b = await cc.outside_call("+15550000002", APP_NUMBER)
     for leg in (a, b):
         await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/answer", {}, API_KEY)
-    st, _ = await api(cc.api_url, "POST", f"/v2/calls/{a.call_control_id}/actions/bridge",
-                      {"call_control_id": b.call_control_id, "park_after_unbridge": "self"}, API_KEY)
+    st, _ = await api(
+        cc.api_url,
+        "POST",
+        f"/v2/calls/{a.call_control_id}/actions/bridge",
+        {"call_control_id": b.call_control_id, "park_after_unbridge": "self"},
+        API_KEY,
+    )
     assert st == 200 and a.bridged_to is b
     await cc.hangup_leg(b)
     await asyncio.sleep(0.2)
