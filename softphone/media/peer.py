@@ -257,7 +257,9 @@ class MediaPeer:
                 continue
             self._patched.add(id(conn))
             original = conn.get_component_candidates
-            only = [self.options.host_address] if self.options.loopback_only else None
+            # With relay_only aioice passes no host addresses on purpose; otherwise an empty list just
+            # means the host has no non-loopback interface (e.g. a namespace with only `lo`).
+            only = [self.options.host_address] if self.options.loopback_only and not self.options.relay_only else None
 
             @functools.wraps(original)
             async def scoped(
@@ -268,7 +270,7 @@ class MediaPeer:
                 _original: Any = original,
                 _only: list[str] | None = only,
             ) -> Any:
-                if _only is not None and addresses:
+                if _only is not None:
                     addresses = list(_only)  # aioice skips 127.0.0.1 by itself
                 return await _original(
                     component=component, addresses=addresses, timeout=self.options.gather_timeout
