@@ -183,10 +183,12 @@ def accounts_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    typer.echo(f"{'connection':<12} {'username':<12} {'kind':<10} {'password':<8} {'numbers':<16} inbound")
+    typer.echo(
+        f"{'connection':<12} {'username':<12} {'kind':<10} {'password':<8} {'numbers':<16} {'inbound':<13} webhook"
+    )
     for r in rows:
         nums = ",".join(r["numbers"])
         typer.echo(
             f"{r['connection']:<12} {r['username']:<12} {r['kind']:<10} {r['password']:<8} "
-            f"{nums:<16} {r['inbound_format']}"
+            f"{nums:<16} {r['inbound_format']:<13} {r['webhook_url']}".rstrip()
         )
