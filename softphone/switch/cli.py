@@ -96,6 +96,9 @@ def serve(
         asyncio.run(run())
     except KeyboardInterrupt:
         typer.echo("switch stopped")
+    except OSError as exc:  # the port is taken, or the address is not ours
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _has_apps(accts: object) -> bool:
