@@ -353,6 +353,20 @@ class DeviceHub:
 # --- the per-client manager ------------------------------------------------------------------
 
 
+class _RecordingTee(TeeSink):
+    """The call's output plus its recorder; ``send_tap`` feeds a stereo recorder's local side."""
+
+    send_tap: AudioSink | None = None
+
+    async def stop(self) -> None:
+        """Stop (and so finish) the outputs: the recorder's file is only complete once closed."""
+        for sink in self.sinks:
+            try:
+                await sink.stop()
+            except Exception:
+                logger.exception("stopping audio sink %r failed", sink)
+
+
 class AudioManager:
     """Builds each call's source and sink from an :class:`AudioConfig`."""
 
@@ -390,7 +404,11 @@ class AudioManager:
             await self.hub.set_output(self._output_spec)
 
     async def call_media(self) -> tuple[AudioSource, AudioSink]:
-        """A fresh (source, sink) pair for one call."""
+        """A fresh (source, sink) pair for one call.
+
+        With ``record_both`` the sink has a ``send_tap`` attribute: the sink for what
+        the call sends (the right channel of the recording), for ``MediaPeer.set_send_tap``.
+        """
         await self.ensure_devices()
         backend = self.backend
         source: AudioSource
@@ -406,7 +424,9 @@ class AudioManager:
         if self.config.record_file:
             recorder = WavRecorder(self.config.record_file, stereo_both_sides=self.config.record_both)
             await recorder.start()
-            sink = TeeSink([sink, recorder])
+            sink = _RecordingTee([sink, recorder])
+            if self.config.record_both:
+                sink.send_tap = recorder.local_sink
         await source.start()
         await sink.start()
         return source, sink

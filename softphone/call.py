@@ -88,6 +88,7 @@ class Call:
         self.input: AudioSource = NullSource()
         self.output: AudioSink = NullSink()
         self._own_media: list[AudioSource | AudioSink] = []
+        self._send_tap: AudioSink | None = None
         self._tap = _CallTap(self)
         self._state_changed = asyncio.Event()
         self._hold_waiter: asyncio.Future[bool] | None = None
@@ -285,6 +286,7 @@ class Call:
         source, sink = await self._client._audio.call_media()
         self.input, self.output = source, sink
         self._own_media = [source, sink]
+        self._send_tap = getattr(sink, "send_tap", None)  # record_both: what we send, for the recorder
 
     async def _new_peer(self) -> MediaPeer:
         from softphone.media.peer import MediaPeer
@@ -293,6 +295,8 @@ class Call:
         if old is not None:
             await old.close()
         peer = MediaPeer(self._client._peer_options(), source=self.input, sink=self._tap, name=f"call-{self.id[:8]}")
+        if self._send_tap is not None:
+            peer.set_send_tap(self._send_tap)
         self.peer = peer
         self._apply_send_state()
         return peer

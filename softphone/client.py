@@ -569,6 +569,8 @@ class Client:
 
             peer = MediaPeer(self._peer_options(codecs), source=call.input, sink=call._tap,
                              name=f"call-{call_id[:8]}")
+            if call._send_tap is not None:  # record_both: the recorder's right channel
+                peer.set_send_tap(call._send_tap)
             call.peer = peer
             sdp = await peer.create_offer()
         except BaseException:

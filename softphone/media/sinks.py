@@ -146,10 +146,18 @@ class WavRecorder(BaseSink):
     By default records mono: the far end (whatever reaches this sink). With
     ``stereo_both_sides=True`` the file is stereo, far end on the left and the
     local side on the right; feed the local side with :meth:`write_local`
-    (``MediaPeer.set_recorder`` does the wiring). The file is valid after
-    :meth:`stop` / :meth:`close`; writes go to a buffered file on the loop (about
-    1.9 kB per frame, cheap enough not to need a thread).
+    (e.g. ``MediaPeer.set_send_tap(recorder.local_sink)``). The local side's
+    steady 20 ms clock then drives the file: each local frame is written next to
+    the oldest far-end frame waiting (silence if none), so a frame we send and
+    its echo are as far apart in the file as they were in time. Until a first
+    local frame arrives, or when the local side stalls for :attr:`MAX_FAR_QUEUE`
+    frames, far-end frames are written with silence on the right. The file is
+    valid after :meth:`stop` / :meth:`close`; writes go to a buffered file on the
+    loop (about 1.9 kB per frame, cheap enough not to need a thread).
     """
+
+    MAX_FAR_QUEUE = 25
+    """Far-end frames held waiting for the local clock (500 ms) before writing them alone."""
 
     def __init__(self, path: str | Path, *, stereo_both_sides: bool = False) -> None:
         self.path = Path(path)
@@ -162,28 +170,47 @@ class WavRecorder(BaseSink):
         self._wav.setnchannels(2 if self.stereo else 1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)
-        self._local: collections.deque[Frame] = collections.deque(maxlen=50)
+        self._far: collections.deque[Frame] = collections.deque()
+        self._local_seen = False
+        self._zeros = np.zeros(FRAME_SAMPLES, np.int16)
         self._lock = threading.Lock()
         self.frames_written = 0
+        self.local_sink: AudioSink = _LocalSide(self)
+        """A sink whose ``write_frame`` is :meth:`write_local` (for ``MediaPeer.set_send_tap``)."""
+
+    def _write_pair(self, far: Frame, local: Frame) -> None:
+        if self._wav is None:
+            return
+        pair = np.empty((FRAME_SAMPLES, 2), "<i2")
+        pair[:, 0] = far[:FRAME_SAMPLES]
+        pair[:, 1] = local[:FRAME_SAMPLES]
+        self._wav.writeframesraw(pair.tobytes())
+        self.frames_written += 1
 
     def write_local(self, frame: Frame) -> None:
         """Supply one frame of the local side (stereo mode; ignored in mono mode)."""
-        if self.stereo:
-            with self._lock:
-                self._local.append(np.array(frame, dtype=np.int16, copy=True))
+        if not self.stereo:
+            return
+        with self._lock:
+            self._local_seen = True
+            far = self._far.popleft() if self._far else self._zeros
+            self._write_pair(far, frame)
 
     def write_frame(self, frame: Frame) -> None:
-        """Append one far-end frame (paired with the oldest local frame in stereo mode)."""
+        """Append one far-end frame (stereo: queued for the next local frame)."""
         with self._lock:
             if self._wav is None:
                 return
-            if self.stereo:
-                local = self._local.popleft() if self._local else np.zeros(FRAME_SAMPLES, np.int16)
-                data = np.column_stack((frame, local)).astype("<i2").tobytes()
-            else:
-                data = frame.astype("<i2").tobytes()
-            self._wav.writeframesraw(data)
-            self.frames_written += 1
+            if not self.stereo:
+                self._wav.writeframesraw(frame.astype("<i2").tobytes())
+                self.frames_written += 1
+                return
+            if not self._local_seen:
+                self._write_pair(frame, self._zeros)
+                return
+            self._far.append(np.array(frame, dtype=np.int16, copy=True))
+            while len(self._far) > self.MAX_FAR_QUEUE:
+                self._write_pair(self._far.popleft(), self._zeros)
 
     def close(self) -> None:
         """Finish the file (idempotent)."""
@@ -198,3 +225,13 @@ class WavRecorder(BaseSink):
     async def stop(self) -> None:
         """Finish the file."""
         self.close()
+
+
+class _LocalSide(BaseSink):
+    """Adapter: the local side of a stereo :class:`WavRecorder` as a sink."""
+
+    def __init__(self, recorder: WavRecorder) -> None:
+        self.recorder = recorder
+
+    def write_frame(self, frame: Frame) -> None:
+        self.recorder.write_local(frame)
