@@ -10,7 +10,7 @@ STAMPS := .stamps
 CONF   := tests/conformance
 NPM_DONE := $(CONF)/node_modules/.package-lock.json
 
-.PHONY: help deps system-deps venv npm demo test lint audio-env clean distclean
+.PHONY: help deps system-deps venv npm demo test lint bench audio-env clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/'
@@ -42,6 +42,12 @@ npm: $(NPM_DONE)  ## npm ci for the conformance harness (redone when the lock ch
 $(NPM_DONE): $(CONF)/package-lock.json $(CONF)/package.json | system-deps
 	cd $(CONF) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+bench: deps  ## benchmarks (not part of test): DTMF detector, media engine, client calls, ours vs the JS SDK
+	$(VENV)/bin/python bench/dtmf_bench.py
+	$(VENV)/bin/python bench/media_bench.py
+	$(VENV)/bin/python bench/bench_call.py
+	$(VENV)/bin/python bench/compare_sdk.py
 
 lint: venv  ## ruff and mypy only
 	$(VENV)/bin/ruff check softphone tests
