@@ -86,8 +86,10 @@ pytest_run() {
 step "ruff" ruff check softphone tests
 step "mypy" mypy softphone
 step "pytest" pytest_run "$@"
-step "coverage of softphone/protocol (>= 95 %)" \
-  coverage report --include='softphone/protocol/*' --fail-under=95 --show-missing
+if (($# == 0)); then  # the gate applies to the whole suite, not to a part chosen with arguments
+  step "coverage of softphone/protocol (>= 95 %)" \
+    coverage report --include='softphone/protocol/*' --fail-under=95 --show-missing
+fi
 
 if ((${#failed[@]})); then
   printf 'run-tests: FAILED: %s\n' "${failed[@]}" >&2

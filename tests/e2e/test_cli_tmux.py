@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,9 +31,16 @@ def _wait_for(session: str, predicate: object, timeout: float = 20.0) -> str:
     pytest.fail(f"timed out; the screen was:\n{screen}", pytrace=False)
 
 
-def test_shell_in_tmux(tmp_path: Path) -> None:
+def test_shell_in_tmux(tmp_path: Path, tone_wav: Any) -> None:
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed (apt-get install tmux)", pytrace=False)
+    # Under `make test` PortAudio has the virtual devices: the shell uses the virtual microphone,
+    # so feed it a tone (played into micfeed) for the level meters to move. Without virtual audio
+    # the shell falls back to its tone source by itself.
+    feeder = None
+    if os.environ.get("PULSE_SERVER"):
+        wav = tone_wav(523.0, seconds=60.0)
+        feeder = subprocess.Popen(["paplay", "--device=micfeed", str(wav)])
     session = f"softphone-test-{uuid.uuid4().hex[:8]}"
     env = f"SOFTPHONE_DATA_DIR={tmp_path} SOFTPHONE_CONFIG={tmp_path / 'none.toml'} TERM=xterm-256color"
     cmd = f"cd {os.getcwd()} && env {env} {sys.executable} -m softphone shell --local 2>{tmp_path / 'err.txt'}"
@@ -54,5 +62,7 @@ def test_shell_in_tmux(tmp_path: Path) -> None:
         else:
             pytest.fail("the shell did not exit on quit", pytrace=False)
     finally:
+        if feeder is not None:
+            feeder.kill()
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert "Traceback" not in (tmp_path / "err.txt").read_text()
