@@ -10,6 +10,7 @@ aiortc's encoders as noise or silence (aiortc issues #571, #1357).
 from __future__ import annotations
 
 import fractions
+import math
 from typing import Any
 
 import av
@@ -157,10 +158,10 @@ def level_dbfs(samples: Frame) -> float:
     if samples.shape[0] == 0:
         return -120.0
     x = samples.astype(np.float32)
-    rms = float(np.sqrt(np.mean(x * x))) / 32768.0
+    rms = math.sqrt(float(np.dot(x, x)) / x.shape[0]) / 32768.0
     if rms <= 1e-6:
         return -120.0
-    return max(-120.0, 20.0 * float(np.log10(rms)))
+    return max(-120.0, 20.0 * math.log10(rms))
 
 
 class StreamResampler:
