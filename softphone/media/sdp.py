@@ -114,3 +114,23 @@ def first_audio_codec(sdp: str) -> tuple[str, int] | None:
     if first_pt is None:
         return None
     return rtpmap.get(first_pt) or _STATIC_PT.get(first_pt)
+
+
+def sdp_problem(sdp: str) -> str | None:
+    """Why ``sdp`` cannot be a WebRTC audio offer/answer, or None if it looks usable.
+
+    A cheap structural check, so bad input is refused with a clear message before it
+    reaches aiortc: version line, an audio section, ICE credentials and a DTLS fingerprint.
+    """
+    lines = _lines(sdp)
+    if not lines or lines[0].strip() != "v=0":
+        return "SDP does not start with v=0"
+    if not any(line.startswith("m=audio ") for line in lines):
+        return "SDP has no audio section (m=audio)"
+    if not any(line.startswith("a=ice-ufrag:") for line in lines) or not any(
+        line.startswith("a=ice-pwd:") for line in lines
+    ):
+        return "SDP has no ICE credentials (a=ice-ufrag / a=ice-pwd)"
+    if not any(line.startswith("a=fingerprint:") for line in lines):
+        return "SDP has no DTLS fingerprint (a=fingerprint)"
+    return None

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from softphone.errors import RemoteProtocolError
+from softphone.errors import RemoteProtocolError, SoftphoneError
+from softphone.media.sdp import sdp_problem
 from softphone.protocol import verto
 from softphone.protocol.jsonrpc import Request, build_error, build_result, parse_message
 from softphone.switch.accounts import Accounts, Login, default_accounts
@@ -235,7 +236,11 @@ class Switch:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("switch task %s failed", task.get_name(), exc_info=task.exception())
+            exc = task.exception()
+            if isinstance(exc, SoftphoneError):  # an expected failure (bad SDP, media): one line
+                logger.warning("switch task %s failed: %s", task.get_name(), exc)
+            else:
+                logger.error("switch task %s failed", task.get_name(), exc_info=exc)
 
     async def request(self, session: Session, method: str, params: dict[str, Any]) -> None:
         """Send a server request to a session's socket (dropped if it has none)."""
@@ -477,6 +482,10 @@ class Switch:
             raise RemoteProtocolError("invite without an SDP offer")
         if dialog.call_id in sess.legs:
             await self._error(ws, msg, verto.INVALID_PARAMS, f"call {dialog.call_id} already exists")
+            return
+        problem = sdp_problem(sdp)
+        if problem is not None:  # refuse before "CALL CREATED" (PROTOCOL.md §2.6: -32002 codec error)
+            await self._error(ws, msg, verto.CODEC_ERROR, f"Codec error: {problem}")
             return
         await ensure_media()  # normally done already (warm-up at start)
         call = Call(self, sess, dialog, sdp)
