@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 TRICKLE_WAIT_S = 3.0
 """How long a trickled SDP waits for ``telnyx_rtc.endOfCandidates``."""
+
+LEG_JITTER_FRAMES = 1
+"""20 ms frames each leg's receive buffer holds before playing out. The switch's legs are on
+loopback, where packets arrive in order and on time: aiortc's default of 4 frames would add
+~60 ms to every leg (~120 ms to an echo round trip) for no benefit (bench/compare_sdk.py)."""
 DTMF_TONE_MS = 100
 DTMF_GAP_MS = 70
 HOLD_TONE_HZ = 440.0
@@ -132,7 +137,8 @@ class MediaLeg:
             raise ConnectionError("leg is closed")
         if self.peer is not None:
             self._old_peers.append(self.peer)
-        self.peer = MediaPeer(PeerOptions.loopback(), source=self.mix, sink=self._sink, name=self.label)
+        options = PeerOptions.loopback(jitter_prefetch=LEG_JITTER_FRAMES)
+        self.peer = MediaPeer(options, source=self.mix, sink=self._sink, name=self.label)
         self._candidates = []
         self._eoc = asyncio.Event()
         return self.peer
