@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,24 @@ def test_config_path_and_show_redacts(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "hunter2-very-secret" not in result.output
     assert "me" in result.output
+
+
+def test_help_is_rich_without_markdown_it() -> None:
+    # typer.rich_utils imports rich.markdown (markdown-it, pygments) and rich.traceback at module level;
+    # softphone.cli.richhelp keeps them out of `--help` (about 75 ms) while the help stays rich-formatted.
+    code = (
+        "import sys\nfrom softphone.cli.app import main\n"
+        "for argv in (['--help'], ['dial', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('LOADED', [m for m in ('markdown_it', 'rich.markdown', 'rich.traceback', 'pygments')"
+        " if m in sys.modules], 'typer.rich_utils' in sys.modules)\n"
+        "import typer.rich_utils as r, rich.markdown\n"
+        "assert type(r.Markdown('# x')) is rich.markdown.Markdown\n"
+        "print('REAL', rich.markdown.__file__ is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "100"}).stdout
+    assert "LOADED [] True" in out
+    assert "REAL True" in out
+    assert "╭─ Commands" in out and "dial" in out  # rich panels
+    assert "--caller-name" in out  # `dial --help` lists its options

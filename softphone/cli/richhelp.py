@@ -1,0 +1,60 @@
+"""Import ``typer.rich_utils`` without ``rich.markdown`` and ``rich.traceback``.
+
+typer (0.29) renders ``--help`` with ``typer.rich_utils``, which imports ``rich.markdown`` (and with it
+markdown-it, pygments via ``rich.syntax``) and ``rich.traceback`` at module level, although they are
+used only for ``rich_markup_mode="markdown"`` and for pretty exception tracebacks, neither of which
+this app uses. Those two imports are about 75 ms of the ~120 ms it takes to import ``rich_utils``.
+
+:func:`import_rich_utils_light` imports ``rich_utils`` with placeholders standing in for the two
+modules, then takes the placeholders out of ``sys.modules`` again, so a later ``import rich.markdown``
+(anywhere) gets the real module. The placeholder classes import the real class on first use, so
+markdown mode and pretty tracebacks would still work, only not pay for it up front.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+__all__ = ["import_rich_utils_light"]
+
+_DEFERRED = (("rich.markdown", "Markdown"), ("rich.traceback", "Traceback"))
+
+
+class _DeferredMeta(type):
+    """Metaclass of the placeholder classes: calling one, or looking up a class attribute it does not
+    have (``Traceback.from_exception``), imports the real class and forwards to it. They are real
+    classes because ``rich_utils`` evaluates annotations such as ``Markdown | Text``."""
+
+    _module: str
+
+    def _real(cls) -> Any:
+        return getattr(importlib.import_module(cls._module), cls.__name__)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return cls._real()(*args, **kwargs)
+
+    def __getattr__(cls, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(cls._real(), attr)
+
+
+def import_rich_utils_light() -> None:
+    """Import ``typer.rich_utils`` (if not yet imported) without loading markdown-it or rich.traceback."""
+    if "typer.rich_utils" in sys.modules:
+        return
+    placed: dict[str, types.ModuleType] = {}
+    for module, name in _DEFERRED:
+        if module not in sys.modules:
+            stub = types.ModuleType(module, "placeholder while typer.rich_utils is imported")
+            setattr(stub, name, _DeferredMeta(name, (), {"_module": module}))
+            sys.modules[module] = placed[module] = stub
+    try:
+        importlib.import_module("typer.rich_utils")
+    finally:
+        for module, stub in placed.items():
+            if sys.modules.get(module) is stub:
+                del sys.modules[module]
