@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from softphone.call import Call
     from softphone.client import Client, ClientEvent
     from softphone.config import Profile
+    from softphone.media.sources import AudioSource
 
 __all__ = ["Phone", "level_from_db"]
 
@@ -57,6 +58,14 @@ def _opt_float(value: object) -> float | None:
     if isinstance(value, int | float) and value == value:
         return float(value)
     return None
+
+
+def _live_level(call: object, stats: object, name: str) -> float | None:
+    """A level in dBFS read from the call's media peer now (its meters run per frame), else from the
+    last once-a-second stats: the panel ticks five times a second and its meters should too."""
+    peer = getattr(call, "peer", None)
+    level = _opt_float(getattr(peer, name, None)) if peer is not None else None
+    return level if level is not None else _opt_float(getattr(stats, name, None))
 
 
 def _opt_int(value: object) -> int | None:
@@ -299,8 +308,8 @@ class Phone:
             jitter_ms=_opt_float(getattr(stats, "jitter_ms", None)),
             loss_pct=_opt_float(getattr(stats, "packet_loss_pct", None)),
             mos=_opt_float(getattr(stats, "mos", None)),
-            input_level=level_from_db(_opt_float(getattr(stats, "input_level_db", None))),
-            output_level=level_from_db(_opt_float(getattr(stats, "output_level_db", None))),
+            input_level=level_from_db(_live_level(call, stats, "input_level_db")),
+            output_level=level_from_db(_live_level(call, stats, "output_level_db")),
             muted=bool(getattr(call, "muted", False)),
             held=bool(getattr(call, "held", False)) or state == "held",
             rate_per_minute=rate,
@@ -447,6 +456,10 @@ class Phone:
         call = self._resolve(call_id)
         call.unmute()
         self._sync_call(call)
+
+    def send_from(self, source: AudioSource, call_id: str | None = None) -> None:
+        """Send ``source`` instead of the microphone (or test tone) on a live call, from the next frame on."""
+        self._resolve(call_id).set_input(source)
 
     async def dtmf(self, digits: str, call_id: str | None = None, delay: float | None = None) -> None:
         call = self._resolve(call_id)

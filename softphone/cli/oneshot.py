@@ -21,6 +21,7 @@ from softphone.snapshot import PhoneEvent, Snapshot
 if TYPE_CHECKING:
     from softphone.cli.app import Globals
     from softphone.cli.display import Display
+    from softphone.media.sources import AudioSource
     from softphone.phone import Phone
 
 __all__ = ["CallOptions", "run_answer", "run_check", "run_demo", "run_dial"]
@@ -91,11 +92,17 @@ def _was_answered(phone: Phone, call_id: str) -> bool:
 
 
 async def place_call(phone: Phone, destination: str, opts: CallOptions, wait_answer: float | None,
-                     interrupted: asyncio.Event, headers: Sequence[tuple[str, str]] = ()) -> tuple[str, ExitCode]:
-    """Dial and drive one outbound call to its end; returns (call id, exit code)."""
+                     interrupted: asyncio.Event, headers: Sequence[tuple[str, str]] = (),
+                     on_answer: Callable[[str], None] | None = None) -> tuple[str, ExitCode]:
+    """Dial and drive one outbound call to its end; returns (call id, exit code).
+
+    ``on_answer(call_id)`` runs once the call is up, before DTMF and the --duration wait.
+    """
     call_id = await phone.dial(destination, headers=headers)
     outcome = await until(phone, _state_is(call_id, _UP), wait_answer, interrupted)
     if outcome == "ok":
+        if on_answer is not None:
+            on_answer(call_id)
         return call_id, await talk(phone, call_id, opts, interrupted)
     await _hangup(phone, call_id)
     if outcome == "timeout":
@@ -244,18 +251,33 @@ def run_check(g: Globals, *, local: bool) -> int:
     return run_async(g, body)
 
 
+#: Seconds the demo keeps the DTMF call up after the digits came back, so they can be read in the panel.
+DTMF_LINGER = 1.0
+
+
+def demo_tone() -> AudioSource:
+    """What the demo sends when it has no microphone: a 440 Hz beep, 0.5 s on / 0.5 s off.
+
+    A steady tone would hold both level meters still; the beeps (and their echo) make them swing
+    between about 80 % and 15 % (the meters fall 1.5 dB per 20 ms).
+    """
+    from softphone.media.sources import ToneSource
+
+    return ToneSource(440.0, 0.3, on_ms=500, off_ms=500)
+
+
 def run_demo(g: Globals, *, duration: float, no_audio: bool) -> int:
     from softphone.cli.display import Display
 
     async def body(interrupted: asyncio.Event) -> int:
         tone = no_audio
-        note = "using a test tone instead of the microphone (--no-audio)" if no_audio else ""
+        note = "using a beeping test tone instead of the microphone (--no-audio)" if no_audio else ""
         if not no_audio:
             from softphone.audio import probe_pyaudio
 
             reason = await asyncio.to_thread(probe_pyaudio)
             if reason:
-                tone, note = True, f"no usable microphone/speaker ({reason}): sending a test tone instead"
+                tone, note = True, f"no usable microphone/speaker ({reason}): sending a beeping test tone instead"
         opts = CallOptions(local=True, tone=tone)
         async with open_phone(g, opts) as phone:
             display = Display(phone, json=g.json, verbosity=g.verbosity, title="softphone demo")
@@ -266,7 +288,9 @@ def run_demo(g: Globals, *, duration: float, no_audio: bool) -> int:
                 await phone.login()
                 display.say(f"logged in to the local switch at {phone.snapshot.socket.url} as demo; calling echo")
                 echo_len = max(1.0, duration - 2.5)
-                call_id, code = await place_call(phone, "echo", CallOptions(duration=echo_len), 10.0, interrupted)
+                beep = (lambda cid: phone.send_from(demo_tone(), cid)) if tone else None
+                call_id, code = await place_call(phone, "echo", CallOptions(duration=echo_len), 10.0, interrupted,
+                                                 on_answer=beep)
                 ids.append(call_id)
                 if code == ExitCode.OK and not interrupted.is_set():
                     display.say("now the dtmf service: sending 123#, it plays each digit back")
@@ -280,6 +304,8 @@ def run_demo(g: Globals, *, duration: float, no_audio: bool) -> int:
                         display.say(f"DTMF received back: {rx or '(none)'}")
                         if got not in ("ok", "interrupted"):
                             code = ExitCode.ERROR
+                        # Leave the panel with the digits on screen a moment before hanging up.
+                        await until(phone, _ended(call_id), DTMF_LINGER, interrupted)
                     await _hangup(phone, call_id)
             _summary(phone, display, ids, code)
             return code
