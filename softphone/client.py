@@ -1,11 +1,9 @@
-"""The asyncio client: a websocket around the sans-I/O :class:`VertoSession`.
+"""The asyncio client: the sans-I/O :class:`VertoSession` on a websocket, and its calls.
 
-One connection task owns the socket: it opens it, reads frames into the session
-(never awaiting media work: SDP is applied in tasks tracked per client), and on
-loss reconnects with backoff (1 s doubling to 30 s, ±25 % jitter, PROTOCOL.md §7.2)
-to ``?voice_sdk_id=`` with the same ``sessid``. A timer task drives
-``session.tick()`` for request timeouts, gateway retries and keepalive (§1.5-1.6).
-websockets exceptions become :class:`TransportError`/:class:`ConnectionLost` here.
+The socket, the reconnect loop (backoff, ``?voice_sdk_id=``) and the session timer live
+in :class:`softphone.connection.Connection`; this module turns the session's events
+into client and call events and owns the calls. Media work (applying SDP) runs in
+tasks tracked per client, never in the reader.
 
 Second inbound call while one is up: it is announced (``call.incoming``) and can be
 answered or rejected; answering it does **not** hold the first call automatically
@@ -21,25 +19,18 @@ import inspect
 import json
 import logging
 import random as _random
-import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from softphone.audio import AudioConfig, AudioManager
 from softphone.call import Call
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
-from softphone.errors import (
-    CommandError,
-    ConfigError,
-    ConnectionLost,
-    LoginFailed,
-    SoftphoneError,
-    TransportError,
-)
+from softphone.connection import BACKOFF_JITTER, BACKOFF_MAX, BACKOFF_START, Connection, backoff_delay
+from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError
 from softphone.log import redact
 from softphone.protocol import events as ev
 from softphone.protocol.session import Credentials, VertoSession
@@ -49,14 +40,12 @@ if TYPE_CHECKING:
     from softphone.config import Profile
     from softphone.media.peer import PeerOptions
 
-__all__ = ["AudioConfig", "Client", "ClientEvent"]
+__all__ = ["BACKOFF_JITTER", "BACKOFF_MAX", "BACKOFF_START", "AudioConfig", "Client", "ClientEvent",
+           "backoff_delay"]
 
 logger = logging.getLogger("softphone.client")
 
 DEFAULT_URL = "wss://rtc.telnyx.com"
-BACKOFF_START = 1.0
-BACKOFF_MAX = 30.0
-BACKOFF_JITTER = 0.25
 
 Handler = Callable[["ClientEvent"], object]
 
@@ -69,19 +58,6 @@ class ClientEvent:
     data: dict[str, Any] = field(default_factory=dict)
     call_id: str | None = None
     ts: float = field(default_factory=time.time)
-
-
-def backoff_delay(attempt: int, rand: Callable[[], float] = _random.random) -> float:
-    """Delay before reconnect ``attempt`` (1-based): 1 s doubling to 30 s, ±25 % jitter."""
-    base = min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, attempt - 1))
-    return float(base * (1.0 + BACKOFF_JITTER * (2.0 * rand() - 1.0)))
-
-
-def _frame_for_log(text: str) -> str:
-    """A frame safe to log: login frames reduced to their method, secrets redacted."""
-    if '"login"' in text or "login_token" in text or "passwd" in text:
-        return "<login frame, not logged>"
-    return redact(text)
 
 
 class Client:
@@ -118,10 +94,8 @@ class Client:
         self.caller_name, self.caller_number = caller_name, caller_number
         self.ringback, self.ringtone = ringback, ringtone
         self.gather_timeout = gather_timeout
-        self.reconnect = reconnect
         self.insecure = insecure
         self.connect_timeout = connect_timeout
-        self.max_reconnect_attempts = max_reconnect_attempts
         self._loopback = is_loopback_host(host)
         if ice_servers is not None:
             self.ice_servers = list(ice_servers)
@@ -129,22 +103,18 @@ class Client:
             self.ice_servers = [s.as_dict() for s in TELNYX_DEFAULT_ICE_SERVERS]
         else:
             self.ice_servers = []
-        self._random = random
         self._audio = AudioManager(audio or AudioConfig(ringback=ringback, ringtone=ringtone), self._device_warning)
         self._session = VertoSession(new_id=lambda: str(uuid.uuid4()), clock=time.monotonic, random=random)
         self.calls: dict[str, Call] = {}
         self._known: dict[str, Call] = {}  # every call the session still tracks (live or hanging up)
         self._handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._ws: Any = None
-        self._conn_task: asyncio.Task[None] | None = None
-        self._timer_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._first_result: asyncio.Future[None] | None = None
-        self._closing = False
-        self._stop_reason = ""
-        self._attempt = 0
-        self._was_ready = False
+        self._conn = Connection(
+            self._session, url, emit=self._emit, process_events=self._process_events,
+            spawn=lambda coro, name: self._spawn(coro, name=name), insecure=insecure,
+            connect_timeout=connect_timeout, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
+            random=random)
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides: Any) -> Client:
@@ -189,6 +159,24 @@ class Client:
     @property
     def region(self) -> str:
         return self._session.region
+
+    @property
+    def reconnect(self) -> bool:
+        """Reconnect (with backoff) after a lost connection once ready."""
+        return self._conn.reconnect
+
+    @reconnect.setter
+    def reconnect(self, value: bool) -> None:
+        self._conn.reconnect = value
+
+    @property
+    def max_reconnect_attempts(self) -> int:
+        """Reconnect attempts before giving up (0: unlimited)."""
+        return self._conn.max_reconnect_attempts
+
+    @max_reconnect_attempts.setter
+    def max_reconnect_attempts(self, value: int) -> None:
+        self._conn.max_reconnect_attempts = value
 
     @property
     def user(self) -> str:
@@ -253,174 +241,28 @@ class Client:
         if not self.calls:
             self._emit("client.error", {"code": 0, "message": message})
 
-    # -- connection ------------------------------------------------------------------------------
-    def _ws_url(self) -> str:
-        sdk_id = self._session.voice_sdk_id
-        if not sdk_id:
-            return self.url
-        parts = urlsplit(self.url)
-        query = [(k, val) for k, val in parse_qsl(parts.query) if k != "voice_sdk_id"]
-        query.append(("voice_sdk_id", sdk_id))
-        return urlunsplit(parts._replace(query=urlencode(query)))
-
-    def _ssl(self) -> ssl.SSLContext | None:
-        if urlsplit(self.url).scheme != "wss":
-            return None
-        ctx = ssl.create_default_context()
-        if self.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-
+    # -- connection (softphone.connection) --------------------------------------------------------
     async def connect(self) -> None:
         """Connect and log in; return when ready (REGED). Raises LoginFailed or TransportError."""
         if self.credentials is None:
             raise ConfigError("no credentials")
-        if self._conn_task is not None and not self._conn_task.done():
+        if self._conn.running:
             await self.wait_ready(self.connect_timeout + 20)
             return
-        self._closing = False
         self._session.login(self.credentials)
-        self._first_result = asyncio.get_running_loop().create_future()
-        self._conn_task = asyncio.get_running_loop().create_task(self._run(), name="softphone-connection")
-        if self._timer_task is None or self._timer_task.done():
-            self._timer_task = asyncio.get_running_loop().create_task(self._timer(), name="softphone-timer")
-        try:
-            await self._first_result
-        except BaseException:
-            await self._stop_tasks()
-            raise
+        await self._conn.start()
 
     async def wait_ready(self, timeout: float | None = 10) -> None:
         """Wait until the client is ready."""
         await asyncio.wait_for(self._ready.wait(), timeout)
 
-    def _resolve_first(self, exc: BaseException | None) -> None:
-        fut = self._first_result
-        if fut is not None and not fut.done():
-            if exc is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(exc)
-
-    async def _open(self) -> Any:
-        from websockets.asyncio.client import connect as ws_connect
-        from websockets.exceptions import InvalidHandshake, InvalidURI
-
-        try:
-            return await ws_connect(self._ws_url(), ssl=self._ssl(), open_timeout=self.connect_timeout,
-                                    max_size=2**22, ping_interval=20, ping_timeout=20, compression=None)
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            raise TransportError(f"cannot connect to {self.url}: {exc}") from exc
-
-    async def _run(self) -> None:
-        """Connection loop: open, read, and reconnect until closed, punted or login failed."""
-        session = self._session
-        while not self._closing:
-            self._emit("socket.connecting", {"url": redact(self._ws_url())})
-            if session.state in (ClientState.DISCONNECTED, ClientState.RECONNECTING):
-                session.connecting()
-                self._process_events()
-            try:
-                ws = await self._open()
-            except TransportError as exc:
-                self._emit("socket.error", {"message": str(exc)})
-                session.connection_lost(will_reconnect=self._should_reconnect())
-                self._process_events()
-                if not self._was_ready:
-                    self._resolve_first(exc)
-                    return
-                if not await self._backoff():
-                    return
-                continue
-            self._ws = ws
-            self._emit("socket.open", {})
-            session.data_to_send()  # anything queued while offline is stale (JS drops it too)
-            session.connection_made()
-            self._pump()
-            await self._read(ws)
-            self._ws = None
-            will = self._should_reconnect()
-            session.connection_lost(will_reconnect=will)
-            self._process_events()
-            if not self._was_ready:
-                self._resolve_first(self._stop_error or ConnectionLost("connection closed before login completed"))
-                return
-            if not will:
-                return
-            if not await self._backoff():
-                return
-
-    _stop_error: SoftphoneError | None = None
-
-    def _should_reconnect(self) -> bool:
-        return self.reconnect and not self._closing and not self._session.punted and self._stop_error is None
-
-    async def _backoff(self) -> bool:
-        self._attempt += 1
-        if self.max_reconnect_attempts and self._attempt > self.max_reconnect_attempts:
-            self._emit("client.error", {"code": 45003, "message": "reconnection attempts exhausted"})
-            self._session.close()
-            self._process_events()
-            return False
-        delay = backoff_delay(self._attempt, self._random)
-        self._emit("socket.reconnecting", {"attempt": self._attempt, "delay": round(delay, 3)})
-        logger.info("reconnecting in %.1f s (attempt %d)", delay, self._attempt)
-        await asyncio.sleep(delay)
-        return not self._closing
-
-    async def _read(self, ws: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            async for message in ws:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("<- %s", _frame_for_log(message if isinstance(message, str) else "<binary>"))
-                self._session.receive_text(message)
-                self._pump()
-        except ConnectionClosed as exc:
-            logger.info("socket closed: %s", exc)
-        except OSError as exc:
-            logger.info("socket error: %s", exc)
-        self._emit("socket.closed", {"code": getattr(ws, "close_code", None), "reason": ""})
+    @property
+    def _ws(self) -> Any:
+        return self._conn.ws
 
     def _pump(self) -> None:
-        """Send what the session queued and dispatch its events (never awaits)."""
-        self._process_events()
-        frames = self._session.data_to_send()
-        ws = self._ws
-        if not frames:
-            return
-        if ws is None:
-            logger.debug("dropping %d frame(s): not connected", len(frames))
-            return
-        for text in frames:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("-> %s", _frame_for_log(text))
-            self._spawn(self._send(ws, text), name="ws-send")
-
-    async def _send(self, ws: Any, text: str) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            await ws.send(text)
-        except (ConnectionClosed, OSError) as exc:
-            logger.info("send failed: %s", exc)
-
-    async def _timer(self) -> None:
-        """Drive request timeouts, gateway retries and keepalive (session.tick)."""
-        while self.state != ClientState.CLOSED:
-            deadline = self._session.next_deadline()
-            now = time.monotonic()
-            wait = 0.5 if deadline is None else min(0.5, max(0.01, deadline - now))
-            await asyncio.sleep(wait)
-            self._session.tick(time.monotonic())
-            self._pump()
-
-    def _close_socket(self) -> None:
-        ws = self._ws
-        if ws is not None:
-            self._spawn(ws.close(), name="ws-close")
+        """Dispatch the session's events and send what it queued (never awaits)."""
+        self._conn.pump()
 
     # -- session events -> client events --------------------------------------------------------------
     def _process_events(self) -> None:
@@ -438,34 +280,26 @@ class Client:
         elif isinstance(e, ev.LoggedIn):
             self._emit("client.logged_in", {"sessid": e.sessid})
         elif isinstance(e, ev.LoginRejected):
-            err = LoginFailed(e.code, e.message, "login")
-            self._stop_error = err
             self._emit("client.login_failed", {"code": e.code, "message": e.message})
-            self._resolve_first(err)
-            self._close_socket()
+            self._conn.fail(LoginFailed(e.code, e.message, "login"))
         elif isinstance(e, ev.GatewayStateChanged):
             self._emit("client.gateway_state", {"state": e.state.value})
         elif isinstance(e, ev.Ready):
-            self._attempt = 0
-            self._was_ready = True
+            self._conn.ready()  # backoff reset; connect() returns
             self._ready.set()
             self._emit("client.ready", {"dc": e.dc, "region": e.region})
-            self._resolve_first(None)
         elif isinstance(e, ev.RegistrationFailed):
             self._emit("client.error", {"code": e.code, "message": e.message})
-            if not self._was_ready and e.code != -32004:
-                err = LoginFailed(e.code, e.message, "gatewayState")
-                self._stop_error = err
+            if not self._conn.was_ready and e.code != -32004:
                 self._emit("client.login_failed", {"code": e.code, "message": e.message})
-                self._resolve_first(err)
-                self._close_socket()
+                self._conn.fail(LoginFailed(e.code, e.message, "gatewayState"))
         elif isinstance(e, ev.ReconnectRequested):
             logger.info("reconnect requested: %s", e.reason)
-            self._close_socket()
+            self._conn.close_socket()
         elif isinstance(e, ev.Punted):
             self._emit("client.punted", {"reason": e.reason})
             logger.warning("%s; not reconnecting", e.reason)
-            self._close_socket()
+            self._conn.close_socket()
         elif isinstance(e, ev.RpcErrorReceived):
             self._emit("client.error", {"code": e.code, "message": e.message, "method": e.method})
         elif isinstance(e, ev.ProtocolViolation):
@@ -616,12 +450,8 @@ class Client:
             self._pump()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._byes_done(), 2.0)
-        self._closing = True
-        ws = self._ws
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
-        await self._stop_tasks()
+        await self._conn.close_socket_and_wait(2.0)
+        await self._conn.stop()
         self._session.close()
         self._process_events()
         for call in list(self._known.values()):
@@ -638,14 +468,6 @@ class Client:
         while any(m == "telnyx_rtc.bye" for m in self._session.pending_methods().values()):
             await asyncio.sleep(0.02)
 
-    async def _stop_tasks(self) -> None:
-        self._closing = True
-        for task in (self._conn_task, self._timer_task):
-            if task is not None and not task.done() and task is not asyncio.current_task():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
     async def __aenter__(self) -> Client:
         await self.connect()
         return self
@@ -656,6 +478,4 @@ class Client:
     # -- test hooks ------------------------------------------------------------------------------------
     def _kill_transport(self) -> None:
         """Abort the socket without a closing handshake (tests: simulate a network loss)."""
-        ws = self._ws
-        if ws is not None:
-            ws.transport.abort()
+        self._conn.kill_transport()

@@ -8,7 +8,8 @@ import pytest
 
 from softphone import audio as audio_mod
 from softphone.audio import AudioConfig, AudioManager
-from softphone.client import Client, ClientEvent, _frame_for_log, backoff_delay
+from softphone.client import Client, ClientEvent, backoff_delay
+from softphone.connection import frame_for_log
 from softphone.errors import ConfigError, MediaError
 from softphone.protocol import Credentials
 
@@ -42,7 +43,7 @@ def test_backoff_doubles_caps_and_jitters() -> None:
 
 def test_login_frames_never_logged() -> None:
     frame = '{"jsonrpc":"2.0","id":"1","method":"login","params":{"login":"demo","passwd":"s3cret-password"}}'
-    assert "s3cret" not in _frame_for_log(frame)
+    assert "s3cret" not in frame_for_log(frame)
     assert "s3cret" not in repr(CREDS)
 
 
