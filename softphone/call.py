@@ -75,12 +75,8 @@ class Call:
         self.destination: str = leg.dialog.destination
         self.created_at: float = time.time()
         self.answered_at: float | None = None
-        self.ended_at: float | None = None
-        self.cause: str | None = None
-        self.cause_code: int | None = None
-        self.sip_code: int | None = None
-        self.sip_reason: str = ""
-        self.hangup_reason: str = ""
+        self._ended_at: float | None = None
+        self._hangup: ev.CallHangup | None = None
         self.muted = False
         self.stats: MediaStats | None = None
         self.dtmf_received = ""
@@ -147,6 +143,37 @@ class Call:
         if self.answered_at is None:
             return 0.0
         return max(0.0, (self.ended_at or time.time()) - self.answered_at)
+
+    # -- how it ended: read through the leg, so they are set as soon as its end is observable ----------
+    @property
+    def _end(self) -> ev.CallHangup | None:
+        return self._hangup or (self._leg.hangup if self._leg.state.is_terminal else None)
+
+    @property
+    def ended_at(self) -> float | None:
+        if self._ended_at is None and self._leg.state.is_terminal:
+            self._ended_at = time.time()
+        return self._ended_at
+
+    @property
+    def cause(self) -> str | None:
+        return end.cause if (end := self._end) else None
+
+    @property
+    def cause_code(self) -> int | None:
+        return end.cause_code if (end := self._end) else None
+
+    @property
+    def sip_code(self) -> int | None:
+        return end.sip_code if (end := self._end) else None
+
+    @property
+    def sip_reason(self) -> str:
+        return end.sip_reason if (end := self._end) else ""
+
+    @property
+    def hangup_reason(self) -> str:
+        return end.reason if (end := self._end) else ""
 
     def cost(self, rate_per_minute: float = 0.002) -> float:
         """The call's price billed per started second at ``rate_per_minute``."""
@@ -376,12 +403,10 @@ class Call:
             self.answered_at = time.time()
         if new not in (CallState.RINGING,) and old in (CallState.RINGING, CallState.TRYING, CallState.REQUESTING):
             self._stop_tone()
-        if new.is_terminal and self.ended_at is None:
-            self.ended_at = time.time()
-        hang = self._leg.hangup
-        if new.is_terminal and hang is not None and self.cause is None:
-            self.cause, self.cause_code, self.sip_code = hang.cause, hang.cause_code, hang.sip_code
-            self.sip_reason, self.hangup_reason = hang.sip_reason, hang.reason
+        if new.is_terminal and self._ended_at is None:
+            self._ended_at = time.time()
+        if new.is_terminal and self._hangup is None:
+            self._hangup = self._leg.hangup
         self._state_changed.set()
         self._state_changed = asyncio.Event()
         self._client._emit("call.state", {"old": old.value, "new": new.value}, self.id)
@@ -403,9 +428,7 @@ class Call:
             self._client._spawn(self._close_media(), name=f"close-{self.id[:8]}")
 
     def _on_hangup(self, hang: ev.CallHangup) -> None:
-        self.cause, self.cause_code = hang.cause, hang.cause_code
-        self.sip_code, self.sip_reason = hang.sip_code, hang.sip_reason
-        self.hangup_reason = hang.reason
+        self._hangup = hang
         self._client._emit("call.hangup", {
             "cause": hang.cause, "cause_code": hang.cause_code, "sip_code": hang.sip_code,
             "sip_reason": hang.sip_reason, "remote": hang.remote, "reason": hang.reason}, self.id)
