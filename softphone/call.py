@@ -77,6 +77,7 @@ class Call:
         self.answered_at: float | None = None
         self._ended_at: float | None = None
         self._hangup: ev.CallHangup | None = None
+        self.parked_since: float | None = None
         self.muted = False
         self.stats: MediaStats | None = None
         self.dtmf_received = ""
@@ -174,6 +175,21 @@ class Call:
     @property
     def hangup_reason(self) -> str:
         return end.reason if (end := self._end) else ""
+
+    # -- parking (Call Control on the local switch marks it: protocol.verto.PARKED_HEADER) -----------
+    @property
+    def parked(self) -> bool:
+        """True while an outbound call waits, unanswered, for a Call Control backend's commands."""
+        return self.parked_since is not None
+
+    def _update_parked(self) -> bool:
+        """Recompute ``parked`` (and ``parked_since``); True if it changed."""
+        now = self.direction == "outbound" and self.state in (CallState.RINGING, CallState.EARLY) and any(
+            k.lower() == v.PARKED_HEADER.lower() and val.strip().lower() == "true" for k, val in self.custom_headers)
+        if now == self.parked:
+            return False
+        self.parked_since = time.time() if now else None
+        return True
 
     def cost(self, rate_per_minute: float = 0.002) -> float:
         """The call's price billed per started second at ``rate_per_minute``."""
@@ -407,9 +423,13 @@ class Call:
             self._ended_at = time.time()
         if new.is_terminal and self._hangup is None:
             self._hangup = self._leg.hangup
+        parked_changed = self._update_parked()
         self._state_changed.set()
         self._state_changed = asyncio.Event()
         self._client._emit("call.state", {"old": old.value, "new": new.value}, self.id)
+        if parked_changed:
+            self._client._emit("call.parked", {"parked": self.parked, "since": self.parked_since,
+                                               "call_control_id": self.telnyx_call_control_id}, self.id)
         named = {CallState.RINGING: "call.ringing", CallState.EARLY: "call.early", CallState.ACTIVE: "call.active"}
         if new in named:
             self._client._emit(named[new], {}, self.id)

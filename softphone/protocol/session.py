@@ -499,6 +499,7 @@ class VertoSession:
         ids = v.TelnyxIds.from_params(req.params)
         leg.ids = leg.ids.merge(ids)
         leg.dialog.ids = leg.ids
+        self._take_headers(leg, req.params)
         if leg.state in (CallState.REQUESTING, CallState.TRYING):
             self._set_call_state(leg, CallState.RINGING)
         self._events.append(ev.CallRinging(leg.call_id, leg.ids))
@@ -508,10 +509,19 @@ class VertoSession:
         sdp = req.params.get("sdp")
         if not isinstance(sdp, str) or not sdp.strip():
             raise RemoteProtocolError("media without SDP")
+        self._take_headers(leg, req.params)
         if leg.state in (CallState.REQUESTING, CallState.TRYING, CallState.RINGING) and leg.direction == "outbound":
             leg.got_early_sdp = True
             self._set_call_state(leg, CallState.EARLY)
             self._events.append(ev.RemoteEarlyMedia(leg.call_id, sdp))
+
+    @staticmethod
+    def _take_headers(leg: CallLeg, params: dict[str, Any]) -> None:
+        """Custom headers of an outbound call's ringing/media replace the ones known (as an answer's do)."""
+        dialog = params.get("dialogParams")
+        headers = v.headers_from(dialog.get("custom_headers")) if isinstance(dialog, dict) else ()
+        if headers and leg.direction == "outbound":
+            leg.remote_headers = headers
 
     def _on_answer(self, req: Request) -> None:
         leg = self._leg(v.call_id_of(req.params))

@@ -34,6 +34,10 @@ DISPLAY = "telnyx_rtc.display"
 EVENT = "telnyx_rtc.event"
 PUNT = "telnyx_rtc.punt"
 
+PARKED_HEADER = "X-Telnyx-Parked"
+"""Local-switch marker: ``dialogParams.custom_headers`` of the ringing/media sent for a parked call
+(Telnyx itself sends nothing that tells a parked call from one ringing elsewhere)."""
+
 # --- JSON-RPC error codes (PROTOCOL.md §2.6) --------------------------------------------
 AUTH_REQUIRED = -32000
 LOGIN_INCORRECT = -32001

@@ -210,13 +210,25 @@ class WebRtcCall(Call):
 
     # --- what the engine calls ---------------------------------------------------------------
 
+    def _progress(self) -> dict[str, Any]:
+        """The caller leg's progress params; a parked call is marked with ``X-Telnyx-Parked: true``
+        (a local-switch addition: Telnyx sends nothing that tells a parked call apart)."""
+        params = self.a.progress()
+        cc = getattr(self, "cc", None)
+        if cc is not None and cc.state == "parked":
+            params["dialogParams"] = {"custom_headers": [{"name": verto.PARKED_HEADER, "value": "true"}]}
+        return params
+
+    async def ring_a(self) -> None:
+        await self.a.send(verto.RINGING, self._progress())
+
     async def send_early_media(self, ringback: AudioSource) -> bool:
         """Ringing, then ringback as early media (``telnyx_rtc.media`` with the answer SDP)."""
         await self.ring_a()
         sdp = await self.a_sdp()
         if sdp is None or self.ended:
             return False
-        params = self.a.progress()
+        params = self._progress()
         params["sdp"] = sdp
         self.a.media.play(ringback)
         await self.a.send(verto.MEDIA, params)
