@@ -253,6 +253,19 @@ class Switch:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(text)
 
+    async def punt(self, who: str) -> bool:
+        """Send ``telnyx_rtc.punt`` to a session (by sessid or login) and close its socket, as Telnyx
+        does when the same user logs in elsewhere (a test hook: the switch never punts by itself)."""
+        sess = self._sessions.get(who) or next(
+            (s for s in self._sessions.values() if who in (s.login.slot, s.login.display)), None)
+        if sess is None or sess.ws is None:
+            return False
+        ws = sess.ws
+        await self.request(sess, verto.PUNT, {})
+        with contextlib.suppress(Exception):
+            await ws.close()
+        return True
+
     def lookup_client(self, slot: str) -> Session | None:
         """The session a call to ``slot`` would ring (None if nobody is registered and ready)."""
         target = self._registry.lookup(slot)
