@@ -81,6 +81,7 @@ class Client:
         random: Callable[[], float] = _random.random,
         connect_timeout: float = 10.0,
         max_reconnect_attempts: int = 0,
+        jitter_buffer: int | None = None,
     ) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -97,6 +98,10 @@ class Client:
         self.insecure = insecure
         self.connect_timeout = connect_timeout
         self._loopback = is_loopback_host(host)
+        # 20 ms frames the receive buffer holds before playout. On loopback (a local switch) packets
+        # arrive in order and on time, so one frame is enough and saves ~60 ms of mouth-to-ear delay;
+        # over a real network keep aiortc's default (4) to absorb jitter (bench/compare_sdk.py).
+        self.jitter_buffer = jitter_buffer if jitter_buffer is not None else (1 if self._loopback else None)
         if ice_servers is not None:
             self.ice_servers = list(ice_servers)
         elif is_telnyx_host(host):
@@ -373,7 +378,8 @@ class Client:
         from softphone.media.peer import PeerOptions
 
         return PeerOptions(ice_servers=list(self.ice_servers), loopback_only=self._loopback,
-                           codecs=list(codecs or self.codecs), gather_timeout=self.gather_timeout)
+                           codecs=list(codecs or self.codecs), gather_timeout=self.gather_timeout,
+                           jitter_prefetch=self.jitter_buffer)
 
     # -- calls -----------------------------------------------------------------------------------------
     async def new_call(
