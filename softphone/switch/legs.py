@@ -104,18 +104,49 @@ def _merge_candidates(sdp: str, candidates: list[str]) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-class MediaLeg:
-    """The switch's side of one WebRTC leg."""
+class LegAudio:
+    """The audio plumbing every kind of switch leg shares (WebRTC legs here, outside legs in pstn.py).
+
+    ``inbox`` takes bridged audio (what the other party says), ``mix`` adds overlays to it (hold
+    tone, in-band DTMF, playback) and is what the leg's party hears; the receiver gets what the
+    leg's party says.
+    """
 
     def __init__(self, label: str) -> None:
-        from softphone.media.sinks import CallbackSink
         from softphone.media.sources import MixSource, PushSource
 
         self.label = label
         self.inbox = PushSource(max_frames=8)
         self.mix = MixSource([self.inbox])
-        self._sink = CallbackSink(self._on_frame)
         self._receiver: Callable[[Frame], Any] | None = None
+
+    def set_receiver(self, fn: Callable[[Frame], Any] | None) -> None:
+        """Where what this leg's party says goes (None: dropped)."""
+        self._receiver = fn
+        if fn is None:
+            self.inbox.clear()
+
+    def push(self, frame: Frame) -> None:
+        """Queue a frame for this leg's party to hear (bridge/echo input)."""
+        self.inbox.push(frame)
+
+    def play(self, source: AudioSource) -> None:
+        """Mix an overlay into what this leg's party hears (idempotent)."""
+        if source not in self.mix.sources:
+            self.mix.add(source)
+
+    def stop_playing(self, source: AudioSource) -> None:
+        self.mix.remove(source)
+
+
+class MediaLeg(LegAudio):
+    """The switch's side of one WebRTC leg."""
+
+    def __init__(self, label: str) -> None:
+        from softphone.media.sinks import CallbackSink
+
+        super().__init__(label)
+        self._sink = CallbackSink(self._on_frame)
         self.peer: MediaPeer | None = None
         self._old_peers: list[MediaPeer] = []
         self._candidates: list[str] = []
@@ -193,24 +224,6 @@ class MediaLeg:
         receiver = self._receiver
         if receiver is not None:
             receiver(frame)
-
-    def set_receiver(self, fn: Callable[[Frame], Any] | None) -> None:
-        """Where received frames go (None: dropped)."""
-        self._receiver = fn
-        if fn is None:
-            self.inbox.clear()
-
-    def push(self, frame: Frame) -> None:
-        """Queue a frame to send on this leg (bridge/echo input)."""
-        self.inbox.push(frame)
-
-    def play(self, source: AudioSource) -> None:
-        """Mix an overlay into what this leg sends (idempotent)."""
-        if source not in self.mix.sources:
-            self.mix.add(source)
-
-    def stop_playing(self, source: AudioSource) -> None:
-        self.mix.remove(source)
 
     async def close(self) -> None:
         """Close every peer of this leg."""

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from softphone.switch.legs import LegAudio
+
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
     from softphone.media.sinks import BufferSink, WavRecorder
@@ -53,7 +55,7 @@ def audio_source(spec: str, *, loop: bool = False) -> AudioSource:
     return FileSource(Path(path), loop=loop)
 
 
-class PstnEndpoint:
+class PstnEndpoint(LegAudio):
     """A simulated outside phone (see the module docstring)."""
 
     def __init__(
@@ -66,16 +68,13 @@ class PstnEndpoint:
         keep_seconds: float = 30.0,
     ) -> None:
         from softphone.media.sinks import BufferSink
-        from softphone.media.sources import MixSource, NullSource, PushSource
+        from softphone.media.sources import NullSource
 
-        self.label = label
+        super().__init__(label)
         self.source: AudioSource = source if source is not None else NullSource()
-        self.inbox = PushSource(max_frames=8)
-        self.mix = MixSource([self.inbox])
         self.buffer: BufferSink = BufferSink(seconds=keep_seconds)
         self.record_path = Path(record_path) if record_path is not None else None
         self._recorder: WavRecorder | None = None
-        self._receiver: Callable[[Frame], Any] | None = None
         self.on_dtmf = on_dtmf
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -124,24 +123,6 @@ class PstnEndpoint:
             await asyncio.sleep(max(0.0, delay))
 
     # --- the MediaLeg surface ------------------------------------------------------------
-
-    def set_receiver(self, fn: Callable[[Frame], Any] | None) -> None:
-        """Where what this phone says goes (None: nowhere)."""
-        self._receiver = fn
-        if fn is None:
-            self.inbox.clear()
-
-    def push(self, frame: Frame) -> None:
-        """A frame this phone hears (bridge input)."""
-        self.inbox.push(frame)
-
-    def play(self, source: AudioSource) -> None:
-        """Mix an overlay into what this phone hears."""
-        if source not in self.mix.sources:
-            self.mix.add(source)
-
-    def stop_playing(self, source: AudioSource) -> None:
-        self.mix.remove(source)
 
     def set_source(self, source: AudioSource) -> None:
         """Change what this phone says."""
