@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,10 @@ from softphone.media.sources import AudioSource, BaseSource, FileSource, NullSou
 logger = logging.getLogger("softphone.audio")
 
 BACKENDS = ("auto", "pyaudio", "file", "tone", "null")
+
+#: A running stream whose callback has not run for this long is treated as lost: PortAudio keeps
+#: such a stream "active" (e.g. its PulseAudio sink/source was suspended), so is_active() misses it.
+STALL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -229,11 +234,13 @@ class DeviceHub:
         self._out_stream: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._in_seen = self._out_seen = 0.0  # time.monotonic() of the last callback
 
     # PortAudio thread -> loop
     def _in_callback(self, data: bytes, frames: int, info: Any, status: int) -> tuple[None, int]:
         import pyaudio
 
+        self._in_seen = time.monotonic()
         frame = np.frombuffer(data, dtype=np.int16).copy()
         loop = self._loop
         if loop is not None and frame.size == FRAME_SAMPLES:
@@ -248,6 +255,7 @@ class DeviceHub:
     def _out_callback(self, data: Any, frames: int, info: Any, status: int) -> tuple[bytes, int]:
         import pyaudio
 
+        self._out_seen = time.monotonic()
         mix = np.zeros(frames, dtype=np.int32)
         with self.lock:
             for sink in self.sinks:
@@ -279,8 +287,8 @@ class DeviceHub:
     def _close(stream: Any) -> None:
         if stream is None:
             return
-        with contextlib.suppress(Exception):
-            stream.stop_stream()
+        # No stop_stream() first: on a stalled device (e.g. a suspended PulseAudio sink) it waits
+        # ~40 s for a drain that never comes. Pa_CloseStream aborts a running stream at once.
         with contextlib.suppress(Exception):
             stream.close()
 
@@ -289,6 +297,7 @@ class DeviceHub:
         self._loop = asyncio.get_running_loop()
         dev = await asyncio.to_thread(find_device, spec, output=False)
         stream = await asyncio.to_thread(self._open, dev, output=False)
+        self._in_seen = time.monotonic()
         old, self._in_stream, self.input = self._in_stream, stream, dev
         await asyncio.to_thread(self._close, old)
         self._ensure_watch()
@@ -299,6 +308,7 @@ class DeviceHub:
         self._loop = asyncio.get_running_loop()
         dev = await asyncio.to_thread(find_device, spec, output=True)
         stream = await asyncio.to_thread(self._open, dev, output=True)
+        self._out_seen = time.monotonic()
         old, self._out_stream, self.output = self._out_stream, stream, dev
         await asyncio.to_thread(self._close, old)
         self._ensure_watch()
@@ -309,23 +319,27 @@ class DeviceHub:
             self._watch = asyncio.get_running_loop().create_task(self._watchdog(), name="audio-watchdog")
 
     async def _watchdog(self) -> None:
-        """A stream that stopped by itself (device gone) is dropped with a warning: silence / no output."""
+        """A stream that stopped (device gone) or stalled is dropped with a warning: silence / no output."""
         while self._in_stream is not None or self._out_stream is not None:
             await asyncio.sleep(1.0)
             for attr, kind in (("_in_stream", "input"), ("_out_stream", "output")):
                 stream = getattr(self, attr)
-                active = True
-                if stream is not None:
-                    try:
-                        active = bool(stream.is_active())
-                    except Exception:
-                        active = False
-                if not active:
-                    setattr(self, attr, None)
-                    await asyncio.to_thread(self._close, stream)
-                    dev = self.input if kind == "input" else self.output
-                    self.on_warning(f"audio {kind} {dev.name if dev else ''!r} stopped; "
-                                    f"{'sending silence' if kind == 'input' else 'audio is not played'}")
+                if stream is None:
+                    continue
+                try:
+                    active = bool(stream.is_active())
+                except Exception:
+                    active = False
+                seen = self._in_seen if kind == "input" else self._out_seen
+                stalled = active and time.monotonic() - seen > STALL_S
+                if active and not stalled:
+                    continue
+                setattr(self, attr, None)
+                dev = self.input if kind == "input" else self.output
+                why = f"stalled (no audio for {STALL_S:g} s)" if stalled else "stopped"
+                self.on_warning(f"audio {kind} {dev.name if dev else ''!r} {why}; "
+                                f"{'sending silence' if kind == 'input' else 'audio is not played'}")
+                await asyncio.to_thread(self._close, stream)
 
     def source(self) -> AudioSource:
         """A new per-call microphone source."""
