@@ -151,8 +151,8 @@ class _Stream:
         self._stream = self._pa = None
         with quiet_stderr():
             if stream is not None:
-                with contextlib.suppress(Exception):
-                    stream.stop_stream()
+                # close() alone stops a running stream at once; stop_stream() first waits for
+                # buffers to drain, which blocks for ~40 s on a stalled (suspended) device.
                 with contextlib.suppress(Exception):
                     stream.close()
             if pa is not None:
