@@ -236,7 +236,8 @@ class Call:
         self._client._pump()
 
     async def dtmf(self, digits: str, delay: float = 0.15) -> None:
-        """Send ``digits`` (0-9 * # A-D), one ``telnyx_rtc.info`` per digit, ``delay`` apart."""
+        """Send ``digits`` (0-9 * # A-D, a-d accepted), one ``telnyx_rtc.info`` per digit, ``delay`` apart."""
+        digits = digits.upper()  # the wire wants upper-case A-D (PROTOCOL.md §4.10)
         if not digits or not v.valid_dtmf(digits):
             raise CommandError(f"invalid DTMF {digits!r}: use 0-9 * # A-D")
         for i, digit in enumerate(digits):

@@ -177,14 +177,14 @@ async def test_dtmf_service_info_and_inband_deduplicated(make_client: MakeClient
     call._report_dtmf = spy  # type: ignore[method-assign]
     await call.wait_state(CallState.ACTIVE)
     await asyncio.sleep(0.3)
-    await call.dtmf("159#")
+    await call.dtmf("15d#")  # lower-case a-d is accepted and sent as A-D
     await wait_for(lambda: len(call.dtmf_received) >= 4, 5)
     await asyncio.sleep(1.0)  # the later path's copies arrive and must be dropped
-    assert call.dtmf_received == "159#"
-    assert [e.data["digits"] for e in events] == list("159#")
+    assert call.dtmf_received == "15D#"
+    assert [e.data["digits"] for e in events] == list("15D#")
     # both paths saw every digit; each press was reported once
-    assert "".join(d for d, src in raw if src == "info") == "159#"
-    assert "".join(d for d, src in raw if src == "inband") == "159#"
+    assert "".join(d for d, src in raw if src == "info") == "15D#"
+    assert "".join(d for d, src in raw if src == "inband") == "15D#"
 
 
 async def test_busy_and_reject_and_early(make_client: MakeClient) -> None:
