@@ -42,11 +42,9 @@ Sinks (``sinks``; ``AudioSink`` protocol: ``write_frame(frame)`` non-blocking,
     TeeSink(sinks=()).add/.remove, WavRecorder(path, *, stereo_both_sides=False)
     (PushSource is also a sink: bridge leg A into leg B with a.set_sink(b_push)).
 
-Devices (``devices``, ``pyaudio_backend``)::
+Devices (``devices``; the PortAudio streams calls use live in :mod:`softphone.audio`)::
 
     list_devices() -> list[AudioDevice]; find_device(spec, "input" | "output") -> AudioDevice
-    PyAudioSource(device=None, *, on_error=None)   # microphone, an AudioSource
-    PyAudioSink(device=None, *, on_error=None)     # speaker, an AudioSink
 
 DSP (``dsp``)::
 
@@ -88,8 +86,6 @@ _EXPORTS = {
     "AudioDevice": "devices",
     "list_devices": "devices",
     "find_device": "devices",
-    "PyAudioSource": "pyaudio_backend",
-    "PyAudioSink": "pyaudio_backend",
     "DtmfDetector": "dsp",
     "detect_dtmf": "dsp",
     "dominant_frequency": "dsp",
@@ -128,8 +124,6 @@ __all__ = [
     "PeerOptions",
     "PeerState",
     "PushSource",
-    "PyAudioSink",
-    "PyAudioSource",
     "TeeSink",
     "ToneSource",
     "WavRecorder",
@@ -164,7 +158,6 @@ if TYPE_CHECKING:
     )
     from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
     from softphone.media.peer import MediaPeer, PeerOptions, PeerState
-    from softphone.media.pyaudio_backend import PyAudioSink, PyAudioSource
     from softphone.media.sinks import (
         AudioSink,
         BufferSink,
