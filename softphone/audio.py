@@ -44,6 +44,10 @@ logger = logging.getLogger("softphone.audio")
 
 BACKENDS = ("auto", "pyaudio", "file", "tone", "null")
 
+#: ``pyaudio.paContinue``, kept here so the audio callbacks (PortAudio's thread, 50 times a second)
+#: do no import work.
+PA_CONTINUE = 0
+
 #: A running stream whose callback has not run for this long is treated as lost: PortAudio keeps
 #: such a stream "active" (e.g. its PulseAudio sink/source was suspended), so is_active() misses it.
 STALL_S = 2.0
@@ -238,23 +242,19 @@ class DeviceHub:
 
     # PortAudio thread -> loop
     def _in_callback(self, data: bytes, frames: int, info: Any, status: int) -> tuple[None, int]:
-        import pyaudio
-
         self._in_seen = time.monotonic()
         frame = np.frombuffer(data, dtype=np.int16).copy()
         loop = self._loop
         if loop is not None and frame.size == FRAME_SAMPLES:
             with contextlib.suppress(RuntimeError):  # loop closed while the device still runs
                 loop.call_soon_threadsafe(self._deliver, frame)
-        return None, pyaudio.paContinue
+        return None, PA_CONTINUE
 
     def _deliver(self, frame: Frame) -> None:
         for src in self.sources:
             src.queue.append(frame)
 
     def _out_callback(self, data: Any, frames: int, info: Any, status: int) -> tuple[bytes, int]:
-        import pyaudio
-
         self._out_seen = time.monotonic()
         mix = np.zeros(frames, dtype=np.int32)
         with self.lock:
@@ -263,7 +263,7 @@ class DeviceHub:
                     chunk = sink.queue.popleft()
                     n = min(frames, chunk.size)
                     mix[:n] += chunk[:n]
-        return np.clip(mix, -32768, 32767).astype(np.int16).tobytes(), pyaudio.paContinue
+        return np.clip(mix, -32768, 32767).astype(np.int16).tobytes(), PA_CONTINUE
 
     def _open(self, dev: DeviceInfo, *, output: bool) -> Any:
         import pyaudio
