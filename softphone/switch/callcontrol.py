@@ -31,7 +31,8 @@ from softphone.switch import legs as media_legs
 from softphone.switch.ccapps import CallControlApp, CallControlOptions, apps_from_accounts, check_apps
 from softphone.switch.cclegs import CCLeg, WebRtcCall, dialled_call, new_control_id, telnyx_cause
 from softphone.switch.conference import Conference, Queue, bridge_audio, cut_audio
-from softphone.switch.pstn import PstnEndpoint, audio_source
+from softphone.switch.mediafiles import MediaRefused, load_media
+from softphone.switch.pstn import PstnEndpoint
 from softphone.switch.routing import NoRoute, Route, ServiceRoute, SlotRoute, is_number, route
 from softphone.switch.webhooks import WebhookSender
 
@@ -115,6 +116,16 @@ class CallControl:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         return self.switch.spawn(coro, name)
+
+    async def media(self, spec: str, *, loop: bool = False, param: str = "audio_url") -> AudioSource:
+        """The source an ``audio_url`` names, under the media policy (see :mod:`~softphone.switch.mediafiles`).
+
+        Raises a 422 :class:`CommandError` for anything refused or undecodable.
+        """
+        try:
+            return await asyncio.to_thread(load_media, spec, self.options.media_root, loop=loop)
+        except MediaRefused as exc:
+            raise CommandError(422, "10015", f"Invalid value for {param}", str(exc)) from exc
 
     # --- events -----------------------------------------------------------------------
 
@@ -385,17 +396,22 @@ class CallControl:
         from_: str,
         to: str,
         *,
-        audio: str = "",
+        audio: str | AudioSource = "",
         record_path: str | Path | None = None,
         dtmf: str = "",
         dtmf_delay: float = 3.0,
         client_state: str = "",
     ) -> CCLeg:
-        """A simulated PSTN call from ``from_`` to a number owned by a connection."""
+        """A simulated PSTN call from ``from_`` to a number owned by a connection.
+
+        ``audio`` is an ``audio_url`` (under the media policy) or a ready source;
+        ``record_path`` is trusted (the HTTP API only passes paths from
+        :func:`~softphone.switch.mediafiles.recording_path`).
+        """
         conn = self.switch.accounts.by_number(to)
         if conn is None:
             raise CommandError(422, "10015", "Invalid value for to", f"no connection owns {to}")
-        src = audio_source(audio, loop=True) if audio else None
+        src = (await self.media(audio, loop=True)) if isinstance(audio, str) and audio else (audio or None)
         endpoint = PstnEndpoint(f"pstn:{from_}", src, record_path=record_path)
         leg = self._add(
             CCLeg(new_control_id(), conn.id, from_, to, "incoming", endpoint, "pstn", client_state=client_state)
@@ -451,7 +467,7 @@ class CallControl:
         client_state: str = "",
         timeout: float | None = None,
         custom_headers: tuple[tuple[str, str], ...] = (),
-        audio: str = "",
+        audio: AudioSource | None = None,
         notify: bool = True,
         route_to: Route | None = None,
         link_to: CCLeg | None = None,
@@ -468,7 +484,7 @@ class CallControl:
             endpoint = PstnEndpoint(f"svc:{r.service.name}", src)
         else:
             kind = "pstn"
-            endpoint = PstnEndpoint(f"pstn:{to}", audio_source(audio, loop=True) if audio else None)
+            endpoint = PstnEndpoint(f"pstn:{to}", audio)
         leg = CCLeg(
             new_control_id(),
             connection_id,

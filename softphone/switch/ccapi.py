@@ -10,12 +10,16 @@ an ``api_key``)::
     POST /v2/conferences                             create (with a call_control_id)
     GET  /v2/conferences                             list
     POST /v2/conferences/{id}/actions/{join|leave}
-    POST /switch/pstn_calls                          the outside world calls in (no auth)
+    GET  /v2/conferences/{id}                        one conference
+    POST /switch/pstn_calls                          the outside world calls in (no auth; ``record_path``
+                                                     is a file name under <data dir>/recordings/,
+                                                     ``audio_url`` follows softphone.switch.mediafiles)
     GET  /switch/pstn_calls/{id}, POST .../{id}/hangup  follow / end that call (no auth)
 
 ``POST /v2/calls`` without ``connection_id``, to a number a connection owns, is also an
 outside call. Responses: ``{"data": ...}``, or ``{"errors": [{"code", "title",
-"detail"}]}`` with 401/404/422.
+"detail"}]}`` with 400/401/404/408/411/413/422/431. A key sees only its own
+connection's calls and conferences (and those of connections without a key).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from softphone.switch import cccommands
 from softphone.switch.callcontrol import CommandError, parse_headers
+from softphone.switch.mediafiles import MediaRefused, recording_path
 
 if TYPE_CHECKING:
     from softphone.switch.callcontrol import CallControl
@@ -36,14 +41,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
+MAX_HEADERS = 100
+READ_TIMEOUT_S = 10.0
 _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
     413: "Payload Too Large",
     422: "Unprocessable Entity",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
 
@@ -77,9 +87,11 @@ class ApiServer:
             status, body = await self._request(reader)
         except CommandError as exc:
             status, body = exc.status, _error(exc)
+        except TimeoutError:
+            status, body = 408, _error(CommandError(408, "10002", "Request timeout", "request not received in time"))
         except Exception:
             logger.exception("commands API failure")
-            status, body = 500, {"errors": [{"code": "10007", "title": "Unexpected error"}]}
+            status, body = 500, {"errors": [{"code": "10007", "title": "Unexpected error", "detail": ""}]}
         data = json.dumps(body).encode()
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
@@ -92,26 +104,39 @@ class ApiServer:
             await writer.wait_closed()
 
     async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
-        line = (await asyncio.wait_for(reader.readline(), 10.0)).decode("latin-1").split()
-        if len(line) < 2:
+        line = (await _read_line(reader)).decode("latin-1").split()
+        if len(line) not in (2, 3) or not line[0].isalpha() or not line[1].startswith("/"):
             raise CommandError(400, "10002", "Bad request", "malformed request line")
         method, target = line[0].upper(), line[1]
         headers: dict[str, str] = {}
-        while True:
-            raw = await asyncio.wait_for(reader.readline(), 10.0)
+        for _ in range(MAX_HEADERS + 1):
+            raw = await _read_line(reader)
             if raw in (b"\r\n", b"\n", b""):
                 break
-            name, _, value = raw.decode("latin-1").partition(":")
+            name, colon, value = raw.decode("latin-1").partition(":")
+            if not colon or not name.strip():
+                raise CommandError(400, "10002", "Bad request", "malformed header line")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0") or 0)
+        else:
+            raise CommandError(431, "10002", "Too many headers", f"more than {MAX_HEADERS} header lines")
+        if "transfer-encoding" in headers:
+            raise CommandError(411, "10002", "Length required", "chunked bodies are not supported: send Content-Length")
+        raw_length = headers.get("content-length", "0") or "0"
+        if not raw_length.isascii() or not raw_length.isdigit():
+            raise CommandError(400, "10002", "Bad request", "Content-Length must be a non-negative integer")
+        length = int(raw_length)
         if length > MAX_BODY:
-            raise CommandError(413, "10002", "Body too large")
+            raise CommandError(413, "10002", "Body too large", f"at most {MAX_BODY} bytes")
         payload: Any = {}
         if length:
             try:
-                payload = json.loads(await reader.readexactly(length))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise CommandError(400, "10002", "Invalid JSON", str(exc)) from exc
+                data = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT_S)
+            except asyncio.IncompleteReadError as exc:
+                raise CommandError(400, "10002", "Bad request", "body shorter than Content-Length") from exc
+            try:
+                payload = json.loads(data)
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                raise CommandError(400, "10002", "Invalid JSON", "the body is not valid JSON") from exc
         if not isinstance(payload, dict):
             raise CommandError(400, "10002", "Body must be a JSON object")
         auth = headers.get("authorization", "")
@@ -119,10 +144,19 @@ class ApiServer:
         path = target.split("?", 1)[0].rstrip("/")
         return 200, {"data": await self.route(method, path, payload, token)}
 
-    def _authorize(self, connection_id: str, token: str) -> None:
+    def _allowed(self, connection_id: str, token: str) -> bool:
         app = self.cc.apps.get(connection_id)
-        if app is not None and app.api_key and token != app.api_key:
+        return app is None or not app.api_key or token == app.api_key
+
+    def _authorize(self, connection_id: str, token: str) -> None:
+        if not self._allowed(connection_id, token):
             raise CommandError(401, "10009", "Authentication failed", "missing or wrong API key")
+
+    def _authorize_refs(self, body: dict[str, Any], token: str) -> None:
+        """A command naming another call (bridge, conferences) must be allowed to touch that call too."""
+        other = body.get("call_control_id")
+        if isinstance(other, str) and other in self.cc.legs:
+            self._authorize(self.cc.legs[other].connection_id, token)
 
     async def route(self, method: str, path: str, body: dict[str, Any], token: str) -> Any:
         """Dispatch one API request (also usable in-process, without HTTP)."""
@@ -131,11 +165,11 @@ class ApiServer:
         if parts[:2] == ["switch", "pstn_calls"]:
             # The simulated outside world: no API key (it is not the customer calling).
             if len(parts) == 2 and method == "POST":
-                return (await self._outside(body)).status()
-            outside = cc.leg(parts[2]) if len(parts) >= 3 else None
-            if outside is not None and outside.kind == "pstn":
+                return self._outside_status(await self._outside(body, from_pstn_route=True))
+            outside = cc.legs.get(parts[2]) if len(parts) >= 3 else None
+            if outside is not None and outside.kind == "pstn" and outside.direction == "incoming":
                 if len(parts) == 3 and method == "GET":
-                    return outside.status()
+                    return self._outside_status(outside)
                 if len(parts) == 4 and parts[3] == "hangup" and method == "POST":
                     await cc.hangup_leg(outside, "NORMAL_CLEARING")
                     return {"result": "ok"}
@@ -152,6 +186,7 @@ class ApiServer:
                 action = cccommands.ACTIONS.get(parts[4])
                 if action is None:
                     raise CommandError(404, "10005", "Unknown action", parts[4])
+                self._authorize_refs(body, token)
                 return await action(cc, leg, body)
         if parts[:2] == ["v2", "conferences"]:
             if len(parts) == 2 and method == "POST":
@@ -160,30 +195,59 @@ class ApiServer:
                 self._authorize(leg.connection_id, token)
                 return await cccommands.conference_create(cc, body)
             if len(parts) == 2 and method == "GET":
-                return [c.record() for c in cc.conferences.values()]
-            if len(parts) == 5 and parts[3] == "actions" and method == "POST":
+                if token and not any(a.api_key == token for a in cc.apps.values()) and all(
+                    a.api_key for a in cc.apps.values()
+                ):
+                    raise CommandError(401, "10009", "Authentication failed", "wrong API key")
+                return [c.record() for c in cc.conferences.values() if self._allowed(c.connection_id, token)]
+            if len(parts) >= 3:
                 conf = cc.conferences.get(parts[2])
-                if conf is None:
+                if conf is None or not self._allowed(conf.connection_id, token):
+                    # Another connection's conference does not exist for this key (no probing by id).
                     raise CommandError(404, "10005", "Resource not found", f"no conference {parts[2]}")
-                self._authorize(conf.connection_id, token)
-                if parts[4] == "join":
-                    return await cccommands.conference_join(cc, conf, body)
-                if parts[4] == "leave":
-                    return await cccommands.conference_leave(cc, conf, body)
-        raise CommandError(404, "10005", "Resource not found", f"{method} {path}")
+                if len(parts) == 3 and method == "GET":
+                    return conf.record()
+                if len(parts) == 5 and parts[3] == "actions" and method == "POST":
+                    self._authorize_refs(body, token)
+                    if parts[4] == "join":
+                        return await cccommands.conference_join(cc, conf, body)
+                    if parts[4] == "leave":
+                        return await cccommands.conference_leave(cc, conf, body)
+        raise CommandError(404, "10005", "Resource not found", f"{method} {path}"[:200])
 
-    async def _outside(self, body: dict[str, Any]) -> CCLeg:
+    def _outside_status(self, leg: CCLeg) -> dict[str, Any]:
+        out = leg.status()
+        rec = getattr(leg.endpoint, "record_path", None)
+        if rec is not None:
+            out["recording"] = {"path": str(rec), "saved": bool(getattr(leg.endpoint, "recording_saved", False))}
+        return out
+
+    async def _outside(self, body: dict[str, Any], *, from_pstn_route: bool = False) -> CCLeg:
         from_ = _req(body, "from")
         to = _req(body, "to")
-        rec = body.get("record_path")
+        if self.cc.switch.accounts.by_number(to) is None:
+            raise CommandError(422, "10015", "Invalid value for to", f"no connection owns {to}"[:200])
+        rec = body.get("record_path") if from_pstn_route else None
+        if rec is not None and not isinstance(rec, str):
+            raise CommandError(422, "10015", "Invalid value for record_path", "record_path must be a file name")
+        record = None
+        if rec:
+            try:
+                record = recording_path(self.cc.options.data_dir, rec)
+            except MediaRefused as exc:
+                raise CommandError(422, "10015", "Invalid value for record_path", str(exc)) from exc
+        delay = body.get("dtmf_delay_secs", 3.0)
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600:
+            raise CommandError(422, "10015", "Invalid value for dtmf_delay_secs", "must be a number of seconds 0-3600")
+        audio = _str(body, "audio_url")
         return await self.cc.outside_call(
             from_,
             to,
-            audio=_opt(body, "audio_url"),
-            record_path=rec if isinstance(rec, str) and rec else None,
-            dtmf=_opt(body, "dtmf"),
-            dtmf_delay=float(body.get("dtmf_delay_secs", 3.0)),
-            client_state=_opt(body, "client_state"),
+            audio=audio,
+            record_path=record,
+            dtmf=_str(body, "dtmf"),
+            dtmf_delay=float(delay),
+            client_state=_str(body, "client_state"),
         )
 
     async def _dial(self, body: dict[str, Any], token: str) -> dict[str, Any]:
@@ -201,6 +265,11 @@ class ApiServer:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise CommandError(422, "10015", "Invalid value for timeout_secs", "must be a positive number")
         link = _opt(body, "link_to")
+        link_leg = cc.legs.get(link) if link else None
+        if link_leg is not None:
+            self._authorize(link_leg.connection_id, token)
+        audio_url = _str(body, "audio_url")
+        audio = await cc.media(audio_url, loop=True) if audio_url else None
         leg = cc.dial(
             conn_id,
             to,
@@ -208,8 +277,8 @@ class ApiServer:
             client_state=_opt(body, "client_state"),
             timeout=float(timeout),
             custom_headers=parse_headers(body.get("custom_headers")),
-            audio=_opt(body, "audio_url"),
-            link_to=cc.legs.get(link) if link else None,
+            audio=audio,
+            link_to=link_leg,
         )
         return leg.status()
 
@@ -219,6 +288,23 @@ def _req(body: dict[str, Any], key: str) -> str:
     if not isinstance(v, str) or not v:
         raise CommandError(422, "10015", f"Invalid value for {key}", f"{key} is required")
     return v
+
+
+def _str(body: dict[str, Any], key: str) -> str:
+    """An optional string field (absent or null: ""); any other type is a 422."""
+    v = body.get(key)
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise CommandError(422, "10015", f"Invalid value for {key}", f"{key} must be a string")
+    return v
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.readline(), READ_TIMEOUT_S)
+    except (ValueError, asyncio.LimitOverrunError) as exc:  # a line over the stream limit (64 KiB)
+        raise CommandError(431, "10002", "Header line too long", "request or header line over 64 KiB") from exc
 
 
 def _opt(body: dict[str, Any], key: str) -> str:

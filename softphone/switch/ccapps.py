@@ -6,6 +6,8 @@ webhook (and optionally a failover webhook and an API key for the commands API):
     [call_control]
     api_port = 8766              # the commands API (http://127.0.0.1:8766/v2/...)
     park_timeout_secs = 60       # a parked call nobody commands ends (RECOVERY_ON_TIMER_EXPIRE / 408)
+    data_dir = "~/.local/share/softphone/switch"   # recordings go to <data_dir>/recordings/
+    media_dir = "~/sounds"       # the only files audio_url may name (default <data_dir>/media)
 
     [[connection]]
     id = "app"
@@ -24,12 +26,13 @@ loopback only. Webhook URLs must be loopback unless ``allow_remote_webhooks = tr
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from softphone.errors import ConfigError
 from softphone.switch.accounts import Accounts
+from softphone.switch.mediafiles import default_data_dir
 from softphone.switch.webhooks import WebhookURLError, check_url
 
 DEFAULT_API_PORT = 8766
@@ -61,6 +64,14 @@ class CallControlOptions:
     dial_timeout: float = 30.0
     outside_ring_s: float = 1.0
     """How long a simulated outside number rings before it answers."""
+    data_dir: Path = field(default_factory=default_data_dir)
+    """Where recordings go (``<data_dir>/recordings/<name>``)."""
+    media_dir: Path | None = None
+    """Files ``audio_url`` may name (default ``<data_dir>/media``)."""
+
+    @property
+    def media_root(self) -> Path:
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
 
 
 def apps_from_accounts(accounts: Accounts) -> dict[str, CallControlApp]:
@@ -100,6 +111,13 @@ def options_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Call
     if ringback not in ("early", "ringing"):
         raise ConfigError("call_control.ringback must be 'early' or 'ringing'", path=path, key="ringback")
     opts.api_port, opts.park_timeout, opts.ringback = port, float(timeout), ringback
+    for key in ("data_dir", "media_dir"):
+        value = table.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"call_control.{key} must be a directory path", path=path, key=key)
+        setattr(opts, key, Path(value).expanduser())
     opts.allow_remote_webhooks = remote is True
     return opts
 

@@ -14,10 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from softphone.errors import MediaError
 from softphone.switch.callcontrol import CommandError, gone
 from softphone.switch.conference import Conference
-from softphone.switch.pstn import audio_source
 
 if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
@@ -208,13 +206,11 @@ async def playback_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> d
     _state(leg, body)
     url = _str(body, "audio_url") or _str(body, "media_name")
     if not url:
-        raise _bad("audio_url", "playback_start needs audio_url (a file path, file:// URL or tone:HZ[:MS])")
+        raise _bad("audio_url", "playback_start needs audio_url (a media-directory file, loopback http:// URL "
+                   "or tone:HZ[:MS])")
     loop = body.get("loop", 1)
-    looping = loop == "infinity" or (isinstance(loop, int) and loop > 1)
-    try:
-        src = await asyncio.to_thread(audio_source, url, loop=looping)
-    except (MediaError, ValueError, OSError) as exc:
-        raise _bad("audio_url", str(exc)) from exc
+    looping = loop == "infinity" or (isinstance(loop, int) and not isinstance(loop, bool) and loop > 1)
+    src = await cc.media(url, loop=looping)
     if _str(body, "overlay") != "true" and body.get("overlay") is not True:
         stop_playbacks(cc, leg, "stopped")
     pb = Playback(src, url)

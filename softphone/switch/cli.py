@@ -127,13 +127,14 @@ def pstn_call(
     """Call in from outside (simulated PSTN): a leg with no websocket, audio from a WAV or tone."""
     from softphone.switch.pstn_cli import run_pstn_call
 
-    audio = str(play.resolve()) if play is not None else (f"tone:{tone:g}" if tone else "")
+    audio = f"tone:{tone:g}" if tone and play is None else ""
     raise typer.Exit(
         run_pstn_call(
             api,
             from_,
             to,
             audio=audio,
+            play=str(play.resolve()) if play is not None else "",
             record=str(record.resolve()) if record is not None else "",
             dtmf=dtmf or "",
             dtmf_delay=dtmf_delay,

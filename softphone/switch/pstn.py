@@ -36,25 +36,6 @@ logger = logging.getLogger(__name__)
 FRAME_S = 0.02
 
 
-def audio_source(spec: str, *, loop: bool = False) -> AudioSource:
-    """A source from ``tone:HZ``, ``tone:HZ:MS`` (stops after MS), ``silence``, or a file path / file:// URL.
-
-    Raises :class:`~softphone.errors.MediaError` for unreadable files and ``ValueError``
-    for a malformed tone spec.
-    """
-    from softphone.media.sources import FileSource, NullSource, ToneSource
-
-    if spec in ("", "silence"):
-        return NullSource()
-    if spec.startswith("tone:"):
-        parts = spec[5:].split(":")
-        freqs = [float(f) for f in parts[0].split("+")]
-        duration = int(parts[1]) if len(parts) > 1 and parts[1] else None
-        return ToneSource(freqs if len(freqs) > 1 else freqs[0], 0.3, duration_ms=duration)
-    path = spec[7:] if spec.startswith("file://") else spec
-    return FileSource(Path(path), loop=loop)
-
-
 class PstnEndpoint(LegAudio):
     """A simulated outside phone (see the module docstring)."""
 
@@ -80,6 +61,8 @@ class PstnEndpoint(LegAudio):
         self.closed = False
         self.frames_out = 0
         self.frames_in = 0
+        self.recording_saved = False
+        """The recording (if any) is complete on disk (after :meth:`close`)."""
         self.echo = False
         """Say back what was heard (the ``echo`` service)."""
 
@@ -159,6 +142,7 @@ class PstnEndpoint(LegAudio):
             with contextlib.suppress(Exception):
                 await self._recorder.stop()
             self._recorder = None
+            self.recording_saved = True
 
 
 def started_at() -> float:

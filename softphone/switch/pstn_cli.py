@@ -4,14 +4,27 @@ The switch owns the simulated leg (its audio clock, its recording); this command
 asks for it (``POST /switch/pstn_calls``), follows its state (``GET
 /switch/pstn_calls/{id}``) and hangs it up after ``--duration`` or on Ctrl-C. Exit
 codes: 0 answered, 5 never answered, 8 switch unreachable, 1 refused.
+
+The switch reads and writes only its own directories (see
+:mod:`softphone.switch.mediafiles`), so ``--play FILE`` is served to it from a one-file
+HTTP server on 127.0.0.1 for the length of the call, and ``--record FILE`` asks the
+switch to record under its data dir (as ``FILE``'s name), then copies the finished
+recording to ``FILE``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import shutil
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 POLL_S = 0.25
@@ -27,6 +40,32 @@ def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None) 
         return out
 
 
+@contextlib.contextmanager
+def serve_file(path: Path) -> Iterator[str]:
+    """Serve one file at ``http://127.0.0.1:PORT/<name>`` while the block runs (yields the URL)."""
+    data = path.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="pstn-call-media", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{urllib.parse.quote(path.name)}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def run_pstn_call(
     api: str,
     from_: str,
@@ -38,13 +77,23 @@ def run_pstn_call(
     dtmf_delay: float = 3.0,
     duration: float | None = None,
     echo: Any = print,
+    play: str = "",
 ) -> int:
-    """Place the call and follow it to the end; returns the exit code."""
+    """Place the call and follow it to the end; returns the exit code.
+
+    ``audio`` is an ``audio_url`` for the switch (``tone:HZ``...); ``play`` a local file
+    (served to the switch over loopback HTTP); ``record`` a local path the recording is
+    copied to.
+    """
+    if play:
+        with serve_file(Path(play)) as url:
+            return run_pstn_call(api, from_, to, audio=url, record=record, dtmf=dtmf, dtmf_delay=dtmf_delay,
+                                 duration=duration, echo=echo)
     body = {
         "from": from_,
         "to": to,
         "audio_url": audio,
-        "record_path": record,
+        "record_path": Path(record).name if record else "",
         "dtmf": dtmf,
         "dtmf_delay_secs": dtmf_delay,
     }
@@ -74,7 +123,7 @@ def run_pstn_call(
             if not status["is_alive"]:
                 echo(f"ended: {status.get('hangup_cause')} after {status.get('call_duration', 0)} s answered")
                 if record:
-                    echo(f"recording: {record}")
+                    _fetch_recording(api, ccid, status, Path(record), echo)
                 return 0 if answered_at is not None else 5
             if duration is not None and answered_at is not None and time.monotonic() - answered_at >= duration:
                 _call(api, "POST", f"/switch/pstn_calls/{ccid}/hangup", {})
@@ -86,3 +135,20 @@ def run_pstn_call(
     except OSError as exc:
         echo(f"error: lost the switch: {exc}")
         return 8
+
+
+def _fetch_recording(api: str, ccid: str, status: dict[str, Any], target: Path, echo: Any) -> None:
+    """Copy the switch's finished recording to ``target`` (waits a moment for it to be closed)."""
+    rec = status.get("recording") or {}
+    for _ in range(20):
+        if rec.get("saved"):
+            break
+        time.sleep(0.1)
+        rec = _call(api, "GET", f"/switch/pstn_calls/{ccid}").get("recording") or {}
+    src = Path(str(rec.get("path", "")))
+    if not rec.get("saved") or not src.is_file():
+        echo(f"recording: kept by the switch at {src}")
+        return
+    if src.resolve() != target.resolve():
+        shutil.copyfile(src, target)
+    echo(f"recording: {target}")

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,8 +105,8 @@ async def catcher() -> AsyncIterator[WebhookCatcher]:
 
 
 @pytest.fixture
-async def cc(catcher: WebhookCatcher) -> AsyncIterator[CallControl]:
-    opts = CallControlOptions(api_port=0, park_timeout=30.0, outside_ring_s=0.3)
+async def cc(catcher: WebhookCatcher, tmp_path: Path) -> AsyncIterator[CallControl]:
+    opts = CallControlOptions(api_port=0, park_timeout=30.0, outside_ring_s=0.3, data_dir=tmp_path / "switch-data")
     async with Switch(accounts=app_accounts(catcher.url), port=0, call_control=opts) as sw:
         assert sw.call_control is not None
         yield sw.call_control
