@@ -10,18 +10,24 @@ escape injection) and escapes rich markup.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from softphone.snapshot import CallSnapshot, Snapshot
 
-__all__ = ["clock", "level_bar", "render", "render_summary", "safe"]
+__all__ = ["ENDED_LINGER", "MAX_ROWS", "clock", "level_bar", "render", "render_summary", "safe", "visible_calls"]
+
+ENDED_LINGER = 5.0  #: seconds an ended call stays on the panel
+MAX_ROWS = 6  #: call rows at most (the current call and the newest others)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _SOCKET_STYLE = {"open": "green", "connecting": "yellow", "reconnecting": "yellow", "closed": "red"}
 _CLIENT_STYLE = {"ready": "green", "logged_in": "green", "closed": "red", "disconnected": "red"}
@@ -35,9 +41,13 @@ _CALL_STYLE = {
 }
 
 
-def safe(text: object) -> str:
-    """Network text made harmless for a rich markup string."""
-    return escape(_CONTROL.sub("", str(text)))
+def safe(text: object, *, multiline: bool = False) -> str:
+    """Network text made harmless for a rich markup string: control characters dropped, markup escaped.
+
+    ``multiline`` keeps newlines and tabs (for our own multi-line messages such as ``help``); a
+    single-line field (a caller name, a cause) never gets to break the layout.
+    """
+    return escape((_CONTROL_KEEP_LINES if multiline else _CONTROL).sub("", str(text)))
 
 
 def clock(seconds: float) -> str:
@@ -83,31 +93,68 @@ def _header(snap: Snapshot) -> Text:
     return Text.from_markup("  ".join(parts))
 
 
-def _call(call: CallSnapshot, now: float, current: bool) -> RenderableType:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(no_wrap=True)
+class _Meters:
+    """The current call's input/output meters, as wide as the space allows (at most 20 cells each)."""
+
+    def __init__(self, call: CallSnapshot) -> None:
+        self.call = call
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(4, min(20, (options.max_width - len("in   out ")) // 2))
+        c = self.call
+        text = Text.from_markup(f"in [green]{level_bar(0.0 if c.muted else c.input_level, width)}[/] "
+                                f"out [cyan]{level_bar(c.output_level, width)}[/]", overflow="crop")
+        text.no_wrap = True
+        yield text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(len("in   out ") + 8, len("in   out ") + 40)
+
+
+def _flags(call: CallSnapshot) -> str:
+    held = call.held and call.state != "held"  # the state already says so
+    flags = [f for f, on in (("MUTED", call.muted), ("HELD", held), ("PARKED", call.parked)) if on]
+    return f"[reverse]{' '.join(flags)}[/]" if flags else ""
+
+
+def _rows(calls: Sequence[CallSnapshot], now: float, current: str | None) -> Table:
+    """One compact row per call: mark, short id, direction and remote, state and time in it, flags.
+
+    Only the remote shrinks (with an ellipsis) when the terminal is narrow.
+    """
+    cells = []
+    for call in calls:
+        arrow = "→" if call.direction == "outbound" else "←"
+        mark = "▶" if call.id == current else " "
+        state = f"[{_CALL_STYLE.get(call.state, 'white')}]{safe(call.state)}[/] {clock(call.time_in_state(now))}"
+        flags = _flags(call)
+        cells.append((f"{mark} {safe(call.id[:8])}", f"{arrow} [bold]{safe(call.remote) or '?'}[/]",
+                      state + (f" {flags}" if flags else "")))
+    fixed = max(Text.from_markup(c[2]).cell_len for c in cells)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=10)
+    grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    grid.add_column(no_wrap=True, min_width=fixed)
+    for row in cells:
+        grid.add_row(*row)
+    return grid
+
+
+def _details(call: CallSnapshot, now: float) -> Table:
+    """Media, meters, DTMF/cause and Telnyx ids of one call (the current one)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, style="dim")
     grid.add_column()
-    arrow = "→" if call.direction == "outbound" else "←"
-    state = f"[{_CALL_STYLE.get(call.state, 'white')}]{safe(call.state)}[/] {clock(call.time_in_state(now))}"
-    flags = [f for f, on in (("MUTED", call.muted), ("HELD", call.held), ("PARKED", call.parked)) if on]
-    mark = "▶ " if current else "  "
-    grid.add_row(
-        f"{mark}call {safe(call.id[:8])}",
-        f"{call.direction} {arrow} [bold]{safe(call.remote) or '?'}[/]  {state}"
-        + f"  duration {clock(call.duration(now))}"
-        + (f"  [reverse]{' '.join(flags)}[/]" if flags else ""),
-    )
-    grid.add_row(
-        "  media",
-        f"codec {safe(call.codec) or '–'}  RTT {_num(call.rtt_ms, '.0f', ' ms')}  "
-        f"jitter {_num(call.jitter_ms, '.1f', ' ms')}  loss {_num(call.loss_pct, '.1f', '%')}  "
-        f"MOS [{_mos_style(call.mos)}]{_num(call.mos, '.2f')}[/]  cost ${call.cost(now):.4f}",
-    )
-    grid.add_row(
-        "  levels",
-        f"in [green]{level_bar(0.0 if call.muted else call.input_level)}[/]  "
-        f"out [cyan]{level_bar(call.output_level)}[/]",
-    )
+    if not call.ended:
+        grid.add_row(
+            "media",
+            f"{safe(call.codec) or '–'}  duration {clock(call.duration(now))}  RTT {_num(call.rtt_ms, '.0f', ' ms')}  "
+            f"jitter {_num(call.jitter_ms, '.1f', ' ms')}  loss {_num(call.loss_pct, '.1f', '%')}  "
+            f"MOS [{_mos_style(call.mos)}]{_num(call.mos, '.2f')}[/]  cost ${call.cost(now):.4f}",
+        )
+        grid.add_row("levels", _Meters(call))
+    else:
+        grid.add_row("ended", f"duration {clock(call.duration(now))}  cost ${call.cost(now):.4f}")
     extra: list[str] = []
     if call.dtmf_received:
         extra.append(f"DTMF rx [bold]{safe(call.dtmf_received)}[/]")
@@ -116,7 +163,7 @@ def _call(call: CallSnapshot, now: float, current: bool) -> RenderableType:
     if call.cause:
         extra.append(f"cause {safe(call.cause)}" + (f" (SIP {call.sip_code})" if call.sip_code else ""))
     if extra:
-        grid.add_row("  info", "  ".join(extra))
+        grid.add_row("info", "  ".join(extra))
     ids = [
         f"{label} {safe(value)}"
         for label, value in (
@@ -125,22 +172,49 @@ def _call(call: CallSnapshot, now: float, current: bool) -> RenderableType:
             ("leg", call.leg_id),
             ("client_state", call.client_state),
         )
-        if value
+        if value and not (label == "leg" and value in call.call_control_id)
     ]
     ids += [f"{safe(k)}={safe(v)}" for k, v in call.custom_headers]
     if ids:
-        grid.add_row("  telnyx", "[dim]" + "  ".join(ids) + "[/]")
+        grid.add_row("telnyx", "[dim]" + "  ".join(ids) + "[/]")
     return grid
 
 
-def render(snap: Snapshot, title: str = "softphone") -> RenderableType:
-    """The whole panel for one snapshot."""
+def visible_calls(snap: Snapshot, linger: float = ENDED_LINGER) -> list[CallSnapshot]:
+    """The calls the panel shows: every live one, and ended ones for ``linger`` seconds after they ended."""
+    shown = []
+    for call in snap.calls:
+        if call.ended:
+            ended = call.ended_at if call.ended_at is not None else call.state_since
+            if snap.ts - ended >= linger:
+                continue
+        shown.append(call)
+    if len(shown) > MAX_ROWS:  # keep the current call and the newest others
+        keep = [c for c in shown if c.id == snap.current][:1]
+        others = [c for c in shown if c not in keep][-(MAX_ROWS - len(keep)):]
+        shown = [c for c in shown if c in keep or c in others]
+    return shown
+
+
+def render(snap: Snapshot, title: str = "softphone", *, linger: float = ENDED_LINGER) -> RenderableType:
+    """The whole panel for one snapshot (``snap.ts`` is its clock).
+
+    One compact row per call and the details of the current call only, so three calls fit a
+    60x30 terminal; an ended call leaves ``linger`` seconds after it ended.
+    """
     rows: list[RenderableType] = [_header(snap)]
-    live = [c for c in snap.calls if not c.ended]
-    shown = live or list(snap.calls[-1:])
-    for call in shown:
-        rows.append(_call(call, snap.ts, call.id == snap.current))
-    if not snap.calls:
+    shown = visible_calls(snap, linger)
+    if shown:
+        rows.append(_rows(shown, snap.ts, snap.current))
+        current = next((c for c in shown if c.id == snap.current), None)
+        if current is None and len(shown) == 1:
+            current = shown[0]
+        if current is not None:
+            rows.append(_details(current, snap.ts))
+        hidden = sum(1 for c in snap.calls if not c.ended) - sum(1 for c in shown if not c.ended)
+        if hidden > 0:
+            rows.append(Text(f"+{hidden} more (calls lists them)", style="dim"))
+    else:
         rows.append(Text("no calls", style="dim"))
     if snap.notice:
         rows.append(Text.from_markup(f"[bold yellow]{safe(snap.notice)}[/]"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,8 +49,8 @@ def test_shell_in_tmux(tmp_path: Path, tone_wav: Any) -> None:
     try:
         _wait_for(session, lambda s: "client ready" in s and "softphone>" in s)
         _tmux("send-keys", "-t", session, "dial echo", "Enter")
-        screen = _wait_for(session, lambda s: "active" in s and "codec opus" in s and "█" in s)
-        assert "outbound → echo" in screen
+        screen = _wait_for(session, lambda s: "active" in s and "opus/48000" in s and "█" in s)
+        assert "→ echo" in screen
         assert "levels" in screen and "in " in screen and "out " in screen
         _tmux("send-keys", "-t", session, "hangup", "Enter")
         _wait_for(session, lambda s: "ended" in s)
@@ -64,5 +65,44 @@ def test_shell_in_tmux(tmp_path: Path, tone_wav: Any) -> None:
     finally:
         if feeder is not None:
             feeder.kill()
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert "Traceback" not in (tmp_path / "err.txt").read_text()
+
+
+def test_panel_with_three_calls_fits_60x30_in_tmux(tmp_path: Path) -> None:
+    """Three calls in a 60x30 terminal: the whole panel and the prompt stay on screen; a hung-up call leaves."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (apt-get install tmux)", pytrace=False)
+    session = f"softphone-test-{uuid.uuid4().hex[:8]}"
+    env = f"SOFTPHONE_DATA_DIR={tmp_path} SOFTPHONE_CONFIG={tmp_path / 'none.toml'} TERM=xterm-256color"
+    cmd = f"cd {os.getcwd()} && env {env} {sys.executable} -m softphone shell --local 2>{tmp_path / 'err.txt'}"
+    _tmux("new-session", "-d", "-x", "60", "-y", "30", "-s", session, cmd)
+    try:
+        _wait_for(session, lambda s: "client ready" in s and "softphone>" in s)
+        for n in range(1, 4):
+            _tmux("send-keys", "-t", session, "dial echo", "Enter")
+            _wait_for(session, lambda s, n=n: len(re.findall(r"^│ [▶ ] [0-9a-f]{8} → echo", s, re.M)) == n)
+        screen = _wait_for(session, lambda s: "opus/48000" in s and "levels in " in s)
+        lines = screen.splitlines()
+        assert any(line.startswith("╭─ softphone") for line in lines), screen  # the top border is on screen
+        assert any(line.startswith("╰") for line in lines), screen
+        assert "softphone>" in screen
+        assert screen.count("levels") == 1, screen  # details for the current call only
+        current = re.search(r"^│ ▶ ([0-9a-f]{8})", screen, re.M)
+        assert current is not None, screen
+        _tmux("send-keys", "-t", session, "hangup", "Enter")
+        _wait_for(session, lambda s: f"{current[1]} → echo" in s and "hangup" in s)
+        _wait_for(session, lambda s: f"{current[1]} → echo" not in s, timeout=15)
+        _tmux("send-keys", "-t", session, "quit", "Enter")
+        _wait_for(session, lambda s: "hang up and quit? [y/N]" in s)
+        _tmux("send-keys", "-t", session, "y", "Enter")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode != 0:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the shell did not exit on quit", pytrace=False)
+    finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert "Traceback" not in (tmp_path / "err.txt").read_text()
