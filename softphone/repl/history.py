@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prompt_toolkit.history import FileHistory
 
 from softphone.commands import is_secret_line
@@ -17,7 +19,15 @@ def keep_in_history(line: str) -> bool:
 
 
 class SafeFileHistory(FileHistory):
-    """A :class:`FileHistory` that drops secret lines before they reach the disk or the session."""
+    """A :class:`FileHistory` that drops secret lines before they reach the disk or the session.
+
+    The file is private to its owner (mode 0600), created so and tightened if it already exists.
+    """
+
+    def __init__(self, filename: str) -> None:
+        os.close(os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(filename, 0o600)
+        super().__init__(filename)
 
     def append_string(self, string: str) -> None:
         if keep_in_history(string):

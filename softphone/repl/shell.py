@@ -4,7 +4,9 @@ The live panel is the prompt's bottom toolbar: each snapshot is rendered by rich
 ANSI and the application is invalidated to repaint it (``rich.live`` is never used
 while a prompt is open). When a call rings, ``a`` / ``r`` on an empty line answer or
 reject it; Ctrl-C hangs up the current call (or clears the line); Ctrl-D quits,
-asking first when a call is up.
+asking first when a call is up. ``login USER`` without a password asks for it with
+echo off. Questions (the quit confirmation, the password) go through a second prompt
+session without history, so the command prompt and its history stay as they were.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.application import get_app_or_none
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.history import DummyHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
@@ -30,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from softphone.cli.exitcodes import ExitCode
-from softphone.commands import CommandContext, QuitRequested, run_line
+from softphone.commands import CommandContext, QuitRequested, parse_line, run_line
 from softphone.errors import SoftphoneError
 from softphone.repl.completer import SERVICES, CommandCompleter
 from softphone.repl.history import SafeFileHistory
@@ -71,6 +74,11 @@ class Shell:
             output=output,
             erase_when_done=False,
         )
+        # Questions: their own session, so neither their message nor their answers (a password)
+        # stick to the command prompt or reach any history.
+        self._ask: PromptSession[str] = PromptSession(
+            history=DummyHistory(), bottom_toolbar=lambda: self._toolbar, style=_STYLE, input=input, output=output,
+            erase_when_done=False)
         self.ctx = CommandContext(phone=phone, say=self.say, table=self.table)
 
     # --- output ----------------------------------------------------------------------
@@ -80,7 +88,7 @@ class Shell:
                        width=width or shutil.get_terminal_size((100, 24)).columns)
 
     def say(self, text: str) -> None:
-        self._console().print(safe(text))
+        self._console().print(safe(text, multiline=True))
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         t = Table(title=safe(title), title_justify="left")
@@ -121,7 +129,7 @@ class Shell:
         }[event.type]
         from softphone.log import redact
 
-        self.say(redact(text))
+        self.say(" ".join(redact(text).split()))  # network text: one line
 
     def _destinations(self) -> Iterable[str]:
         recent = self.phone.history.recent_destinations() if self.phone.history is not None else []
@@ -159,18 +167,37 @@ class Shell:
         from softphone.log import redact
 
         try:
-            await run_line(self.ctx, line)
+            parsed = parse_line(line)
+            if parsed is not None and parsed[0].name == "login" and len(parsed[1]) == 1 \
+                    and not parsed[1][0].startswith("eyJ"):
+                await self._login_asking_password(parsed[1][0])
+            else:
+                await run_line(self.ctx, line)
         except QuitRequested:
             return False
         except (SoftphoneError, OSError, TimeoutError) as exc:
             self.say(f"error: {redact(str(exc))}")
         return True
 
+    async def _login_asking_password(self, user: str) -> None:
+        """``login USER``: ask for the password without echo, then log in as the full command would."""
+        try:
+            password = await self._ask.prompt_async(f"password for {user}: ", is_password=True)
+        except (EOFError, KeyboardInterrupt):
+            self.say("login cancelled")
+            return
+        if not password:
+            self.say("login cancelled: no password given")
+            return
+        parsed = parse_line("login")
+        assert parsed is not None
+        await parsed[0].handler(self.ctx, [user, password])
+
     async def _confirm_quit(self) -> bool:
         if not self._call_up():
             return True
         try:
-            answer = await self.session.prompt_async("a call is up: hang up and quit? [y/N] ")
+            answer = await self._ask.prompt_async("a call is up: hang up and quit? [y/N] ")
         except (EOFError, KeyboardInterrupt):
             return True
         return answer.strip().lower() in ("y", "yes")
