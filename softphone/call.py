@@ -93,6 +93,8 @@ class Call:
         self._stats_task: asyncio.Task[None] | None = None
         self._dtmf_recent: list[tuple[str, float, str]] = []
         self._media_closed = False
+        self._media_ready: asyncio.Task[None] | None = None
+        """The inbound call's device/recorder setup (set by the client); answer() waits for it."""
 
     # -- plain properties ---------------------------------------------------------------------
     @property
@@ -207,6 +209,10 @@ class Call:
         if self._offer_sdp is None:
             raise CallError("no offer to answer")
         self._stop_tone()
+        if self._media_ready is not None:  # answering from a call.incoming handler: the source is not there yet
+            await asyncio.shield(self._media_ready)
+            if self.state != CallState.RINGING:
+                raise CallError(f"call ended while answering ({self.state.value})")
         peer = await self._new_peer()
         try:
             sdp = await peer.accept_offer(self._offer_sdp)

@@ -321,10 +321,11 @@ class Client:
                 return
             call = Call(self, leg, offer_sdp=e.invite.sdp)
             self.calls[call.id] = self._known[call.id] = call
+            # Media first: a call.incoming handler may answer at once, and answer() waits for this task.
+            call._media_ready = self._spawn(self._prepare_inbound(call), name=f"inbound-{call.id[:8]}")
             self._emit("call.created", {"direction": "inbound", "remote": leg.remote_number}, call.id)
             self._emit("call.incoming", {"remote_name": leg.remote_name, "remote_number": leg.remote_number,
                                          "active_calls": len(self.calls) - 1}, call.id)
-            self._spawn(self._prepare_inbound(call), name=f"inbound-{call.id[:8]}")
             return
         call_id = getattr(e, "call_id", None)
         found = self._known.get(call_id) if isinstance(call_id, str) else None
