@@ -5,20 +5,23 @@ that acts on a :class:`~softphone.phone.Phone` through a :class:`CommandContext`
 Handlers never print: they report through ``ctx.say`` / ``ctx.table``, which each
 front-end implements (rich in the REPL and one-shots, plain text in scripts).
 
-Parsing is ``shlex``-style; ``parse_line`` returns the command and its arguments
-after checking the argument count, so a command file fails at ``file:line`` with the
-same message the REPL would show.
+Parsing is shell-like (whitespace-separated words, ``'...'``/``"..."`` quotes, backslash
+escapes). ``#`` starts a comment where it begins a word outside quotes, except in a DTMF
+digits argument (``dtmf 123#``, ``expect dtmf 123#``), which takes ``#`` and ``*`` as they are.
+``parse_line`` returns the command and its arguments after checking every argument that can
+be checked without a call (count, choices, seconds, DTMF digits, ``wait`` states), so a command
+file fails at ``file:line`` before anything connects, with the message the REPL would show.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shlex
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from softphone.errors import CommandError
+from softphone.protocol.states import CallState, ClientState
 
 if TYPE_CHECKING:
     from softphone.phone import Phone
@@ -30,6 +33,8 @@ __all__ = [
     "Command",
     "CommandContext",
     "QuitRequested",
+    "check_digits",
+    "display_line",
     "find_command",
     "format_help",
     "is_secret_line",
@@ -39,6 +44,23 @@ __all__ = [
 
 ArgKind = Literal["text", "destination", "call", "device", "digits", "seconds", "choice", "secret", "header"]
 WAIT_TARGETS = ("socket", "client", "call")
+#: The states ``wait TARGET STATE`` can wait for (``ended`` stands for hangup/destroyed).
+WAIT_STATES: dict[str, tuple[str, ...]] = {
+    "socket": ("connecting", "open", "reconnecting", "closed"),
+    "client": tuple(s.value for s in ClientState),
+    "call": (*(s.value for s in CallState), "ended"),
+}
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+def check_digits(cmd: str, digits: str) -> str:
+    """The one DTMF check: ``digits`` upper-cased, or :class:`CommandError` naming the bad ones."""
+    if not digits:
+        raise CommandError(f"{cmd}: no DTMF digits given; use 0-9 * # A-D")
+    bad = sorted({d for d in digits.upper() if d not in DTMF_DIGITS})
+    if bad:
+        raise CommandError(f"{cmd}: invalid digit(s) {''.join(bad)!r}; use 0-9 * # A-D")
+    return digits.upper()
 
 
 class CheckFailed(CommandError):
@@ -78,6 +100,8 @@ class Command:
     handler: Handler
     aliases: tuple[str, ...] = ()
     example: str = ""
+    #: Checks between arguments (e.g. ``wait``: the state must exist for the target).
+    validate: Callable[[Sequence[str]], None] | None = None
 
     @property
     def usage(self) -> str:
@@ -95,6 +119,25 @@ class Command:
                 raise CommandError(f"{self.name}: {arg.name} must be one of {', '.join(arg.choices)}, not {value!r}")
             if arg.kind == "seconds":
                 _seconds(self.name, value)
+            elif arg.kind == "digits":
+                check_digits(self.name, value)
+        if self.validate is not None:
+            self.validate(args)
+
+    def arg_at(self, index: int) -> Arg | None:
+        """The argument a word at ``index`` fills (a variadic last argument takes the rest)."""
+        if index < len(self.args):
+            return self.args[index]
+        return self.args[-1] if self.args and self.args[-1].variadic else None
+
+    def display(self, args: Sequence[str]) -> str:
+        """The command line with every secret argument masked (for echoes, events and logs)."""
+        shown = [self.name]
+        for i, value in enumerate(args):
+            arg = self.arg_at(i)
+            secret = (arg is not None and arg.kind == "secret") or (self.name == "login" and len(args) == 1)
+            shown.append("***" if secret else _quote(value))
+        return " ".join(shown)
 
 
 @dataclass
@@ -184,11 +227,7 @@ async def _unmute(ctx: CommandContext, args: Sequence[str]) -> None:
 
 
 async def _dtmf(ctx: CommandContext, args: Sequence[str]) -> None:
-    digits = args[0]
-    bad = sorted({d for d in digits.upper() if d not in "0123456789*#ABCD"})
-    if bad:
-        raise CommandError(f"dtmf: invalid digit(s) {''.join(bad)!r}; use 0-9 * # A-D")
-    await ctx.phone.dtmf(digits, _call_arg(args, 1))
+    await ctx.phone.dtmf(check_digits("dtmf", args[0]), _call_arg(args, 1))
 
 
 async def _devices(ctx: CommandContext, args: Sequence[str]) -> None:
@@ -257,10 +296,17 @@ async def _wait(ctx: CommandContext, args: Sequence[str]) -> None:
 
 async def _expect(ctx: CommandContext, args: Sequence[str]) -> None:
     timeout = _seconds("expect", args[2]) if len(args) > 2 else 10.0
-    got = await ctx.phone.expect_dtmf(args[1], timeout)
+    got = await ctx.phone.expect_dtmf(check_digits("expect", args[1]), timeout)
     if got is not None:
         raise CheckFailed(f"expect: wanted DTMF {args[1]!r} within {timeout:g}s, received {got!r}")
     ctx.say(f"received DTMF {args[1]}")
+
+
+def _check_wait(args: Sequence[str]) -> None:
+    if len(args) > 1:
+        states = WAIT_STATES[args[0]]
+        if args[1].lower() not in states:
+            raise CommandError(f"wait: {args[0]} state must be one of {', '.join(states)}, not {args[1]!r}")
 
 
 async def _sleep(ctx: CommandContext, args: Sequence[str]) -> None:
@@ -308,11 +354,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("history", (Arg("count", "seconds", optional=True),), "Show recent calls with cost.", _history),
     Command("wait", (Arg("what", "choice", choices=WAIT_TARGETS), Arg("state"), Arg("timeout", "seconds", True)),
             "Wait until the socket, client or current call reaches a state (default timeout 30 s).", _wait,
-            example="wait call active 10"),
+            example="wait call active 10", validate=_check_wait),
     Command("expect", (Arg("what", "choice", choices=("dtmf",)), Arg("digits", "digits"),
                        Arg("timeout", "seconds", True)),
             "Wait until the current call has received these DTMF digits (default timeout 10 s).", _expect,
-            example="expect dtmf 123 5"),
+            example="expect dtmf 123# 5"),
     Command("sleep", (Arg("seconds", "seconds"),), "Pause.", _sleep),
     Command("echo", (Arg("text", variadic=True, optional=True),), "Print text.", _echo),
     Command("help", (Arg("command", "choice", optional=True),), "List commands, or explain one.", _help,
@@ -341,15 +387,66 @@ def find_command(name: str) -> Command:
         raise CommandError(f"unknown command {name!r}{hint}") from None
 
 
+def _tokens(line: str) -> list[tuple[str, bool]]:
+    """Words of ``line`` with quotes and escapes applied; the flag says the word began with a bare ``#``."""
+    words: list[tuple[str, bool]] = []
+    word: list[str] = []
+    in_word = hashed = False
+    quote = ""
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"' and i + 1 < n and line[i + 1] in '"\\$`':
+                i += 1
+                word.append(line[i])
+            else:
+                word.append(ch)
+        elif ch.isspace():
+            if in_word:
+                words.append(("".join(word), hashed))
+                word, in_word, hashed = [], False, False
+        else:
+            if not in_word:
+                in_word, hashed = True, ch == "#"
+            if ch in "'\"":
+                quote = ch
+            elif ch == "\\":
+                if i + 1 >= n:
+                    raise CommandError("cannot parse line: No escaped character")
+                i += 1
+                word.append(line[i])
+            else:
+                word.append(ch)
+        i += 1
+    if quote:
+        raise CommandError("cannot parse line: No closing quotation")
+    if in_word:
+        words.append(("".join(word), hashed))
+    return words
+
+
 def split(line: str) -> list[str]:
-    """Split a line into words; ``#`` starts a comment outside quotes."""
-    try:
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        return list(lexer)
-    except ValueError as exc:
-        raise CommandError(f"cannot parse line: {exc}") from None
+    """Split a line into words, dropping a comment (see the module doc for where ``#`` starts one)."""
+    tokens = _tokens(line)
+    if not tokens or tokens[0][1]:
+        return []
+    cmd = _BY_NAME.get(tokens[0][0].lower())
+    words = [tokens[0][0]]
+    for index, (word, hashed) in enumerate(tokens[1:]):
+        arg = cmd.arg_at(index) if cmd is not None else None
+        if hashed and (arg is None or arg.kind != "digits"):
+            break
+        words.append(word)
+    return words
+
+
+def _quote(word: str) -> str:
+    if word and not any(c.isspace() or c in "'\"\\" for c in word) and not word.startswith("#"):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'" if "'" in word else f"'{word}'"
 
 
 def parse_line(line: str) -> tuple[Command, list[str]] | None:
@@ -383,6 +480,20 @@ def is_secret_line(line: str) -> bool:
         return False
     cmd = _BY_NAME.get(words[0].lower())
     return cmd is not None and any(a.kind == "secret" for a in cmd.args) and len(words) > 1
+
+
+def display_line(line: str) -> str:
+    """``line`` as it may be echoed or logged: a command's secret arguments become ``***``."""
+    try:
+        words = split(line)
+    except CommandError:
+        words = line.split()
+    if not words:
+        return line.strip()
+    cmd = _BY_NAME.get(words[0].lower())
+    if cmd is None:
+        return line.strip()
+    return cmd.display(words[1:]).replace(cmd.name, words[0], 1)
 
 
 def format_help(name: str | None = None) -> str:

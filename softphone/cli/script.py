@@ -28,7 +28,7 @@ __all__ = ["ScriptLine", "parse_script", "run_script"]
 
 
 class ScriptLine:
-    """One command of a file, with where it came from."""
+    """One command of a file, with where it came from; ``text`` is the line with its secrets masked."""
 
     __slots__ = ("args", "command", "lineno", "text")
 
@@ -45,7 +45,7 @@ def parse_script(text: str, name: str) -> list[ScriptLine]:
         except CommandError as exc:
             raise CommandError(f"{name}:{lineno}: {exc}") from None
         if parsed is not None:
-            out.append(ScriptLine(lineno, raw.strip(), parsed[0], parsed[1]))
+            out.append(ScriptLine(lineno, parsed[0].display(parsed[1]), parsed[0], parsed[1]))
     return out
 
 

@@ -76,3 +76,67 @@ def test_completion_from_table() -> None:
     assert "echo" in _complete("dial e", {"destination": ["echo", "+13128889999"]})
     assert "active" in _complete("wait call a")
     assert "hangup" in _complete("help ha")
+
+
+# --- issue 9 item 2: `#` is a DTMF digit, not a comment, in digits arguments ----------------------
+@pytest.mark.parametrize("line, args", [
+    ("dtmf 123#", ["123#"]),
+    ("dtmf #", ["#"]),
+    ("dtmf *#0# abc123", ["*#0#", "abc123"]),
+    ("dtmf 123#  # send the terminator", ["123#"]),
+    ("expect dtmf 123# 5", ["dtmf", "123#", "5"]),
+    ("expect dtmf #1 # a comment", ["dtmf", "#1"]),
+    ("send 9#", ["9#"]),
+])
+def test_hash_in_dtmf_digits_is_kept(line: str, args: list[str]) -> None:
+    parsed = parse_line(line)
+    assert parsed is not None and parsed[1] == args
+
+
+@pytest.mark.parametrize("line, args", [
+    ("dial echo # a comment", ["echo"]),
+    ("dial echo X-A=1#2", ["echo", "X-A=1#2"]),
+    ("echo hello #world", ["hello"]),
+    ("echo '#not a comment' x", ["#not a comment", "x"]),
+    ('echo "a \\"q\\" b"', ['a "q" b']),
+    ("echo a\\ b", ["a b"]),
+])
+def test_hash_starts_a_comment_at_the_start_of_other_words(line: str, args: list[str]) -> None:
+    parsed = parse_line(line)
+    assert parsed is not None and parsed[1] == args
+
+
+def test_comment_lines() -> None:
+    assert parse_line("#dtmf 123") is None
+    assert parse_line("   # dtmf 123#") is None
+
+
+# --- issue 9 item 8: everything checkable is checked at parse time ---------------------------------
+@pytest.mark.parametrize("line, message", [
+    ("wait call actve 3", "call state must be one of"),
+    ("wait client redy", "client state must be one of"),
+    ("wait socket up", "socket state must be one of"),
+    ("dtmf 12X", "invalid digit"),
+    ("expect dtmf 1Z 5", "invalid digit"),
+    ("expect dtmf 12 soon", "not a number"),
+])
+def test_parse_time_checks(line: str, message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        parse_line(line)
+
+
+@pytest.mark.parametrize("line", ["wait call active 3", "wait call ended", "wait call hangup 5",
+                                  "wait client ready 5", "wait socket open", "wait call RINGING"])
+def test_valid_wait_lines(line: str) -> None:
+    assert parse_line(line) is not None
+
+
+# --- issue 10 item 3: secret arguments never echoed ----------------------------------------------
+def test_display_line_masks_secrets() -> None:
+    from softphone.commands import display_line
+
+    assert display_line("login alice alice-secret") == "login alice ***"
+    assert display_line("login eyJhbGciOi.eyJzdWIi.sig") == "login ***"
+    assert display_line("  dtmf 123#  # comment") == "dtmf 123#"
+    assert display_line("echo 'two words'") == "echo 'two words'"
+    assert "pw" not in display_line("login 'al ice' pw")

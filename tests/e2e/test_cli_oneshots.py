@@ -3,88 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
+from cliutil import PASSWORD, sp
 
 from softphone.cli.exitcodes import ExitCode
 from softphone.events_json import load_schema
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "demo-secret"  # the switch's built-in demo account
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the switch exited early with {proc.returncode}", pytrace=False)
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    pytest.fail("the switch did not start listening", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def switch_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("switch") / "switch.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "softphone", "switch", "serve", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_port(port, proc)
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def token(switch_port: int) -> str:
-    out = subprocess.run([sys.executable, "-m", "softphone", "switch", "token", "gencred1"],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    assert out.startswith("eyJ")
-    return out
-
-
-@pytest.fixture
-def env(tmp_path: Path, switch_port: int, token: str) -> dict[str, str]:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        'default_profile = "sw"\n'
-        f'[profiles.sw]\nserver = "ws://127.0.0.1:{switch_port}"\nusername = "demo"\npassword = "{PASSWORD}"\n'
-        'audio_backend = "null"\n'
-        f'[profiles.bad]\nserver = "ws://127.0.0.1:{switch_port}"\nusername = "demo"\n'
-        'password = "wrong-password-123"\naudio_backend = "null"\n'
-        f'[profiles.tok]\nserver = "ws://127.0.0.1:{switch_port}"\ntoken = "{token}"\naudio_backend = "null"\n'
-        f'[profiles.closed]\nserver = "ws://127.0.0.1:{_free_port()}"\nusername = "demo"\n'
-        f'password = "{PASSWORD}"\n'
-    )
-    cfg.chmod(0o600)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "SOFTPHONE_"))}
-    e.update(SOFTPHONE_CONFIG=str(cfg), SOFTPHONE_DATA_DIR=str(tmp_path / "data"), COLUMNS="120")
-    return e
-
-
-def sp(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "softphone", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
 
 
 @pytest.mark.parametrize(

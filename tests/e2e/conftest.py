@@ -1,0 +1,59 @@
+"""Fixtures of the command-line end-to-end tests: a `softphone switch serve` subprocess per module, a profile.
+
+- ``switch_port``: the port of a switch started for the module; ``token``: a JWT for gencred1;
+- ``env``: an environment with a config file (profiles ``sw``, ``bad``, ``tok``, ``closed``) and a
+  private data directory. Helpers (``sp``, ``PASSWORD``) live in ``cliutil.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cliutil import PASSWORD, free_port, wait_port
+
+
+@pytest.fixture(scope="module")
+def switch_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("switch") / "switch.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "softphone", "switch", "serve", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_port(port, proc)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def token(switch_port: int) -> str:
+    out = subprocess.run([sys.executable, "-m", "softphone", "switch", "token", "gencred1"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("eyJ")
+    return out
+
+
+@pytest.fixture
+def env(tmp_path: Path, switch_port: int, token: str) -> dict[str, str]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        'default_profile = "sw"\n'
+        f'[profiles.sw]\nserver = "ws://127.0.0.1:{switch_port}"\nusername = "demo"\npassword = "{PASSWORD}"\n'
+        'audio_backend = "null"\n'
+        f'[profiles.bad]\nserver = "ws://127.0.0.1:{switch_port}"\nusername = "demo"\n'
+        'password = "wrong-password-123"\naudio_backend = "null"\n'
+        f'[profiles.tok]\nserver = "ws://127.0.0.1:{switch_port}"\ntoken = "{token}"\naudio_backend = "null"\n'
+        f'[profiles.closed]\nserver = "ws://127.0.0.1:{free_port()}"\nusername = "demo"\n'
+        f'password = "{PASSWORD}"\n'
+    )
+    cfg.chmod(0o600)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("TELNYX_", "SOFTPHONE_"))}
+    e.update(SOFTPHONE_CONFIG=str(cfg), SOFTPHONE_DATA_DIR=str(tmp_path / "data"), COLUMNS="120")
+    return e
