@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import stat
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -175,3 +176,34 @@ def test_shell_history_file_is_private(tmp_path: Path) -> None:
     os.chmod(loose, 0o644)
     SafeFileHistory(str(loose))
     assert stat.S_IMODE(os.stat(loose).st_mode) == 0o600
+
+
+def _toolbar_text(shell: Shell) -> str:
+    return "".join(t for _, t, *_ in shell._toolbar.__pt_formatted_text__())
+
+
+async def test_toolbar_drops_an_ended_call_after_the_linger_time(tmp_path: Path) -> None:
+    from softphone.ui.panel import ENDED_LINGER
+
+    skew = [0.0]  # the phone's clock, moved forward by the test
+    async with Switch(port=0) as switch:
+        profile = replace(BUILTIN_PROFILES["local"], server=switch.url, audio_backend="null")
+        with create_pipe_input() as inp:
+            async with Phone(profile, clock=lambda: time.time() + skew[0]) as phone:
+                shell = Shell(phone, input=inp, output=DummyOutput(), color=False)
+                task = asyncio.ensure_future(shell.run(login=True))
+                await _until(phone, lambda s: s.client.state == "ready")
+                inp.send_text("dial echo\r")
+                await _until(phone, lambda s: bool(s.calls) and s.calls[-1].state == "active")
+                short = phone.snapshot.calls[-1].id[:8]
+                assert short in _toolbar_text(shell)
+                inp.send_text("hangup\r")
+                await _until(phone, lambda s: s.calls[-1].ended)
+                await asyncio.sleep(0.5)  # a few panel ticks: the ended call is still shown
+                assert short in _toolbar_text(shell) and "cause NORMAL_CLEARING" in _toolbar_text(shell)
+                skew[0] = ENDED_LINGER
+                await asyncio.sleep(0.5)  # the next tick redraws without it
+                assert short not in _toolbar_text(shell) and "no calls" in _toolbar_text(shell)
+                assert phone.snapshot.calls[-1].id.startswith(short)  # still in the snapshot (calls, history)
+                inp.send_text("quit\r")
+                assert await asyncio.wait_for(task, 10) == 0
