@@ -38,12 +38,19 @@ def silence() -> Frame:
     return _SILENCE
 
 
-def to_av_frame(samples: Frame, pts: int, sample_rate: int = SAMPLE_RATE) -> av.AudioFrame:
+def to_av_frame(samples: Frame, pts: int, sample_rate: int = SAMPLE_RATE, *, stereo: bool = False) -> av.AudioFrame:
     """Wrap mono s16 samples in an :class:`av.AudioFrame` with full timing.
 
-    ``pts`` counts samples at ``sample_rate`` (time base ``1/sample_rate``).
+    ``pts`` counts samples at ``sample_rate`` (time base ``1/sample_rate``). With
+    ``stereo`` the frame is packed stereo with the samples on both channels, at
+    the same level: what aiortc's Opus encoder wants. Handed a mono frame, its
+    resampler upmixes with libswresample's centre mix level (-3 dB per channel),
+    and the far end's decoder (stereo, averaged back to mono) keeps that loss.
     """
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    if stereo:
+        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
+    else:
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = sample_rate
     frame.pts = pts
     frame.time_base = TIME_BASE if sample_rate == SAMPLE_RATE else fractions.Fraction(1, sample_rate)

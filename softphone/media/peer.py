@@ -354,6 +354,8 @@ class MediaPeer:
         self._codec = f"{codec[0]}/{codec[1]}" if codec else None
         if codec is not None and codec[0].upper() in ("PCMU", "PCMA"):
             self._track.set_send_rate(8000)
+        # Opus: stereo frames at full level, or aiortc's encoder upmixes them 3 dB down (issue 9 item 5).
+        self._track.set_send_stereo(codec is not None and codec[0].lower() == "opus")
 
     @property
     def local_sdp(self) -> str | None:

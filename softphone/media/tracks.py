@@ -76,6 +76,7 @@ class SourceTrack(MediaStreamTrack):
         self._pts = 0
         self._send_rate = SAMPLE_RATE
         self._downsampler: FrameResampler | None = None
+        self._stereo = False
 
     def set_send_rate(self, rate: int) -> None:
         """Hand the encoder frames at ``rate`` (8000 for PCMU/PCMA) instead of 48 kHz.
@@ -88,6 +89,16 @@ class SourceTrack(MediaStreamTrack):
             self._send_rate, self._downsampler = SAMPLE_RATE, None
         else:
             self._send_rate, self._downsampler = rate, FrameResampler(SAMPLE_RATE, rate)
+
+    def set_send_stereo(self, stereo: bool) -> None:
+        """Hand the encoder stereo frames (the mono signal on both channels, full level).
+
+        For Opus: aiortc's encoder takes stereo, and upmixing a mono frame there
+        costs 3 dB (see :func:`~softphone.media.frames.to_av_frame`). The layout
+        must not change once media flows (the encoder's resampler is fixed to its
+        first input), so call this before, as :class:`MediaPeer` does on answer.
+        """
+        self._stereo = stereo
 
     async def recv(self) -> av.AudioFrame:
         """Return the next 20 ms frame, paced to real time."""
@@ -121,7 +132,7 @@ class SourceTrack(MediaStreamTrack):
         if self._downsampler is not None:
             ratio = SAMPLE_RATE // self._send_rate
             return to_av_frame(self._downsampler.process(data), self._pts // ratio, self._send_rate)
-        return to_av_frame(data, self._pts)
+        return to_av_frame(data, self._pts, stereo=self._stereo)
 
 
 class ReceiverPump:
