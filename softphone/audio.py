@@ -37,7 +37,7 @@ import numpy as np
 
 from softphone.errors import DeviceBusy, DeviceNotFound, MediaError
 from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
-from softphone.media.sinks import AudioSink, BaseSink, NullSink, TeeSink, WavRecorder
+from softphone.media.sinks import RECORD_MODES, AudioSink, BaseSink, NullSink, TeeSink, WavRecorder
 from softphone.media.sources import AudioSource, BaseSource, FileSource, NullSource, ToneSource
 
 logger = logging.getLogger("softphone.audio")
@@ -58,8 +58,9 @@ class AudioConfig:
     """Where a call's audio comes from and goes to.
 
     ``input_device``/``output_device`` are a PortAudio index or a case-insensitive
-    name substring (``None``: the system default). ``record_file`` records what
-    is heard (both sides as stereo with ``record_both``). ``tone_hz`` is the
+    name substring (``None``: the system default). ``record_file`` records each
+    call as ``record_mode`` says: ``stereo`` (local side left, remote right, on one
+    clock), ``mixed`` (both in mono) or ``remote`` (what is heard). ``tone_hz`` is the
     tone sent by the ``tone`` backend. ``ringback``/``ringtone`` enable the local
     tones for outbound calls ringing without early media and inbound calls.
     """
@@ -69,7 +70,7 @@ class AudioConfig:
     output_device: str | int | None = None
     input_file: str | None = None
     record_file: str | None = None
-    record_both: bool = False
+    record_mode: str = "stereo"
     tone_hz: float = 440.0
     ringback: bool = True
     ringtone: bool = True
@@ -79,6 +80,8 @@ class AudioConfig:
             raise MediaError(f"unknown audio backend {self.backend!r} (choose from {', '.join(BACKENDS)})")
         if self.backend == "file" and not self.input_file:
             raise MediaError("the file backend needs input_file")
+        if self.record_mode not in RECORD_MODES:
+            raise MediaError(f"unknown record mode {self.record_mode!r} (choose from {', '.join(RECORD_MODES)})")
 
 
 #: Local tones (PROTOCOL.md §6.7): US ringback 440+480 Hz 2 s on / 4 s off; ringtone 1 s on / 3 s off.
@@ -368,13 +371,17 @@ class DeviceHub:
 
 
 class _RecordingTee(TeeSink):
-    """The call's output plus its recorder; ``send_tap`` feeds a stereo recorder's local side."""
+    """The call's output plus its recorder; ``send_tap`` feeds the recorder's local side."""
 
     send_tap: AudioSink | None = None
 
     async def stop(self) -> None:
-        """Stop (and so finish) the outputs: the recorder's file is only complete once closed."""
-        for sink in self.sinks:
+        """Stop (and so finish) the outputs: the recorder's file is only complete once closed.
+
+        The recorder (added last) goes first: it finishes without suspending, so even a
+        cancelled stop has written the file before a device's close is awaited.
+        """
+        for sink in reversed(self.sinks):
             try:
                 await sink.stop()
             except Exception:
@@ -420,8 +427,8 @@ class AudioManager:
     async def call_media(self) -> tuple[AudioSource, AudioSink]:
         """A fresh (source, sink) pair for one call.
 
-        With ``record_both`` the sink has a ``send_tap`` attribute: the sink for what
-        the call sends (the right channel of the recording), for ``MediaPeer.set_send_tap``.
+        When recording both sides the sink has a ``send_tap`` attribute: the sink for
+        what the call sends (the recording's local side), for ``MediaPeer.set_send_tap``.
         """
         await self.ensure_devices()
         backend = self.backend
@@ -436,10 +443,10 @@ class AudioManager:
         else:
             source, sink = NullSource(), NullSink()
         if self.config.record_file:
-            recorder = WavRecorder(self.config.record_file, stereo_both_sides=self.config.record_both)
+            recorder = WavRecorder(self.config.record_file, mode=self.config.record_mode)
             await recorder.start()
             sink = _RecordingTee([sink, recorder])
-            if self.config.record_both:
+            if self.config.record_mode != "remote":
                 sink.send_tap = recorder.local_sink
         await source.start()
         await sink.start()

@@ -92,7 +92,7 @@ class Call:
         self._tone_task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self._dtmf_recent: list[tuple[str, float, str]] = []
-        self._media_closed = False
+        self._media_closing: asyncio.Task[None] | None = None
         self._media_ready: asyncio.Task[None] | None = None
         """The inbound call's device/recorder setup (set by the client); answer() waits for it."""
 
@@ -336,7 +336,7 @@ class Call:
         source, sink = await self._client._audio.call_media()
         self.input, self.output = source, sink
         self._own_media = [source, sink]
-        self._send_tap = getattr(sink, "send_tap", None)  # record_both: what we send, for the recorder
+        self._send_tap = getattr(sink, "send_tap", None)  # what we send, for the recording's local side
 
     async def _new_peer(self) -> MediaPeer:
         from softphone.media.peer import MediaPeer
@@ -396,18 +396,28 @@ class Call:
             self.stats = stats
             self._client._emit("call.stats", dataclasses.asdict(stats), self.id)
 
+    def _start_closing_media(self) -> asyncio.Task[None]:
+        """Close the peer, source and sink once (a task the client waits for in close(), never cancels)."""
+        if self._media_closing is None:
+            self._media_closing = self._client._spawn(self._finish_media(), name=f"close-{self.id[:8]}",
+                                                      finish=True)
+        return self._media_closing
+
     async def _close_media(self) -> None:
-        if self._media_closed:
-            return
-        self._media_closed = True
+        await asyncio.shield(self._start_closing_media())
+
+    async def _finish_media(self) -> None:
         self._stop_tone()
         if self._stats_task is not None:
             self._stats_task.cancel()
-        if self.peer is not None:
-            await self.peer.close()
-        for item in self._own_media:
-            with contextlib.suppress(Exception):
-                await item.stop()
+        try:
+            if self.peer is not None:
+                await self.peer.close()
+        finally:
+            # Sinks first (the recorder finishes its file without suspending), even when cancelled.
+            for item in reversed(self._own_media):
+                with contextlib.suppress(Exception):
+                    await item.stop()
 
     def _report_dtmf(self, digit: str, source: str) -> None:
         now = time.monotonic()
@@ -452,7 +462,7 @@ class Call:
         if new in (CallState.ACTIVE, CallState.HELD):
             self._apply_send_state()
         if new.is_terminal:
-            self._client._spawn(self._close_media(), name=f"close-{self.id[:8]}")
+            self._start_closing_media()
 
     def _on_hangup(self, hang: ev.CallHangup) -> None:
         self._hangup = hang

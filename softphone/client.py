@@ -114,6 +114,7 @@ class Client:
         self._known: dict[str, Call] = {}  # every call the session still tracks (live or hanging up)
         self._handlers: dict[str, list[Handler]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._finishing: set[asyncio.Task[Any]] = set()  # close() waits for these (calls' media teardown)
         self._ready = asyncio.Event()
         self._conn = Connection(
             self._session, url, emit=self._emit, process_events=self._process_events,
@@ -134,7 +135,8 @@ class Client:
         audio = AudioConfig(
             backend=profile.audio_backend, input_device=profile.input_device or None,
             output_device=profile.output_device or None, input_file=profile.input_file or None,
-            record_file=profile.record_file or None, ringback=profile.ringback, ringtone=profile.ringtone)
+            record_file=profile.record_file or None, record_mode=profile.record_mode,
+            ringback=profile.ringback, ringtone=profile.ringtone)
         kwargs: dict[str, Any] = dict(
             url=url, credentials=creds, audio=audio,
             ice_servers=[s.as_dict() for s in effective_ice_servers(profile, url)],
@@ -228,14 +230,18 @@ class Client:
         except Exception:
             logger.exception("event handler for %s failed", name)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "", finish: bool = False) -> asyncio.Task[Any]:
+        """Run ``coro`` as a tracked task; close() cancels it, or waits for it with ``finish``."""
         task = asyncio.get_running_loop().create_task(coro, name=name or None)
         self._tasks.add(task)
+        if finish:
+            self._finishing.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._finishing.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("task %s failed", task.get_name(), exc_info=task.exception())
 
@@ -410,7 +416,7 @@ class Client:
 
             peer = MediaPeer(self._peer_options(codecs), source=call.input, sink=call._tap,
                              name=f"call-{call_id[:8]}")
-            if call._send_tap is not None:  # record_both: the recorder's right channel
+            if call._send_tap is not None:  # the recording's local side
                 peer.set_send_tap(call._send_tap)
             call.peer = peer
             sdp = await peer.create_offer()
@@ -463,6 +469,8 @@ class Client:
         self._process_events()
         for call in list(self._known.values()):
             await call._close_media()
+        if self._finishing:  # calls that ended earlier: their recordings are complete only once closed
+            await asyncio.wait(list(self._finishing), timeout=5.0)
         self.calls.clear()
         self._known.clear()
         await self._audio.close()

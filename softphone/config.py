@@ -137,6 +137,7 @@ class Profile:
     output_device: str = ""
     input_file: str = ""
     record_file: str = ""
+    record_mode: str = "stereo"
     codecs: tuple[str, ...] = ("opus", "PCMU", "PCMA")
     ice_servers: tuple[IceServer, ...] | None = None
     ringback: bool = True
@@ -358,6 +359,10 @@ def _parse_profile(c: _Checker, name: str, table: object, base_profile: Profile)
         values["auth"] = "token"
     if "audio_backend" in values:
         c.choice(f"{base}.audio_backend", values["audio_backend"], AUDIO_BACKENDS)
+    if "record_mode" in values:
+        from softphone.media.sinks import RECORD_MODES
+
+        c.choice(f"{base}.record_mode", values["record_mode"], RECORD_MODES)
     for secret in ("password", "token"):
         if values.get(secret) and values.get(f"{secret}_cmd"):
             raise c.fail(f"{base}.{secret}_cmd", f"set {secret} or {secret}_cmd, not both")
@@ -632,8 +637,10 @@ input_device = ""
 output_device = ""
 # Play this audio file as the microphone (backend "file").
 input_file = ""
-# Record both directions of each call to this file; "" records nothing.
+# Record each call to this WAV file; "" records nothing.
 record_file = ""
+# stereo: your side left, the far end right; mixed: both in mono; remote: the far end only.
+record_mode = "stereo"
 
 # Codecs to offer, in order of preference: opus, PCMU, PCMA, G722.
 codecs = ["opus", "PCMU", "PCMA"]

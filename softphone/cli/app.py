@@ -6,6 +6,7 @@ inside its function. Commands are sync functions that call ``asyncio.run``; shar
 options live in the app callback and travel in ``ctx.obj`` (:class:`Globals`).
 """
 
+import enum
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,21 @@ InputOpt = Annotated[str | None, typer.Option("--input", help="Audio input devic
 OutputOpt = Annotated[str | None, typer.Option("--output", help="Audio output device (index or name substring).")]
 PlayOpt = Annotated[Path | None, typer.Option("--play", help="Send this audio file instead of the microphone.",
                                               exists=True, dir_okay=False)]
-RecordOpt = Annotated[Path | None, typer.Option("--record", help="Record the call (both directions) to this file.",
+RecordOpt = Annotated[Path | None, typer.Option("--record", help="Record the call to this WAV file (--record-mode).",
                                                 dir_okay=False)]
+
+
+class RecordMode(enum.StrEnum):
+    """What ``--record`` writes (softphone.media.sinks.RECORD_MODES)."""
+
+    stereo = "stereo"
+    mixed = "mixed"
+    remote = "remote"
+
+
+RecordModeOpt = Annotated[RecordMode | None, typer.Option(
+    "--record-mode", case_sensitive=False,
+    help="stereo: your side left, the far end right (default); mixed: both in mono; remote: the far end only.")]
 NoAudioOpt = Annotated[bool, typer.Option("--no-audio", help="No devices: send silence, discard what arrives.")]
 DurationOpt = Annotated[float | None, typer.Option("--duration", "--hangup-after", min=0,
                                                    help="Hang up this many seconds after answer.")]
@@ -103,6 +117,7 @@ def dial(
     dtmf_delay: DtmfDelayOpt = 1.0,
     play: PlayOpt = None,
     record: RecordOpt = None,
+    record_mode: RecordModeOpt = None,
     input_device: InputOpt = None,
     output_device: OutputOpt = None,
     no_audio: NoAudioOpt = False,
@@ -121,6 +136,7 @@ def dial(
 
     opts = CallOptions(
         duration=duration, dtmf=dtmf, dtmf_delay=dtmf_delay, play=play, record=record,
+        record_mode=record_mode.value if record_mode else None,
         input_device=input_device, output_device=output_device, no_audio=no_audio, local=local,
     )
     _finish(run_dial(_g(ctx), destination, opts, caller_name=caller_name, caller_number=caller_number,
@@ -139,6 +155,7 @@ def _answer(
     dtmf_delay: DtmfDelayOpt = 1.0,
     play: PlayOpt = None,
     record: RecordOpt = None,
+    record_mode: RecordModeOpt = None,
     input_device: InputOpt = None,
     output_device: OutputOpt = None,
     no_audio: NoAudioOpt = False,
@@ -149,6 +166,7 @@ def _answer(
 
     opts = CallOptions(
         duration=duration, dtmf=dtmf, dtmf_delay=dtmf_delay, play=play, record=record,
+        record_mode=record_mode.value if record_mode else None,
         input_device=input_device, output_device=output_device, no_audio=no_audio, local=local,
     )
     _finish(run_answer(_g(ctx), opts, auto_answer=auto_answer, count=count, timeout=timeout))

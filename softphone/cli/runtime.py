@@ -37,6 +37,7 @@ class CallOptions:
     dtmf_delay: float = 1.0
     play: Path | None = None
     record: Path | None = None
+    record_mode: str | None = None
     input_device: str | None = None
     output_device: str | None = None
     no_audio: bool = False
@@ -66,6 +67,8 @@ def apply_audio(profile: Profile, opts: CallOptions) -> Profile:
         changes["audio_backend"] = "tone"
     if opts.record is not None:
         changes["record_file"] = str(opts.record)
+    if opts.record_mode is not None:
+        changes["record_mode"] = opts.record_mode.lower()
     if opts.input_device is not None:
         changes["input_device"] = opts.input_device
     if opts.output_device is not None:

@@ -39,7 +39,8 @@ Sinks (``sinks``; ``AudioSink`` protocol: ``write_frame(frame)`` non-blocking,
 ``async start()``, ``async stop()``)::
 
     NullSink(), BufferSink(seconds=10).samples(last_seconds=None), CallbackSink(fn),
-    TeeSink(sinks=()).add/.remove, WavRecorder(path, *, stereo_both_sides=False)
+    TeeSink(sinks=()).add/.remove,
+    WavRecorder(path, *, mode="remote" | "stereo" | "mixed").local_sink / .write_local(frame)
     (PushSource is also a sink: bridge leg A into leg B with a.set_sink(b_push)).
 
 Devices (``devices``; the PortAudio streams calls use live in :mod:`softphone.audio`)::

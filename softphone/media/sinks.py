@@ -140,87 +140,113 @@ class BufferSink(BaseSink):
         return len(self._frames) * FRAME_SAMPLES / SAMPLE_RATE
 
 
-class WavRecorder(BaseSink):
-    """Record to a 48 kHz 16-bit WAV file.
+RECORD_MODES = ("stereo", "mixed", "remote")
+"""What a :class:`WavRecorder` writes: both sides as stereo (local left, remote right), both mixed
+to mono, or the remote side alone (mono)."""
 
-    By default records mono: the far end (whatever reaches this sink). With
-    ``stereo_both_sides=True`` the file is stereo, far end on the left and the
-    local side on the right; feed the local side with :meth:`write_local`
-    (e.g. ``MediaPeer.set_send_tap(recorder.local_sink)``). The local side's
-    steady 20 ms clock then drives the file: each local frame is written next to
-    the oldest far-end frame waiting (silence if none), so a frame we send and
-    its echo are as far apart in the file as they were in time. Until a first
-    local frame arrives, or when the local side stalls for :attr:`MAX_FAR_QUEUE`
-    frames, far-end frames are written with silence on the right. The file is
-    valid after :meth:`stop` / :meth:`close`; writes go to a buffered file on the
-    loop (about 1.9 kB per frame, cheap enough not to need a thread).
+
+class WavRecorder(BaseSink):
+    """Record a call to a 48 kHz 16-bit WAV file.
+
+    ``mode`` (one of :data:`RECORD_MODES`): ``remote`` (the default) records
+    mono, whatever reaches this sink (the far end). ``stereo`` records the local
+    side on the left and the far end on the right; ``mixed`` records both summed
+    to mono. Feed the local side with :meth:`write_local`, e.g.
+    ``MediaPeer.set_send_tap(recorder.local_sink)``.
+
+    One clock: the local side's steady 20 ms send clock drives the file. Each
+    local frame is written next to the oldest far-end frame waiting (silence if
+    none), so a frame we send and its echo are as far apart in the file as they
+    were in time, to the sample. Until a first local frame arrives, or when the
+    local side stalls for :attr:`MAX_FAR_QUEUE` frames, far-end frames are
+    written with local silence.
+
+    The header is rewritten with every write (``Wave_write.writeframes``), so the
+    file is a valid WAV even if the process dies; :meth:`close` (or ``stop``)
+    writes what is still queued and closes the file. Writes go to a buffered file
+    on the loop (about 1.9 kB per frame, cheap enough not to need a thread).
     """
 
     MAX_FAR_QUEUE = 25
     """Far-end frames held waiting for the local clock (500 ms) before writing them alone."""
 
-    def __init__(self, path: str | Path, *, stereo_both_sides: bool = False) -> None:
+    def __init__(self, path: str | Path, *, mode: str = "remote") -> None:
+        if mode not in RECORD_MODES:
+            raise MediaError(f"unknown record mode {mode!r} (choose from {', '.join(RECORD_MODES)})")
         self.path = Path(path)
-        self.stereo = stereo_both_sides
+        self.mode = mode
+        self.channels = 2 if mode == "stereo" else 1
         try:
-            self._file: BinaryIO | None = open(self.path, "wb")
+            self._file: BinaryIO | None = open(self.path, "wb")  # closed in close()
         except OSError as exc:
             raise MediaError(f"cannot record to {self.path}: {exc}") from exc
         self._wav: wave.Wave_write | None = wave.open(self._file, "wb")
-        self._wav.setnchannels(2 if self.stereo else 1)
+        self._wav.setnchannels(self.channels)
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)
+        self._wav.writeframes(b"")  # a valid (empty) WAV from the start
         self._far: collections.deque[Frame] = collections.deque()
         self._local_seen = False
         self._zeros = np.zeros(FRAME_SAMPLES, np.int16)
         self._lock = threading.Lock()
         self.frames_written = 0
+        """20 ms frames written so far."""
         self.local_sink: AudioSink = _LocalSide(self)
         """A sink whose ``write_frame`` is :meth:`write_local` (for ``MediaPeer.set_send_tap``)."""
 
-    def _write_pair(self, far: Frame, local: Frame) -> None:
+    @property
+    def closed(self) -> bool:
+        """True once the file is finished."""
+        return self._wav is None
+
+    def _write(self, local: Frame, far: Frame) -> None:
         if self._wav is None:
             return
-        pair = np.empty((FRAME_SAMPLES, 2), "<i2")
-        pair[:, 0] = far[:FRAME_SAMPLES]
-        pair[:, 1] = local[:FRAME_SAMPLES]
-        self._wav.writeframesraw(pair.tobytes())
+        if self.mode == "stereo":
+            out = np.empty((FRAME_SAMPLES, 2), "<i2")
+            out[:, 0] = local[:FRAME_SAMPLES]
+            out[:, 1] = far[:FRAME_SAMPLES]
+        elif self.mode == "mixed":
+            total = local[:FRAME_SAMPLES].astype(np.int32) + far[:FRAME_SAMPLES]
+            out = np.clip(total, -32768, 32767).astype("<i2")
+        else:
+            out = far.astype("<i2", copy=False)
+        self._wav.writeframes(out.tobytes())
         self.frames_written += 1
 
     def write_local(self, frame: Frame) -> None:
-        """Supply one frame of the local side (stereo mode; ignored in mono mode)."""
-        if not self.stereo:
+        """Supply one frame of the local side (ignored in ``remote`` mode)."""
+        if self.mode == "remote":
             return
         with self._lock:
             self._local_seen = True
             far = self._far.popleft() if self._far else self._zeros
-            self._write_pair(far, frame)
+            self._write(frame, far)
 
     def write_frame(self, frame: Frame) -> None:
-        """Append one far-end frame (stereo: queued for the next local frame)."""
+        """Append one far-end frame (with a local side: queued for the next local frame)."""
         with self._lock:
             if self._wav is None:
                 return
-            if not self.stereo:
-                self._wav.writeframesraw(frame.astype("<i2").tobytes())
-                self.frames_written += 1
-                return
-            if not self._local_seen:
-                self._write_pair(frame, self._zeros)
+            if self.mode == "remote" or not self._local_seen:
+                self._write(self._zeros, frame)
                 return
             self._far.append(np.array(frame, dtype=np.int16, copy=True))
             while len(self._far) > self.MAX_FAR_QUEUE:
-                self._write_pair(self._far.popleft(), self._zeros)
+                self._write(self._zeros, self._far.popleft())
 
     def close(self) -> None:
-        """Finish the file (idempotent)."""
+        """Write what is queued and finish the file (idempotent)."""
         with self._lock:
-            if self._wav is not None:
-                self._wav.close()
-                self._wav = None
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            while self._far:
+                self._write(self._zeros, self._far.popleft())
+            wav, file, self._wav, self._file = self._wav, self._file, None, None
+            try:
+                if wav is not None:
+                    wav.close()  # writes the final header
+            finally:
+                if file is not None:
+                    file.close()
 
     async def stop(self) -> None:
         """Finish the file."""

@@ -167,19 +167,52 @@ async def test_wav_recorder_mono_and_stereo(tmp_path: Path) -> None:
     await mono.stop()
     with wave.open(str(tmp_path / "mono.wav")) as wf:
         assert (wf.getnchannels(), wf.getframerate(), wf.getsampwidth(), wf.getnframes()) == (1, 48000, 2, 24000)
-    stereo = WavRecorder(tmp_path / "st.wav", stereo_both_sides=True)
+    stereo = WavRecorder(tmp_path / "st.wav", mode="stereo")
     far, near = ToneSource(440), ToneSource(1000)
     for _ in range(25):
-        stereo.write_local(near.read_frame())  # type: ignore[arg-type]
+        stereo.local_sink.write_frame(near.read_frame())  # type: ignore[arg-type]
         stereo.write_frame(far.read_frame())  # type: ignore[arg-type]
     stereo.close()
     with wave.open(str(tmp_path / "st.wav")) as wf:
-        assert wf.getnchannels() == 2 and wf.getnframes() == 24000
-        data = np.frombuffer(wf.readframes(24000), "<i2").reshape(-1, 2)
-    assert abs(dominant_frequency(data[:, 0]) - 440) < 2
-    assert abs(dominant_frequency(data[:, 1]) - 1000) < 2
+        # 25 local frames, the first with no far frame yet; the last far frame is written on close
+        assert wf.getnchannels() == 2 and wf.getnframes() == 26 * 960
+        data = np.frombuffer(wf.readframes(26 * 960), "<i2").reshape(-1, 2)
+    assert abs(dominant_frequency(data[:24000, 0]) - 1000) < 2  # local: left
+    assert abs(dominant_frequency(data[960:, 1]) - 440) < 2  # far end: right
     with pytest.raises(MediaError):
         WavRecorder(tmp_path / "no" / "dir.wav")
+    with pytest.raises(MediaError):
+        WavRecorder(tmp_path / "x.wav", mode="both")
+
+
+def test_wav_recorder_mixed_is_the_sum_on_one_clock(tmp_path: Path) -> None:
+    rec = WavRecorder(tmp_path / "mix.wav", mode="mixed")
+    rec.write_frame(np.full(FRAME_SAMPLES, 7, np.int16))  # before the local clock starts: written alone
+    rec.write_local(np.full(FRAME_SAMPLES, 1, np.int16))  # no far frame waiting: local alone
+    for i in range(3):
+        rec.write_frame(np.full(FRAME_SAMPLES, 100 * (i + 1), np.int16))  # queued for the local clock
+    for _ in range(2):
+        rec.write_local(np.full(FRAME_SAMPLES, 1, np.int16))
+    rec.write_frame(np.full(FRAME_SAMPLES, 30000, np.int16))
+    rec.write_local(np.full(FRAME_SAMPLES, 32600, np.int16))  # next to the 300s: clipped
+    rec.close()
+    rec.close()  # idempotent
+    with wave.open(str(tmp_path / "mix.wav")) as wf:
+        assert wf.getnchannels() == 1
+        data = np.frombuffer(wf.readframes(wf.getnframes()), "<i2").reshape(-1, FRAME_SAMPLES)
+    assert [int(f[0]) for f in data] == [7, 1, 101, 201, 32767, 30000]
+
+
+def test_wav_recorder_header_is_valid_before_close(tmp_path: Path) -> None:
+    """A process that dies mid-call still leaves a WAV whose header matches its data."""
+    rec = WavRecorder(tmp_path / "live.wav", mode="stereo")
+    for _ in range(10):
+        rec.write_local(np.zeros(FRAME_SAMPLES, np.int16))
+    rec._file.flush()  # type: ignore[union-attr]  # what the OS has if the process dies now
+    with wave.open(str(tmp_path / "live.wav")) as wf:
+        assert wf.getnframes() == 10 * FRAME_SAMPLES
+    assert (tmp_path / "live.wav").stat().st_size == 44 + 10 * FRAME_SAMPLES * 4
+    rec.close()
 
 
 def test_sdp_helpers() -> None:
