@@ -30,10 +30,11 @@ from softphone.audio import AudioConfig, AudioManager
 from softphone.call import Call
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
 from softphone.connection import BACKOFF_JITTER, BACKOFF_MAX, BACKOFF_START, Connection, backoff_delay
-from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError
+from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError, TransportError
 from softphone.log import redact
 from softphone.protocol import events as ev
-from softphone.protocol.session import Credentials, VertoSession
+from softphone.protocol import verto as v
+from softphone.protocol.session import REQUEST_TIMEOUTS, Credentials, VertoSession
 from softphone.protocol.states import CallState, ClientState, GatewayState
 
 if TYPE_CHECKING:
@@ -305,6 +306,11 @@ class Client:
                 self._emit("client.login_failed", {"code": e.code, "message": e.message})
                 self._conn.fail(LoginFailed(e.code, e.message, "gatewayState"))
         elif isinstance(e, ev.ReconnectRequested):
+            if e.reason == f"{v.LOGIN} timed out" and not self._conn.was_ready:
+                # A server that accepted the socket but never answers the login: give up, say so.
+                secs = REQUEST_TIMEOUTS[v.LOGIN]
+                self._conn.fail(TransportError(f"timed out waiting for the login reply ({secs:g} s)"))
+                return
             logger.info("reconnect requested: %s", e.reason)
             self._conn.close_socket()
         elif isinstance(e, ev.Punted):

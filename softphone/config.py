@@ -158,21 +158,30 @@ class Profile:
         return out
 
     def require_credentials(self) -> None:
-        """Raise :class:`ConfigError` unless the chosen ``auth`` has what it needs."""
+        """Raise :class:`ConfigError` (with what to do next) unless the chosen ``auth`` has what it needs."""
+        if self.auth != "token" and not (self.username or self.password or self.token):
+            raise ConfigError(f"no credentials in profile {self.name!r}\n{NO_CREDENTIALS_HINT}")
         if self.auth == "token":
             if not self.token:
                 raise ConfigError(
-                    "auth is 'token' but no token is set (token, token_cmd or TELNYX_LOGIN_TOKEN)",
-                    key=f"profiles.{self.name}.token",
+                    "auth is 'token' but no token is set (token, token_cmd or TELNYX_LOGIN_TOKEN)\n"
+                    + NO_CREDENTIALS_HINT, key=f"profiles.{self.name}.token",
                 )
             return
         for key, env in (("username", "TELNYX_SIP_USER"), ("password", "TELNYX_SIP_PASSWORD")):
             if not getattr(self, key):
                 raise ConfigError(
                     f"auth is {self.auth!r} but no {key} is set ({key}, {env}"
-                    + (", password_cmd)" if key == "password" else ")"),
+                    + (", password_cmd)" if key == "password" else ")") + "\n" + NO_CREDENTIALS_HINT,
                     key=f"profiles.{self.name}.{key}",
                 )
+
+
+#: What to do when a profile has no credentials (shown by every command that logs in).
+NO_CREDENTIALS_HINT = (
+    "  set them in the config file (`softphone config init`, then edit `softphone config path`) or with\n"
+    "  TELNYX_SIP_USER and TELNYX_SIP_PASSWORD, or TELNYX_LOGIN_TOKEN; no account? try `softphone demo` or --local"
+)
 
 
 #: Built-in profiles; a file's table of the same name is laid over them.
@@ -484,6 +493,19 @@ def _run_secret_cmd(command: str, key: str, path: Path | None) -> str:
     return secret
 
 
+def pick_profile(config: Config, profile: str | None = None, env: Mapping[str, str] = os.environ) -> Profile:
+    """The profile named ``profile`` / ``$SOFTPHONE_PROFILE`` / ``default_profile`` / ``"default"``, as written.
+
+    No environment overrides and no ``password_cmd``/``token_cmd``: :func:`select_profile` adds those.
+    """
+    name = profile or env.get("SOFTPHONE_PROFILE") or config.default_profile or "default"
+    if name in config.profiles:
+        return config.profiles[name]
+    if name == "default":
+        return Profile()
+    raise ConfigError(_no_profile(name, config.profiles), path=_str(config.path))
+
+
 def select_profile(config: Config, profile: str | None = None, env: Mapping[str, str] = os.environ) -> Profile:
     """Pick a profile from ``config`` and finish it with the environment.
 
@@ -494,14 +516,8 @@ def select_profile(config: Config, profile: str | None = None, env: Mapping[str,
     ``password_cmd`` / ``token_cmd`` run only when the chosen auth needs their secret.
     Secrets are registered with :func:`softphone.log.register_secret`.
     """
-    name = profile or env.get("SOFTPHONE_PROFILE") or config.default_profile or "default"
-    if name in config.profiles:
-        chosen = config.profiles[name]
-    elif name == "default":
-        chosen = Profile()
-    else:
-        raise ConfigError(_no_profile(name, config.profiles), path=_str(config.path))
-
+    chosen = pick_profile(config, profile, env)
+    name = chosen.name
     user, password, token = (env.get(k, "") for k in ("TELNYX_SIP_USER", "TELNYX_SIP_PASSWORD", "TELNYX_LOGIN_TOKEN"))
     changes: dict[str, Any] = {}
     if user:

@@ -108,6 +108,9 @@ class Connection:
             await self._first_result
         except BaseException:
             await self.stop()
+            if self.session.state not in (ClientState.DISCONNECTED, ClientState.CLOSED):
+                self.session.connection_lost(will_reconnect=False)  # the first login failed: not reconnecting
+                self._process_events()
             raise
 
     async def stop(self) -> None:
@@ -202,7 +205,7 @@ class Connection:
                 ws = await self._open()
             except TransportError as exc:
                 self._emit("socket.error", {"message": str(exc)})
-                session.connection_lost(will_reconnect=self.should_reconnect())
+                session.connection_lost(will_reconnect=self.should_reconnect() and self.was_ready)
                 self._process_events()
                 if not self.was_ready:
                     self.resolve_first(exc)
@@ -217,7 +220,7 @@ class Connection:
             self.pump()
             await self._read(ws)
             self.ws = None
-            will = self.should_reconnect()
+            will = self.should_reconnect() and self.was_ready  # before the first login: no retry
             session.connection_lost(will_reconnect=will)
             self._process_events()
             if not self.was_ready:

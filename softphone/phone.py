@@ -182,6 +182,8 @@ class Phone:
         from softphone.log import register_secret
 
         profile = self.profile
+        if token is None and user is None:
+            profile.require_credentials()  # a ConfigError that says what to do next, before any socket
         if token is not None:
             register_secret(token)
             profile = dc_replace(profile, auth="token", token=token, token_cmd="", username="", password="")

@@ -290,7 +290,11 @@ def test_require_credentials() -> None:
         Profile(name="w", auth="token").require_credentials()
     assert info.value.key == "profiles.w.token"
     with pytest.raises(ConfigError, match="no username is set"):
+        Profile(password="p").require_credentials()
+    with pytest.raises(ConfigError, match="no credentials in profile 'default'") as info:
         Profile().require_credentials()
+    for hint in ("softphone config init", "TELNYX_SIP_USER", "TELNYX_LOGIN_TOKEN", "softphone demo", "--local"):
+        assert hint in str(info.value)
     with pytest.raises(ConfigError, match=r"no password is set .*password_cmd"):
         Profile(username="u", auth="telephony").require_credentials()
     Profile(username="u", password="p").require_credentials()

@@ -125,10 +125,7 @@ class Display:
         """A message for the user (stderr in JSON mode)."""
         if self.verbosity < 0:
             return
-        if self.json:
-            self.err.print(safe(text))
-        else:
-            self.console.print(safe(text))
+        (self.err if self.json else self.console).print(safe(text, multiline=True))
 
     def error(self, text: str) -> None:
         from softphone.log import redact

@@ -77,11 +77,15 @@ async def _hangup(phone: Phone, call_id: str) -> None:
 
 
 async def talk(phone: Phone, call_id: str, opts: CallOptions, interrupted: asyncio.Event) -> ExitCode:
-    """An answered call: optional DTMF, then until --duration, the far end hangs up or Ctrl-C."""
+    """An answered call: optional DTMF, then until --duration (counted from the answer), a hang-up or Ctrl-C."""
+    loop = asyncio.get_running_loop()
+    deadline = None if opts.duration is None else loop.time() + opts.duration
     if opts.dtmf:
-        if await until(phone, _ended(call_id), opts.dtmf_delay, interrupted) == "timeout":
+        delay = opts.dtmf_delay if deadline is None else min(opts.dtmf_delay, max(0.0, deadline - loop.time()))
+        if await until(phone, _ended(call_id), delay, interrupted) == "timeout":
             await phone.dtmf(opts.dtmf, call_id)
-    outcome = await until(phone, _ended(call_id), opts.duration, interrupted)
+    left = None if deadline is None else max(0.0, deadline - loop.time())
+    outcome = await until(phone, _ended(call_id), left, interrupted)
     await _hangup(phone, call_id)
     return ExitCode.OK if outcome != "interrupted" or _was_answered(phone, call_id) else ExitCode.INTERRUPTED
 

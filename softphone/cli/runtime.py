@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.cli.exitcodes import ExitCode
 from softphone.errors import CommandError, ConfigError, LoginFailed, MediaError, SoftphoneError, TransportError
@@ -77,20 +77,50 @@ def apply_audio(profile: Profile, opts: CallOptions) -> Profile:
 
 
 def load_profile(g: Globals, local_url: str | None) -> Profile:
+    """The profile of the config file; with ``--local`` its server and credentials become the local switch's.
+
+    ``--local`` keeps everything else of the profile (codecs, devices, caller id, rate, ringback ...);
+    ICE servers go too (the local switch uses host candidates on loopback only), and no
+    ``password_cmd``/``token_cmd`` runs.
+    """
     from softphone.config import load_config
 
-    if local_url is not None:
-        from softphone.config import BUILTIN_PROFILES
-        from softphone.switch.accounts import DEMO_PASSWORD, DEMO_USER
+    if local_url is None:
+        return load_config(g.config, g.profile)
+    from softphone.config import pick_profile, read_config
+    from softphone.log import register_secret
+    from softphone.switch.accounts import DEMO_PASSWORD, DEMO_USER
 
-        base = BUILTIN_PROFILES["local"]
-        profile = replace(base, server=local_url, auth="sip", username=DEMO_USER, password=DEMO_PASSWORD,
-                          token="", password_cmd="", token_cmd="")
-        from softphone.log import register_secret
+    base = pick_profile(read_config(g.config), g.profile)
+    register_secret(DEMO_PASSWORD)
+    return replace(base, server=local_url, region="", insecure=False, auth="sip", username=DEMO_USER,
+                   password=DEMO_PASSWORD, token="", password_cmd="", token_cmd="", ice_servers=())
 
-        register_secret(DEMO_PASSWORD)
-        return profile
-    return load_config(g.config, g.profile)
+
+def preflight(profile: Profile) -> None:
+    """Check the recording path and the requested devices before anything connects (CommandError: exit 2)."""
+    import os
+
+    if profile.record_file:
+        path = Path(profile.record_file).expanduser()
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise CommandError(f"--record {path}: is a directory")
+        if not parent.is_dir():
+            raise CommandError(f"--record {path}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise CommandError(f"--record {path}: not writable")
+    wanted = [(flag, spec, out) for flag, spec, out in (("--input", profile.input_device, False),
+                                                          ("--output", profile.output_device, True)) if spec]
+    if not wanted or profile.audio_backend not in ("auto", "pyaudio"):
+        return
+    from softphone.audio import find_device
+
+    for flag, spec, output in wanted:
+        try:
+            find_device(spec, output=output)
+        except MediaError as exc:
+            raise CommandError(f"{flag} {spec!r}: {exc} (see `softphone devices`)") from None
 
 
 @contextlib.asynccontextmanager
@@ -109,17 +139,40 @@ async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None =
             await stack.enter_async_context(switch)
             url = switch.url
         profile = apply_audio(load_profile(g, url), opts)
+        await asyncio.to_thread(preflight, profile)
         phone = Phone(profile, history=CallHistory(), caller_name=caller_name, caller_number=caller_number)
         await stack.enter_async_context(phone)
         yield phone
+
+
+class Interrupt(asyncio.Event):
+    """Set by the first Ctrl-C. ``watchers`` counts who is waiting for it right now.
+
+    A body that is in a phase that handles Ctrl-C itself (waiting for an answer, talking)
+    waits on it; in any other phase (connecting, logging in, dialling) nobody does, and the
+    first Ctrl-C cancels the body at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watchers = 0
+
+    async def wait(self) -> Literal[True]:
+        self.watchers += 1
+        try:
+            return await super().wait()
+        finally:
+            self.watchers -= 1
 
 
 def run_async(g: Globals, body: Callable[[asyncio.Event], Awaitable[int]],
               on_error: Callable[[str], None] | None = None) -> int:
     """Set up logging, run ``body(interrupted)`` under asyncio, map errors to exit codes.
 
-    SIGINT sets ``interrupted`` (the body decides what to do: hang up, summarise);
-    a second Ctrl-C cancels.
+    The first Ctrl-C sets ``interrupted``: a body waiting on it decides what to do (hang up,
+    summarise); a body busy with anything else is cancelled at once (exit 130), and so is
+    one that is still running at a second Ctrl-C. In ``--json`` mode a failure still ends
+    the stream with a ``summary`` line (``exit_code``, ``outcome``, ``error``).
     """
     from softphone.log import redact, setup_logging
 
@@ -127,12 +180,12 @@ def run_async(g: Globals, body: Callable[[asyncio.Event], Awaitable[int]],
     report = on_error or (lambda msg: print(f"error: {redact(msg)}", file=sys.stderr))
 
     async def main() -> int:
-        interrupted = asyncio.Event()
+        interrupted = Interrupt()
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
 
         def on_sigint() -> None:
-            if interrupted.is_set() and task is not None:
+            if (interrupted.is_set() or not interrupted.watchers) and task is not None:
                 task.cancel()
             interrupted.set()
 
@@ -150,7 +203,23 @@ def run_async(g: Globals, body: Callable[[asyncio.Event], Awaitable[int]],
         code = exit_code_for_error(exc)
         what = "login failed" if code == ExitCode.LOGIN_FAILED else "network" if code == ExitCode.NETWORK else \
             "media" if isinstance(exc, MediaError) else "error"
-        report(f"{what}: {exc}")
+        message = str(exc) if what == "error" else f"{what}: {exc}"
+        report(message)
+        _json_summary(g, code, message)
         return code
     except (KeyboardInterrupt, asyncio.CancelledError):
+        _json_summary(g, ExitCode.INTERRUPTED, "interrupted")
         return ExitCode.INTERRUPTED
+
+
+def _json_summary(g: Globals, code: ExitCode, error: str) -> None:
+    """The closing ``summary`` line of a ``--json`` stream that ended in an error."""
+    if not g.json:
+        return
+    import time
+
+    from softphone.events_json import dumps
+    from softphone.snapshot import PhoneEvent
+
+    print(dumps(PhoneEvent("summary", time.time(), None, {
+        "exit_code": int(code), "outcome": code.name.lower(), "calls": [], "error": error})), flush=True)

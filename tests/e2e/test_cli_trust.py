@@ -61,3 +61,68 @@ def test_script_login_line_is_redacted(env: dict[str, str], tmp_path: Path) -> N
     blob = "\n".join(outputs)
     assert "login alice ***" in blob
     assert ALICE_PASSWORD not in blob
+
+
+def _summary(stdout: str) -> dict[str, object]:
+    last = json.loads(stdout.splitlines()[-1])
+    assert last["type"] == "summary", last
+    return dict(last)
+
+
+def _profile_env(env: dict[str, str], tmp_path: Path, body: str) -> dict[str, str]:
+    cfg = tmp_path / "own.toml"
+    cfg.write_text(body)
+    cfg.chmod(0o600)
+    return {**env, "SOFTPHONE_CONFIG": str(cfg)}
+
+
+def test_duration_counts_from_the_answer_not_from_the_dtmf(env: dict[str, str]) -> None:
+    r = sp(env, "--json", "dial", "echo", "--duration", "2", "--dtmf", "12", "--dtmf-delay", "1.5")
+    assert r.returncode == 0, r.stderr
+    call = _summary(r.stdout)["calls"][0]  # type: ignore[index]
+    assert 1.8 <= call["duration"] <= 2.6, call
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert any(o["type"] == "call.dtmf_sent" for o in objs)
+
+
+def test_local_keeps_the_profile_except_server_and_credentials(env: dict[str, str], tmp_path: Path) -> None:
+    own = _profile_env(env, tmp_path, '[profiles.default]\nserver = "wss://nowhere.invalid"\nusername = "x"\n'
+                                      'password = "not-used-pw"\ncodecs = ["PCMU"]\naudio_backend = "null"\n'
+                                      'caller_id_name = "Local Tester"\n')
+    r = sp(own, "--json", "dial", "echo", "--local", "--duration", "1")
+    assert r.returncode == 0, r.stderr
+    call = _summary(r.stdout)["calls"][0]  # type: ignore[index]
+    assert str(call["codec"]).upper().startswith("PCMU"), call
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "no-such-mic"], "--input 'no-such-mic': no audio input device matches"),
+    (["--output", "99"], "--output '99': no audio output device with index 99"),
+    (["--record", "/nonexistent-dir/r.wav"], "directory /nonexistent-dir does not exist"),
+    (["--record", "/"], "is a directory"),
+])
+def test_devices_and_paths_are_checked_before_dialling(env: dict[str, str], tmp_path: Path, switch_port: int,
+                                                       args: list[str], message: str) -> None:
+    own = _profile_env(env, tmp_path, f'[profiles.default]\nserver = "ws://127.0.0.1:{switch_port}"\n'
+                                      'username = "demo"\npassword = "demo-secret"\n')
+    r = sp(own, "dial", "busy", *args)
+    assert r.returncode == ExitCode.USAGE, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert "USER_BUSY" not in r.stdout + r.stderr  # nothing was dialled
+    assert not (Path(own["SOFTPHONE_DATA_DIR"]) / "calls.jsonl").exists()
+
+
+def test_bad_input_device_without_any_sound_system(env: dict[str, str], tmp_path: Path, switch_port: int) -> None:
+    own = _profile_env(env, tmp_path, f'[profiles.default]\nserver = "ws://127.0.0.1:{switch_port}"\n'
+                                      'username = "demo"\npassword = "demo-secret"\n')
+    own["PULSE_SERVER"] = f"unix:{tmp_path}/no-pulse-here"
+    r = sp(own, "dial", "echo", "--input", "usb-headset", "--duration", "1")
+    assert r.returncode == ExitCode.USAGE, (r.stdout, r.stderr)
+    assert "--input 'usb-headset'" in r.stderr and "no audio input device" in r.stderr
+
+
+def test_login_failure_ends_the_json_stream_with_a_summary(env: dict[str, str]) -> None:
+    r = sp(env, "-p", "bad", "--json", "dial", "echo")
+    assert r.returncode == ExitCode.LOGIN_FAILED
+    s = _summary(r.stdout)
+    assert s["exit_code"] == ExitCode.LOGIN_FAILED and s["outcome"] == "login_failed" and s["calls"] == []
