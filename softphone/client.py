@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from softphone import SDK_NAME, USER_AGENT, __version__
 from softphone.audio import AudioConfig, AudioManager
 from softphone.call import Call
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
@@ -47,6 +48,8 @@ __all__ = ["BACKOFF_JITTER", "BACKOFF_MAX", "BACKOFF_START", "AudioConfig", "Cli
 logger = logging.getLogger("softphone.client")
 
 DEFAULT_URL = "wss://rtc.telnyx.com"
+#: What a client offers when no codecs are chosen (config.Profile's default too).
+DEFAULT_CODECS = ["opus", "PCMU", "PCMA"]
 
 Handler = Callable[["ClientEvent"], object]
 
@@ -92,7 +95,7 @@ class Client:
             raise ConfigError(f"refusing unencrypted ws:// to {host!r}: use wss://, or insecure=True to allow it")
         self.url = url
         self.credentials = credentials
-        self.codecs = list(codecs or ["opus", "PCMU", "PCMA"])
+        self.codecs = list(codecs or DEFAULT_CODECS)
         self.caller_name, self.caller_number = caller_name, caller_number
         self.ringback, self.ringtone = ringback, ringtone
         self.gather_timeout = gather_timeout
@@ -110,7 +113,8 @@ class Client:
         else:
             self.ice_servers = []
         self._audio = AudioManager(audio or AudioConfig(ringback=ringback, ringtone=ringtone), self._device_warning)
-        self._session = VertoSession(new_id=lambda: str(uuid.uuid4()), clock=time.monotonic, random=random)
+        self._session = VertoSession(new_id=lambda: str(uuid.uuid4()), clock=time.monotonic, random=random,
+                                     sdk_name=SDK_NAME, sdk_version=__version__, user_agent=USER_AGENT)
         self.calls: dict[str, Call] = {}
         self._known: dict[str, Call] = {}  # every call the session still tracks (live or hanging up)
         self._handlers: dict[str, list[Handler]] = {}
@@ -412,7 +416,9 @@ class Client:
         leg = self._session.new_call(
             call_id, destination, caller_name=self.caller_name if caller_name is None else caller_name,
             caller_number=self.caller_number if caller_number is None else caller_number,
-            custom_headers=custom_headers, client_state=client_state, codecs=codecs or self.codecs)
+            custom_headers=custom_headers, client_state=client_state,
+            # preferred_codecs only when codecs were chosen (as the JS SDK): the default list is no choice
+            codecs=codecs or (self.codecs if self.codecs != DEFAULT_CODECS else None))
         call = Call(self, leg)
         self.calls[call_id] = self._known[call_id] = call
         self._emit("call.created", {"direction": "outbound", "remote": destination}, call_id)

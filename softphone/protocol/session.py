@@ -10,6 +10,7 @@ Ids, time and jitter are injected; nothing here touches a socket or a clock.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,39 @@ KEEPALIVE_INTERVAL = 35.0  # JS KEEPALIVE_INTERVAL: ping if the server has been 
 GATEWAY_RETRIES = 5  # JS RETRY_REGISTER_TIME
 
 
+#: JWT claims that name the credential a token logs in as, in order of preference: the local
+#: switch puts the credential's username in both; Telnyx puts the telephony credential's id in ``sub``.
+TOKEN_NAME_CLAIMS = ("telephony_credential_id", "sub")
+_MAX_NAME = 128
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, decoded for display only (no signature check: the server verifies it).
+
+    Anything that is not a three-part token with a base64url JSON object in the middle gives ``{}``.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1] or len(parts[1]) > 16384:
+        return {}
+    body = parts[1]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        claims = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):  # binascii.Error and JSONDecodeError are ValueErrors
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_credential_name(token: str) -> str:
+    """The credential a JWT logs in as, from its claims ('' when it names none printable)."""
+    claims = token_claims(token)
+    for key in TOKEN_NAME_CLAIMS:
+        value = claims.get(key)
+        if isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= _MAX_NAME:
+            return value.strip()
+    return ""
+
+
 @dataclass(frozen=True)
 class Credentials:
     """How to log in: ``login``+``password`` (SIP or telephony credential) or ``token`` (JWT)."""
@@ -60,8 +94,11 @@ class Credentials:
 
     @property
     def user(self) -> str:
-        """What to show for this login (never the secret)."""
-        return self.login or "(token)"
+        """What to show for this login (never the secret): the login, or for a JWT the credential
+        named in its claims (``telephony_credential_id``, else ``sub``); ``(token)`` if it names none."""
+        if self.login:
+            return self.login
+        return token_credential_name(self.token or "") or "(token)"
 
     def __repr__(self) -> str:  # keep secrets out of reprs, logs and tracebacks
         return f"Credentials(login={self.login!r}, password={'***' if self.password else None}, " \
@@ -104,16 +141,18 @@ class VertoSession:
         new_id: Callable[[], str],
         clock: Callable[[], float],
         random: Callable[[], float] = lambda: 0.5,
-        sdk_version: str = "softphone",
-        user_agent: str = "softphone (Python)",
+        sdk_name: str = "softphone",
+        sdk_version: str = "0",
+        user_agent: str | None = None,
         gateway_retries: int = GATEWAY_RETRIES,
     ) -> None:
         self._new_id = new_id
         self._clock = clock
         self._random = random
+        #: login ``User-Agent`` {sdkVersion, data}: the bare version and the full user-agent string.
         self.sdk_version = sdk_version
-        self.user_agent = user_agent
-        self.call_user_agent = sdk_version
+        self.call_user_agent = v.call_user_agent(sdk_name, sdk_version)  # invite/answer/attach: "softphone-0.1.0"
+        self.user_agent = user_agent if user_agent is not None else self.call_user_agent
         self.gateway_retries = gateway_retries
         self.state = ClientState.DISCONNECTED
         self.gateway_state = GatewayState.UNKNOWN

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from softphone.errors import RemoteProtocolError
+from softphone.errors import LocalProtocolError, RemoteProtocolError
 from softphone.protocol.jsonrpc import build_request, build_result
 
 # --- methods (PROTOCOL.md §4.0) ---------------------------------------------------------
@@ -97,6 +97,31 @@ JS_DIALOG_DEFAULTS: dict[str, Any] = {
     "screenShare": False,
     "userVariables": {},
 }
+
+
+#: ``RTCRtpCodecCapability`` of each codec our media engine (aiortc) offers, by the names a profile's
+#: ``codecs`` uses. ``preferred_codecs`` carries these as the JS SDK carries the browser's capabilities
+#: (``{channels, clockRate, mimeType, sdpFmtpLine?}``: Chromium leaves out an empty ``sdpFmtpLine``, as for
+#: PCMU; aiortc puts no fmtp on its Opus offer, so ours has none either).
+CODEC_CAPABILITIES: dict[str, dict[str, Any]] = {
+    "opus": {"channels": 2, "clockRate": 48000, "mimeType": "audio/opus"},
+    "G722": {"channels": 1, "clockRate": 8000, "mimeType": "audio/G722"},
+    "PCMU": {"channels": 1, "clockRate": 8000, "mimeType": "audio/PCMU"},
+    "PCMA": {"channels": 1, "clockRate": 8000, "mimeType": "audio/PCMA"},
+}
+
+
+def codec_capability(name: str) -> dict[str, Any]:
+    """The ``RTCRtpCodecCapability`` (as JSON) for a codec name, matched case-insensitively."""
+    for known, cap in CODEC_CAPABILITIES.items():
+        if known.lower() == name.lower():
+            return dict(cap)
+    raise LocalProtocolError(f"unknown codec {name!r} (known: {', '.join(CODEC_CAPABILITIES)})")
+
+
+def call_user_agent(sdk_name: str, sdk_version: str) -> str:
+    """The string ``User-Agent`` of invite/answer/attach: ``<name>-<version>`` (JS ``Web-2.27.10``)."""
+    return f"{sdk_name}-{sdk_version}"
 
 
 def cause_code(cause: str) -> int:
@@ -291,7 +316,11 @@ def login_params(
     sdk_version: str,
     user_agent: str,
 ) -> dict[str, Any]:
-    """``login`` params as the JS SDK sends them (PROTOCOL.md §2.1-2.3)."""
+    """``login`` params as the JS SDK sends them (PROTOCOL.md §2.1-2.3).
+
+    ``User-Agent`` is the JS object: ``sdkVersion`` the bare version (JS ``"2.27.10"``), ``data`` the
+    full user-agent string (JS ``navigator.userAgent``).
+    """
     params: dict[str, Any] = {}
     if login_token:
         params["login_token"] = login_token
@@ -342,8 +371,8 @@ class CallDialog:
             out["custom_headers"] = headers_to(self.custom_headers)
         if self.client_state:
             out["clientState"] = self.client_state
-        if self.preferred_codecs:
-            out["preferred_codecs"] = [{"mimeType": f"audio/{c}"} for c in self.preferred_codecs]
+        if self.preferred_codecs:  # JS sends it only when the application chose codecs
+            out["preferred_codecs"] = [codec_capability(c) for c in self.preferred_codecs]
         return out
 
 

@@ -15,6 +15,9 @@ TRACE_NAMES = (
     "login", "login_token", "outbound", "inbound", "hold", "dtmf", "early_media",
     "pcmu", "inbound_pcmu", "trickle", "inbound_trickle",
 )
+#: Captures of the same SDK against the local switch (tests/fixtures/traces/capture_*.py), for what
+#: the captures above never show (``preferred_codecs`` set by the application).
+SWITCH_TRACE_NAMES = ("preferred_codecs",)
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
 CREDS = Credentials(login="alice", password="secret")
 

@@ -44,7 +44,7 @@ def test_outbound_invite_ringing_early_answer() -> None:
     assert dp["remote_caller_id_name"] == "Outbound Call" and dp["remote_caller_id_number"] == "+15550001"
     assert dp["custom_headers"] == [{"name": "X-Foo", "value": "bar"}]
     assert dp["clientState"] == "c3Q="
-    assert dp["preferred_codecs"] == [{"mimeType": "audio/PCMU"}]
+    assert dp["preferred_codecs"] == [{"channels": 1, "clockRate": 8000, "mimeType": "audio/PCMU"}]
     assert dp["attach"] is False and dp["audio"] is True and dp["video"] is False
     sess.receive_text(res(inv["id"], {"callID": "K1", "message": "CALL CREATED"}))
     assert leg.state == CallState.TRYING

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from proto_util import TRACE_NAMES, load_trace, make_session
+from proto_util import SWITCH_TRACE_NAMES, TRACE_NAMES, load_trace, make_session
 
 from softphone.protocol import events as ev
 from softphone.protocol import verto as v
@@ -48,6 +48,21 @@ def assert_same_shape(ours: dict[str, Any], theirs: dict[str, Any], allowed_extr
     assert missing <= allowed_extra, f"{where}: the JS SDK sends {sorted(missing - allowed_extra)} and we do not"
 
 
+#: The keys of an ``RTCRtpCodecCapability`` the SDK sends that we may leave out: Chromium puts its own
+#: fmtp line (``minptime=10;useinbandfec=1``) on Opus; aiortc offers Opus with none, so ours has none.
+ALLOWED_SDK_ONLY_CODEC_KEYS = frozenset({"sdpFmtpLine"})
+
+
+def assert_same_codecs(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], where: str) -> None:
+    """``preferred_codecs``: the same codecs in the same order, each capability key by key."""
+    assert [c["mimeType"] for c in ours] == [c["mimeType"] for c in theirs], where
+    for mine, sdk in zip(ours, theirs, strict=True):
+        name = f"{where}[{sdk['mimeType']}]"
+        assert_same_shape(mine, sdk, ALLOWED_SDK_ONLY_CODEC_KEYS, name)
+        for key, value in mine.items():
+            assert value == sdk[key], f"{name}.{key}: {value!r} vs {sdk[key]!r}"
+
+
 def assert_same_message_shape(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     method = theirs["method"]
     assert ours["method"] == method
@@ -58,6 +73,13 @@ def assert_same_message_shape(ours: dict[str, Any], theirs: dict[str, Any]) -> N
     if "dialogParams" in theirs["params"]:
         assert_same_shape(ours["params"]["dialogParams"], theirs["params"]["dialogParams"],
                           ALLOWED_SDK_ONLY_DIALOG_KEYS, method + ".dialogParams")
+        if "preferred_codecs" in theirs["params"]["dialogParams"]:
+            assert_same_codecs(ours["params"]["dialogParams"]["preferred_codecs"],
+                               theirs["params"]["dialogParams"]["preferred_codecs"], method + ".preferred_codecs")
+    if "User-Agent" in theirs["params"]:
+        # the same form and, for a session named like the SDK ("Web", "2.27.10"), the same value:
+        # a string "<name>-<version>" on invite/answer/attach, {sdkVersion, data} on login
+        assert ours["params"]["User-Agent"] == theirs["params"]["User-Agent"], f"{method}: User-Agent differs"
     if method == v.LOGIN:
         # the nested login objects must match key for key (values too, except the user agent)
         for key in ("userVariables", "loginParams"):
@@ -76,7 +98,7 @@ def _all_records() -> list[tuple[str, int, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("name", TRACE_NAMES)
+@pytest.mark.parametrize("name", TRACE_NAMES + SWITCH_TRACE_NAMES)
 def test_every_message_in_trace_parses_and_classifies(name: str) -> None:
     records = load_trace(name)
     assert any(r["dir"] == "sdk->server" for r in records)
@@ -115,7 +137,11 @@ class Replayer:
     def __init__(self, name: str) -> None:
         self.name = name
         self.records = load_trace(name)
-        self.sess, self.clock = make_session(sdk_version="2.27.10")
+        login = next(r["msg"]["params"] for r in self.records if r["msg"].get("method") == v.LOGIN)
+        sdk_ua = login["User-Agent"]
+        # name the session as the SDK names itself ("Web-2.27.10"), so the user agents compare by value
+        self.sess, self.clock = make_session(sdk_name="Web", sdk_version=sdk_ua["sdkVersion"],
+                                             user_agent=sdk_ua["data"])
         self.outbox: list[dict[str, Any]] = []
         self.id_map: dict[Any, Any] = {}  # SDK request id -> our request id
         self.events: list[ev.Event] = []
@@ -150,8 +176,10 @@ class Replayer:
             s.connection_made()
             s.login(creds)
         elif method == v.INVITE:
+            # codecs only when the application chose some, as it did for the SDK
+            codecs = [c["mimeType"].split("/", 1)[1] for c in dp.get("preferred_codecs", [])] or None
             s.new_call(dp["callID"], dp["destination_number"], caller_name=dp["caller_id_name"],
-                       caller_number=dp["caller_id_number"])
+                       caller_number=dp["caller_id_number"], codecs=codecs)
             s.invite(dp["callID"], p["sdp"])
         elif method == v.ANSWER:
             s.answer(dp["callID"], p["sdp"])
@@ -291,3 +319,75 @@ def test_shape_comparison_detects_differences() -> None:
         assert_same_shape({"a": 2}, theirs, ALLOWED_SDK_ONLY_DIALOG_KEYS, "t")
     assert jtype(None) == "null" and jtype(True) == "boolean" and jtype(1.5) == "number"
     assert jtype([]) == "array" and jtype({}) == "object"
+
+
+# --- 3. wire fidelity: preferred_codecs and User-Agent (issue 9 item 18) ------------------------
+
+
+def sdk_invite(name: str) -> dict[str, Any]:
+    return next(r["msg"] for r in load_trace(name) if r["msg"].get("method") == v.INVITE)
+
+
+def test_preferred_codecs_replay_matches_sdk_capture() -> None:
+    """The SDK capture with application-chosen codecs (PCMU, then Opus): our invite carries the same
+    ``preferred_codecs`` capabilities key by key, and the same message otherwise."""
+    r = Replayer("preferred_codecs")
+    r.run()
+    assert {"login", "telnyx_rtc.gatewayState", "telnyx_rtc.invite", "telnyx_rtc.bye"} <= set(r.compared)
+    codecs = sdk_invite("preferred_codecs")["params"]["dialogParams"]["preferred_codecs"]
+    assert [c["mimeType"] for c in codecs] == ["audio/PCMU", "audio/opus"]
+
+
+def test_no_preferred_codecs_unless_chosen() -> None:
+    """The SDK sends no ``preferred_codecs`` unless the application chose codecs; neither do we."""
+    for name in TRACE_NAMES:
+        for rec in load_trace(name):
+            if rec["dir"] == "sdk->server" and "dialogParams" in rec["msg"].get("params", {}):
+                assert "preferred_codecs" not in rec["msg"]["params"]["dialogParams"], name
+    sess, _ = make_session()
+    sess.connecting()
+    sess.connection_made()
+    sess.login(Credentials(login="a", password="b"))
+    for m in [json.loads(s) for s in sess.data_to_send()]:
+        sess.receive_text(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": {"message": "logged in",
+                                                                                  "sessid": "S"}}))
+    sess.new_call("K", "+1")
+    sess.invite("K", "v=0\r\n")
+    inv = next(json.loads(s) for s in sess.data_to_send() if v.INVITE in s)
+    assert "preferred_codecs" not in inv["params"]["dialogParams"]
+
+
+def test_codec_comparison_rejects_the_old_shape() -> None:
+    """Going back to ``[{"mimeType": "audio/PCMU"}]`` (no clockRate/channels) fails the comparison."""
+    theirs = sdk_invite("preferred_codecs")["params"]["dialogParams"]["preferred_codecs"]
+    with pytest.raises(AssertionError):
+        assert_same_codecs([{"mimeType": c["mimeType"]} for c in theirs], theirs, "old")
+    with pytest.raises(AssertionError):  # another order
+        assert_same_codecs([v.codec_capability("opus"), v.codec_capability("PCMU")], theirs, "order")
+    with pytest.raises(AssertionError):  # a wrong clock rate
+        assert_same_codecs([{**v.codec_capability("PCMU"), "clockRate": 16000}, v.codec_capability("opus")],
+                           theirs, "rate")
+    assert_same_codecs([v.codec_capability("PCMU"), v.codec_capability("opus")], theirs, "ours")
+
+
+def test_user_agent_comparison_rejects_the_old_form() -> None:
+    """A bare ``softphone`` (or any other value) where the SDK sends ``Web-2.27.10`` fails."""
+    theirs = sdk_invite("outbound")
+    ours = json.loads(json.dumps(theirs))
+    assert_same_message_shape(ours, theirs)
+    ours["params"]["User-Agent"] = "softphone"
+    with pytest.raises(AssertionError, match="User-Agent"):
+        assert_same_message_shape(ours, theirs)
+
+
+def test_session_user_agents_in_the_sdk_forms() -> None:
+    """Named ``softphone`` / ``0.1.0``: ``softphone-0.1.0`` on calls, {sdkVersion, data} on login."""
+    sess, _ = make_session(sdk_name="softphone", sdk_version="0.1.0", user_agent="softphone-0.1.0 (Python)")
+    assert sess.call_user_agent == "softphone-0.1.0"
+    sess.connecting()
+    sess.connection_made()
+    sess.login(Credentials(login="a", password="b"))
+    login = json.loads(sess.data_to_send()[0])
+    assert login["params"]["User-Agent"] == {"sdkVersion": "0.1.0", "data": "softphone-0.1.0 (Python)"}
+    default, _ = make_session(sdk_version="2.0")
+    assert default.call_user_agent == "softphone-2.0" and default.user_agent == "softphone-2.0"
