@@ -74,8 +74,10 @@ class CallHistory:
         self.path = path if path is not None else data_dir() / HISTORY_FILE
 
     def append(self, record: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # private even when an older version created it world-readable
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(dict(record), separators=(",", ":")) + "\n")
 
     def records(self) -> list[dict[str, Any]]:
