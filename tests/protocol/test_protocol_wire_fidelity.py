@@ -211,3 +211,27 @@ async def test_client_jwt_login_shows_credential_name(wire: tuple[Switch, Frames
     finally:
         await client.close()
     assert "login_token" in sent(frames, v.LOGIN)[0]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(60)
+async def test_login_command_with_jwt_says_credential_name() -> None:
+    """``login <JWT>`` (shell and command files) says "logged in as gencred2", not "(token)"; the
+    snapshot (panel, --json) names it too; the token itself is never shown."""
+    from dataclasses import replace
+
+    from softphone.commands import CommandContext, run_line
+    from softphone.config import BUILTIN_PROFILES
+    from softphone.phone import Phone
+
+    said: list[str] = []
+    async with Switch(accounts=default_accounts(), port=0) as sw:
+        token = mint_token("gencred2", sw.accounts.jwt_secret)
+        profile = replace(BUILTIN_PROFILES["local"], server=sw.url, audio_backend="null")
+        async with Phone(profile) as phone:
+            ctx = CommandContext(phone=phone, say=said.append, table=lambda *a: None)
+            await run_line(ctx, f"login {token}")
+            assert phone.snapshot.client.user == "gencred2"
+    assert [s for s in said if s.startswith("logged in as")] == [said[-1]]
+    assert said[-1].startswith("logged in as gencred2"), said
+    assert not [s for s in said if token in s]
