@@ -58,13 +58,11 @@ def exit_code_for_hangup(cause: str | None, sip_code: int | None, answered: bool
     """Map how a call ended to an exit code.
 
     A call that was answered and then hung up (by anyone, for any cause) is a
-    success; otherwise the SIP code, when the server gave one, decides first,
-    then the Q.850 cause name.
+    success; otherwise a known Q.850 cause name decides (USER_NOT_REGISTERED is "not found"
+    although its SIP code is 480), then the SIP code.
     """
     if answered:
         return ExitCode.OK
-    if sip_code in _SIP_CODES:
-        return _SIP_CODES[int(sip_code or 0)]
     name = (cause or "").upper()
     if name in _BUSY_CAUSES:
         return ExitCode.BUSY
@@ -74,4 +72,4 @@ def exit_code_for_hangup(cause: str | None, sip_code: int | None, answered: bool
         return ExitCode.NO_ANSWER
     if name in _NOT_FOUND_CAUSES:
         return ExitCode.NOT_FOUND
-    return ExitCode.ERROR
+    return _SIP_CODES.get(int(sip_code or 0), ExitCode.ERROR)
