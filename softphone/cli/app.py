@@ -70,6 +70,15 @@ def _g(ctx: typer.Context) -> Globals:
     return obj if isinstance(obj, Globals) else Globals()
 
 
+#: `softphone devices --json` and `softphone history --json` mean the global `--json`.
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (same as the global --json).")]
+
+
+def _json(ctx: typer.Context, json_out: bool) -> Globals:
+    g = _g(ctx)
+    return Globals(profile=g.profile, config=g.config, verbosity=g.verbosity, json=True) if json_out else g
+
+
 def _finish(code: int) -> None:
     raise typer.Exit(int(code))
 
@@ -191,11 +200,11 @@ def run(
 
 
 @app.command()
-def devices(ctx: typer.Context) -> None:
+def devices(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List audio devices (a table, or JSON with --json)."""
     from softphone.cli.misc import show_devices
 
-    _finish(show_devices(_g(ctx)))
+    _finish(show_devices(_json(ctx, json_out)))
 
 
 @app.command()
@@ -210,11 +219,12 @@ def check(ctx: typer.Context, local: LocalOpt = False) -> None:
 def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show the last N calls (0: all).")] = 20,
+    json_out: JsonOpt = False,
 ) -> None:
     """Show past calls with duration and estimated cost, and totals."""
     from softphone.cli.misc import show_history
 
-    _finish(show_history(_g(ctx), limit))
+    _finish(show_history(_json(ctx, json_out), limit))
 
 
 @app.command()

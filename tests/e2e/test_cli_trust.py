@@ -126,3 +126,11 @@ def test_login_failure_ends_the_json_stream_with_a_summary(env: dict[str, str]) 
     assert r.returncode == ExitCode.LOGIN_FAILED
     s = _summary(r.stdout)
     assert s["exit_code"] == ExitCode.LOGIN_FAILED and s["outcome"] == "login_failed" and s["calls"] == []
+
+
+@pytest.mark.parametrize("args", [["devices", "--json"], ["history", "--json"], ["--json", "devices"],
+                                  ["--json", "history"]])
+def test_json_after_the_command_works_too(env: dict[str, str], args: list[str]) -> None:
+    r = sp(env, *args)
+    assert r.returncode == 0, r.stderr
+    json.loads(r.stdout)
