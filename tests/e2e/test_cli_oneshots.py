@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cliutil
 import jsonschema
 import pytest
 from cliutil import PASSWORD, sp
@@ -13,6 +14,7 @@ from softphone.cli.exitcodes import ExitCode
 from softphone.events_json import load_schema
 
 pytestmark = pytest.mark.e2e
+switch_port, token, env = cliutil.switch_port, cliutil.token, cliutil.env  # fixtures
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cliutil
 import pytest
 from cliutil import sp
 
@@ -12,6 +13,7 @@ from softphone.cli.exitcodes import ExitCode
 from softphone.switch.accounts import ALICE_PASSWORD
 
 pytestmark = pytest.mark.e2e
+switch_port, token, env = cliutil.switch_port, cliutil.token, cliutil.env  # fixtures
 
 
 def test_script_dtmf_hash_is_sent_and_expected(env: dict[str, str], tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import cliutil
 import numpy as np
 import pytest
 from cliutil import PASSWORD, sp
@@ -28,6 +29,7 @@ from softphone.media.dsp import dominant_frequency
 from softphone.switch.accounts import ALICE_PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+switch_port = cliutil.switch_port  # fixture
 
 RATE = 48000
 
