@@ -26,8 +26,14 @@ TOML format (see ``accounts.example.toml``)::
     username = "gencred1"
     password = "gencred1-secret"
 
+    # max_token_lifetime_secs = 86400    # optional: longest JWT lifetime accepted (default 24 h)
+
 JWTs are HS256, signed with ``jwt_secret``; claims ``sub`` and
-``telephony_credential_id`` (the credential username), ``exp``, ``iat``, ``jti``.
+``telephony_credential_id`` (the credential username), ``exp``, ``iat``, ``jti``. A token
+without ``exp``, expired, or living longer than ``max_token_lifetime_secs`` (``exp - iat``,
+or ``exp - now`` without ``iat``) is refused with ``token has no expiry (exp)`` / ``token
+expired`` / ``token lifetime too long``. The built-in ``jwt_secret`` is public: the switch
+refuses to listen beyond loopback with it (tokens would be forgeable).
 """
 
 from __future__ import annotations
@@ -45,6 +51,16 @@ DEFAULT_JWT_SECRET = "softphone-local-switch-jwt-secret"
 """JWT signing secret of the built-in accounts (local testing only)."""
 DEFAULT_TOKEN_TTL = 24 * 3600
 """Default lifetime of a minted JWT (s)."""
+DEFAULT_MAX_TOKEN_LIFETIME = 24 * 3600
+"""Longest JWT lifetime the switch accepts (``exp - iat``, or ``exp - now`` without ``iat``), as Telnyx."""
+TOKEN_FAILED = "JWT token authentication failed"
+TOKEN_EXPIRED = "token expired"
+TOKEN_TOO_LONG = "token lifetime too long"
+TOKEN_NO_EXP = "token has no expiry (exp)"
+
+
+class TokenRefused(Exception):
+    """A JWT the switch will not accept; the message is what the client is told."""
 
 INBOUND_FORMATS = ("sip_username", "e164")
 
@@ -101,6 +117,13 @@ class Accounts:
 
     connections: list[Connection] = field(default_factory=list)
     jwt_secret: str = DEFAULT_JWT_SECRET
+    max_token_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME
+    """Longest JWT lifetime accepted (s)."""
+
+    @property
+    def default_secret(self) -> bool:
+        """The JWT secret is the built-in (public) one: anyone can forge tokens."""
+        return self.jwt_secret == DEFAULT_JWT_SECRET
 
     def connection(self, conn_id: str) -> Connection | None:
         return next((c for c in self.connections if c.id == conn_id), None)
@@ -138,16 +161,19 @@ class Accounts:
         return None
 
     def check_token(self, token: str, *, now: float | None = None) -> Login | None:
-        """The login for a JWT, or None if the signature, expiry or credential is bad."""
-        claims = verify_token(token, self.jwt_secret, now=now)
-        if claims is None:
+        """The login for a JWT, or None if the signature, expiry, lifetime or credential is bad."""
+        try:
+            return self.token_login(token, now=now)
+        except TokenRefused:
             return None
+
+    def token_login(self, token: str, *, now: float | None = None) -> Login:
+        """The login for a JWT; raises :class:`TokenRefused` saying why not (see the module docstring)."""
+        claims = token_claims(token, self.jwt_secret, now=now, max_lifetime=self.max_token_lifetime)
         name = claims.get("telephony_credential_id") or claims.get("sub")
-        if not isinstance(name, str):
-            return None
-        cred = self.credential(name)
+        cred = self.credential(name) if isinstance(name, str) else None
         if cred is None:
-            return None
+            raise TokenRefused(TOKEN_FAILED)
         return Login(slot=cred.username, connection_id=cred.connection_id, display=f"{name} (jwt)", via_token=True)
 
     def redacted(self) -> list[dict[str, Any]]:
@@ -271,7 +297,10 @@ def accounts_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Acc
                 raise ConfigError(f"username {name!r} is defined twice", path=path)
             seen.add(name)
         conns.append(Connection(conn_id, user, password, tuple(numbers), fmt, webhook, tuple(creds), failover, api_key))
-    return Accounts(connections=conns, jwt_secret=secret)
+    lifetime = data.get("max_token_lifetime_secs", DEFAULT_MAX_TOKEN_LIFETIME)
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
+        raise ConfigError("max_token_lifetime_secs must be a positive number", path=path, key="max_token_lifetime_secs")
+    return Accounts(connections=conns, jwt_secret=secret, max_token_lifetime=float(lifetime))
 
 
 def load_accounts(path: str | Path | None = None) -> Accounts:
@@ -310,20 +339,43 @@ def mint_token(
     return token
 
 
-def verify_token(token: str, secret: str, *, now: float | None = None) -> dict[str, Any] | None:
-    """The claims of a valid token (signature and ``exp`` checked), else None."""
+def verify_token(
+    token: str, secret: str, *, now: float | None = None, max_lifetime: float | None = None
+) -> dict[str, Any] | None:
+    """The claims of a valid token (signature, ``exp`` and, if given, the lifetime checked), else None."""
+    try:
+        return token_claims(token, secret, now=now, max_lifetime=max_lifetime)
+    except TokenRefused:
+        return None
+
+
+def token_claims(
+    token: str, secret: str, *, now: float | None = None, max_lifetime: float | None = None
+) -> dict[str, Any]:
+    """The claims of a valid token; raises :class:`TokenRefused` (expired, no exp, too long, bad)."""
     import jwt
 
     try:
-        if now is None:
-            claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
-        else:
-            claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"], "verify_exp": False})
-            exp = claims.get("exp")
-            if not isinstance(exp, int | float) or exp <= now:
-                return None
-    except jwt.PyJWTError:
-        return None
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False}
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenRefused(TOKEN_FAILED) from exc
+    t = time.time() if now is None else now
+    exp = claims.get("exp")
+    if exp is None:
+        raise TokenRefused(TOKEN_NO_EXP)
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise TokenRefused(TOKEN_FAILED)
+    if exp <= t:
+        raise TokenRefused(TOKEN_EXPIRED)
+    iat = claims.get("iat")
+    if iat is not None and (isinstance(iat, bool) or not isinstance(iat, int | float) or iat > t + 60):
+        raise TokenRefused(TOKEN_FAILED)  # a malformed or future issue time
+    if max_lifetime is not None:
+        lifetime = exp - (iat if iat is not None else t)
+        if lifetime > max_lifetime + 1:
+            raise TokenRefused(TOKEN_TOO_LONG)
     return claims
 
 
@@ -333,6 +385,8 @@ def token_for(credential: str, accounts: Accounts | None = None, ttl: float = DE
     Raises :class:`ConfigError` if the credential does not exist.
     """
     accts = accounts if accounts is not None else default_accounts()
+    if ttl <= 0 or ttl > accts.max_token_lifetime:
+        raise ConfigError(f"ttl must be 1-{accts.max_token_lifetime:g} s (max_token_lifetime_secs)")
     if accts.credential(credential) is None:
         known = ", ".join(c.username for conn in accts.connections for c in conn.credentials) or "none"
         raise ConfigError(f"no telephony credential {credential!r} (known: {known})")

@@ -96,15 +96,18 @@ class CallControl:
         """Hang up every leg, stop the API and the webhook workers."""
         if self.switch.park_hook == self._park_hook:
             self.switch.park_hook = None
-        for leg in list(self.legs.values()):
-            if leg.alive:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.hangup_leg(leg, "NORMAL_CLEARING"), 2.0)
+        alive = [leg for leg in self.legs.values() if leg.alive]
+        if alive:
+            tasks = [asyncio.ensure_future(self.hangup_leg(leg, "NORMAL_CLEARING")) for leg in alive]
+            _, pending = await asyncio.wait(tasks, timeout=1.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._api is not None:
             await self._api.stop()
             self._api = None
         with contextlib.suppress(TimeoutError):
-            await self.webhooks.drain(2.0)
+            await self.webhooks.drain(0.5)
         await self.webhooks.close()
 
     async def __aenter__(self) -> CallControl:

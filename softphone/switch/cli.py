@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -49,19 +50,34 @@ def serve(
         float | None, typer.Option(help="Seconds a parked call waits for commands (default 60).")
     ] = None,
 ) -> None:
-    """Run the switch until Ctrl-C (with Call Control when a connection has a webhook_url or api_key)."""
+    """Run the switch until Ctrl-C or SIGTERM (with Call Control when a connection has a webhook_url or api_key).
+
+    On SIGTERM / Ctrl-C every call gets a bye (NORMAL_CLEARING) and every socket a close
+    (1001 going away) before the process exits. A bad accounts file, or the built-in JWT
+    secret on a non-loopback host, exits 2 with one message.
+    """
+    import logging
+
+    from softphone.errors import ConfigError
     from softphone.switch.accounts import Accounts
+    from softphone.switch.ccapps import apps_from_accounts, check_apps, load_options
+    from softphone.switch.mediafiles import is_loopback_host
     from softphone.switch.records import default_records_path
     from softphone.switch.server import Switch
+    from softphone.switch.throttle import load_throttle
 
     accts = _accounts(accounts)
     assert isinstance(accts, Accounts)
     rec_path = records if records is not None else default_records_path()
-    from softphone.errors import ConfigError
-    from softphone.switch.ccapps import load_options
-
     try:
         cc_options = load_options(accounts)
+        throttle = load_throttle(accounts)
+        check_apps(apps_from_accounts(accts), allow_remote=cc_options.allow_remote_webhooks)
+        if accts.default_secret and not is_loopback_host(host):
+            raise ConfigError(
+                f"refusing to listen on {host}: the accounts use the built-in jwt_secret, so anyone could forge "
+                "login tokens; set jwt_secret in an accounts file (--accounts)"
+            )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -69,6 +85,7 @@ def serve(
         cc_options.api_port = api_port
     if park_timeout is not None:
         cc_options.park_timeout = park_timeout
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def run() -> None:
         sw = Switch(
@@ -82,7 +99,12 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             call_control=cc_options if accts.connections and _has_apps(accts) else None,
+            login_throttle=throttle,
         )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         async with sw:
             typer.echo(f"switch listening on {sw.url}")
             if sw.call_control is not None:
@@ -90,12 +112,17 @@ def serve(
                 typer.echo(f"call control API on {sw.api_url}/v2 (applications: {apps})")
             typer.echo(f"accounts: {', '.join(accts.usernames())}")
             typer.echo(f"call records: {rec_path}")
-            await asyncio.Event().wait()
+            await stop.wait()
+            typer.echo(f"switch stopping: ending {len(sw.active_calls())} call(s)")
+        typer.echo("switch stopped")
 
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         typer.echo("switch stopped")
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     except OSError as exc:  # the port is taken, or the address is not ours
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc

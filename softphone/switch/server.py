@@ -24,16 +24,17 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from softphone.errors import RemoteProtocolError, SoftphoneError
+from softphone.errors import ConfigError, RemoteProtocolError, SoftphoneError
 from softphone.media.sdp import sdp_problem
 from softphone.protocol import verto
 from softphone.protocol.jsonrpc import Request, build_error, build_result, parse_message
-from softphone.switch.accounts import Accounts, Login, default_accounts
+from softphone.switch.accounts import Accounts, Login, TokenRefused, default_accounts
 from softphone.switch.calls import Call, Leg
 from softphone.switch.legs import ensure_media
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
 from softphone.switch.registry import Registration, Registry
 from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
+from softphone.switch.throttle import CLOSE_CODE, ConnectionThrottle, LoginThrottle, Refused, ThrottleOptions
 
 if TYPE_CHECKING:
     from softphone.switch.callcontrol import CallControl
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 REATTACH_WINDOW_S = 60.0
 """A client that reconnects with its ``sessid`` within this time gets its calls back."""
+SHUTDOWN_CAUSE = "NORMAL_CLEARING"
+"""The bye cause clients get when the switch stops."""
+STOP_CALLS_S = 1.5
+"""Longest wait for calls to end at stop."""
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
@@ -77,8 +82,11 @@ class Switch:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         call_control: CallControlOptions | bool | None = None,
+        login_throttle: ThrottleOptions | None = None,
     ) -> None:
         self.accounts = accounts if accounts is not None else default_accounts()
+        self.throttle = LoginThrottle(login_throttle)
+        """Failed-login bookkeeping per credential (see :mod:`softphone.switch.throttle`)."""
         self.host = host
         self.port = port
         self.ping_interval = ping_interval
@@ -110,7 +118,20 @@ class Switch:
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen on ``host:port`` (port 0 picks a free one; see :attr:`url`)."""
+        """Listen on ``host:port`` (port 0 picks a free one; see :attr:`url`).
+
+        Raises :class:`~softphone.errors.ConfigError` when the accounts use the built-in JWT
+        secret and ``host`` is not loopback (anyone could forge tokens).
+        """
+        from softphone.switch.mediafiles import is_loopback_host
+
+        if self.accounts.default_secret:
+            if not is_loopback_host(self.host):
+                raise ConfigError(
+                    f"refusing to listen on {self.host}: the accounts use the built-in jwt_secret, so anyone could "
+                    "forge login tokens; set jwt_secret in the accounts file"
+                )
+            logger.warning("the built-in jwt_secret is in use: login tokens are forgeable (fine on loopback only)")
         self._server = await serve(
             self._handle, self.host, self.port, ssl=self._tls, ping_interval=None, max_size=2**20
         )
@@ -142,7 +163,10 @@ class Switch:
         return self.call_control.api_url if self.call_control is not None else ""
 
     async def stop(self) -> None:
-        """End every call, close every socket and task."""
+        """End every call (a bye with NORMAL_CLEARING to each client), close every socket (1001) and task.
+
+        Bounded: about 2 s at most even with calls whose media does not close.
+        """
         if self.call_control is not None:
             await self.call_control.stop()
             self.call_control = None
@@ -151,11 +175,11 @@ class Switch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pinger
             self._pinger = None
-        for call in list(self._calls):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(call.end(None, "NORMAL_CLEARING"), 2.0)
+        await _bounded(
+            [call.end(None, SHUTDOWN_CAUSE) for call in list(self._calls)], STOP_CALLS_S, "ending calls at stop"
+        )
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # closes every socket with 1001 (going away)
             await self._server.wait_closed()
             self._server = None
         tasks = list(self._tasks)
@@ -308,6 +332,7 @@ class Switch:
     async def _handle(self, ws: ServerConnection) -> None:
         state: dict[str, Session | None] = {"session": None}
         last_heard = [time.monotonic()]
+        throttle = ConnectionThrottle(self.throttle.options)
         watchdog = self.spawn(self._login_watchdog(ws, state, last_heard), "login-watchdog")
         try:
             async for raw in ws:
@@ -316,7 +341,7 @@ class Switch:
                 if sess is not None:
                     sess.last_heard = last_heard[0]
                 try:
-                    await self._on_frame(ws, raw, state)
+                    await self._on_frame(ws, raw, state, throttle)
                 except Exception:  # one bad frame must never take the server down
                     logger.exception("error handling a frame")
         except ConnectionClosed:
@@ -358,7 +383,9 @@ class Switch:
         for leg in list(sess.legs.values()):
             self.spawn(leg.call.end(leg, "RECOVERY_ON_TIMER_EXPIRE"), "expire-leg")
 
-    async def _on_frame(self, ws: ServerConnection, raw: str | bytes, state: dict[str, Session | None]) -> None:
+    async def _on_frame(
+        self, ws: ServerConnection, raw: str | bytes, state: dict[str, Session | None], throttle: ConnectionThrottle
+    ) -> None:
         try:
             msg = parse_message(raw)
         except RemoteProtocolError as exc:
@@ -374,7 +401,11 @@ class Switch:
             return
         sess = state["session"]
         if msg.method in (verto.LOGIN, verto.ANONYMOUS_LOGIN):
-            state["session"] = await self._login(ws, msg, sess)
+            try:
+                state["session"] = await self._login(ws, msg, sess, throttle)
+            except Refused as exc:
+                await self._error(ws, msg, verto.LOGIN_INCORRECT, str(exc))
+                await ws.close(CLOSE_CODE, "too many failed logins")
             return
         if msg.method == verto.PING:
             sessid = sess.sessid if sess else None
@@ -398,20 +429,43 @@ class Switch:
 
     # --- login ----------------------------------------------------------------------------
 
-    async def _login(self, ws: ServerConnection, msg: Request, current: Session | None) -> Session | None:
+    async def _login(
+        self, ws: ServerConnection, msg: Request, current: Session | None, throttle: ConnectionThrottle
+    ) -> Session | None:
+        """Check a login (throttled: see :mod:`softphone.switch.throttle`); raises Refused to close the socket."""
         p = msg.params
         login: Login | None = None
         message = "Login Incorrect"
+        user: Any = None
         if msg.method == verto.LOGIN:
             user, passwd, token = p.get("login"), p.get("passwd"), p.get("login_token")
-            if isinstance(user, str) and user and isinstance(passwd, str):
-                login = self.accounts.check_password(user, passwd)
+            password = passwd if isinstance(passwd, str) else ""
+            if not (isinstance(user, str) and user and isinstance(passwd, str)):
+                user = None
+            wait = throttle.wait_for()
+            if user is not None:
+                wait = max(wait, self.throttle.wait_for(user))
+            if wait > 0:
+                await asyncio.sleep(wait)
+                if user is not None:
+                    self.throttle.wait_for(user)  # locked meanwhile (by other sockets)?
+            if user is not None:
+                login = self.accounts.check_password(user, password)
             elif isinstance(token, str) and token:
-                login = self.accounts.check_token(token)
-                message = "JWT token authentication failed"
+                try:
+                    login = self.accounts.token_login(token)
+                except TokenRefused as exc:
+                    message = str(exc)
         if login is None:
+            if msg.method == verto.LOGIN:
+                if user is not None:
+                    self.throttle.failed(user)
+                throttle.failed(_peer(ws))  # raises Refused at the per-connection limit
             await self._error(ws, msg, verto.LOGIN_INCORRECT, message)
             return current
+        if user is not None:
+            self.throttle.succeeded(user)
+        throttle.succeeded()
         wanted = p.get("sessid")
         sess: Session | None = None
         reattached: list[str] = []
@@ -582,3 +636,24 @@ class Switch:
         elif m == verto.END_OF_CANDIDATES:
             await self._reply(ws, msg, {"method": m, **base})
             self.spawn(leg.media.end_of_candidates(), f"eoc {call_id}")
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else "a client"
+
+
+async def _bounded(coros: list[Coroutine[Any, Any, Any]], timeout: float, what: str) -> None:
+    """Run ``coros`` concurrently for at most ``timeout`` s (failures logged, stragglers cancelled)."""
+    if not coros:
+        return
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        logger.warning("%s: %d did not finish in %.1f s", what, len(pending), timeout)
+        await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("%s: %s", what, task.exception())

@@ -43,15 +43,15 @@ async def test_login_jwt_good_bad_expired(switch: Switch) -> None:
     c = await login(switch, token=good)
     assert switch.registrations()[0].slot == "gencred1"
     await c.close()
-    for bad in (
-        mint_token("gencred1", "a-wrong-secret-that-is-long-enough-for-hs256", 60),
-        mint_token("gencred1", DEFAULT_JWT_SECRET, 60, now=time.time() - 3600),
-        mint_token("nosuchcred", DEFAULT_JWT_SECRET, 60),
-        "not.a.jwt",
+    for bad, message in (
+        (mint_token("gencred1", "a-wrong-secret-that-is-long-enough-for-hs256", 60), "JWT token authentication failed"),
+        (mint_token("gencred1", DEFAULT_JWT_SECRET, 60, now=time.time() - 3600), "token expired"),
+        (mint_token("nosuchcred", DEFAULT_JWT_SECRET, 60), "JWT token authentication failed"),
+        ("not.a.jwt", "JWT token authentication failed"),
     ):
         c = await _raw(switch)
         res = await c.request("login", {"login_token": bad})
-        assert res["error"] == {"code": -32001, "message": "JWT token authentication failed"}, bad
+        assert res["error"] == {"code": -32001, "message": message}, bad
         await c.close()
 
 
