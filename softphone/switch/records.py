@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_RATE_PER_MINUTE = 0.002
+KEEP_RECORDS = 10_000
+"""Records kept in memory (the JSONL file keeps them all)."""
 
 
 def default_records_path() -> Path:
@@ -89,7 +91,7 @@ class CallRecord:
 
 
 class RecordStore:
-    """Finished records in memory, each also appended to ``path`` (if given)."""
+    """Finished records in memory (the last :data:`KEEP_RECORDS`), each also appended to ``path`` (if given)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -97,6 +99,8 @@ class RecordStore:
 
     def add(self, record: CallRecord) -> None:
         self.records.append(record)
+        if len(self.records) > KEEP_RECORDS + KEEP_RECORDS // 10:
+            del self.records[: len(self.records) - KEEP_RECORDS]
         if self.path is None:
             return
         try:

@@ -38,6 +38,8 @@ TRIES = 3
 """Attempts per URL before giving up on it (then the failover URL gets as many)."""
 BACKOFF_S = 0.25
 """Delay before the 2nd attempt; doubled for each further one."""
+KEEP_EVENTS = 10_000
+"""Events and deliveries kept in memory for inspection (the oldest are dropped past this)."""
 POST_TIMEOUT_S = 5.0
 """Time allowed for one POST (connect, send, read the status line)."""
 
@@ -168,14 +170,15 @@ class WebhookSender:
         self._clock = clock or iso_now
         self._targets: dict[tuple[str, str], _Target] = {}
         self.deliveries: list[Delivery] = []
-        """Every event sent (oldest first), with its outcome once known."""
+        """Events sent (oldest first, the last :data:`KEEP_EVENTS`), with their outcome once known."""
         self.events: list[dict[str, Any]] = []
-        """Every event's ``data`` object, in the order they were queued."""
+        """Events' ``data`` objects in the order they were queued (the last :data:`KEEP_EVENTS`)."""
 
     def send(self, url: str, failover_url: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Queue an event for ``url`` (no-op when ``url`` is empty); returns its ``data``."""
         data = build_event(event_type, payload, event_id=self._new_id(), occurred_at=self._clock())
         self.events.append(data)
+        _trim(self.events)
         if not url:
             return data
         key = (url, failover_url)
@@ -218,6 +221,7 @@ class WebhookSender:
     async def _deliver(self, target: _Target, data: dict[str, Any]) -> None:
         record = Delivery(data["event_type"], data["id"])
         self.deliveries.append(record)
+        _trim(self.deliveries)
         for url in (target.url, target.failover_url):
             if not url:
                 continue
@@ -246,3 +250,9 @@ class WebhookSender:
                     await asyncio.sleep(delay)
                     delay *= 2
         logger.warning("webhook %s %s undelivered: %s", data["event_type"], data["id"], record.error)
+
+
+def _trim(items: list[Any]) -> None:
+    """Keep the last :data:`KEEP_EVENTS` (trimmed in chunks, so appends stay cheap)."""
+    if len(items) > KEEP_EVENTS + KEEP_EVENTS // 10:
+        del items[: len(items) - KEEP_EVENTS]
