@@ -444,27 +444,26 @@ class Switch:
                 user = None
             wait = throttle.wait_for()
             if user is not None:
-                wait = max(wait, self.throttle.wait_for(user))
-            if wait > 0:
-                await asyncio.sleep(wait)
+                wait = max(wait, self.throttle.begin(user))
+            try:
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 if user is not None:
-                    self.throttle.wait_for(user)  # locked meanwhile (by other sockets)?
-            if user is not None:
-                login = self.accounts.check_password(user, password)
-            elif isinstance(token, str) and token:
-                try:
-                    login = self.accounts.token_login(token)
-                except TokenRefused as exc:
-                    message = str(exc)
+                    self.throttle.check(user)  # locked meanwhile (by attempts on other sockets)?
+                    login = self.accounts.check_password(user, password)
+                elif isinstance(token, str) and token:
+                    try:
+                        login = self.accounts.token_login(token)
+                    except TokenRefused as exc:
+                        message = str(exc)
+            finally:
+                if user is not None:
+                    self.throttle.end(user, login is not None)
         if login is None:
             if msg.method == verto.LOGIN:
-                if user is not None:
-                    self.throttle.failed(user)
                 throttle.failed(_peer(ws))  # raises Refused at the per-connection limit
             await self._error(ws, msg, verto.LOGIN_INCORRECT, message)
             return current
-        if user is not None:
-            self.throttle.succeeded(user)
         throttle.succeeded()
         wanted = p.get("sessid")
         sess: Session | None = None

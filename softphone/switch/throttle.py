@@ -101,7 +101,11 @@ def load_throttle(path: str | Path | None) -> ThrottleOptions:
 @dataclass
 class _Record:
     failures: int = 0
-    last_failure: float = 0.0
+    pending: int = 0
+    """Attempts checked or waiting right now (counted as failures for the delay, so a burst of parallel
+    attempts queues up instead of all passing at once)."""
+    last_slot: float = 0.0
+    last_seen: float = 0.0
     locked_until: float = 0.0
     logged: bool = False
 
@@ -111,7 +115,11 @@ class Refused(Exception):
 
 
 class LoginThrottle:
-    """The per-credential state of a switch (per-connection state is a :class:`ConnectionThrottle`)."""
+    """The per-credential state of a switch (per-connection state is a :class:`ConnectionThrottle`).
+
+    Per attempt: :meth:`begin` (how long to wait; raises :class:`Refused` while locked), wait,
+    :meth:`check` (locked meanwhile?), check the password, :meth:`end`.
+    """
 
     def __init__(self, options: ThrottleOptions | None = None) -> None:
         self.options = options or ThrottleOptions()
@@ -122,44 +130,53 @@ class LoginThrottle:
 
     def _get(self, user: str, now: float) -> _Record | None:
         rec = self._creds.get(user)
-        if rec is not None and now - rec.last_failure > self.options.window_secs and now >= rec.locked_until:
-            del self._creds[user]
+        if (rec is not None and not rec.pending and now >= rec.locked_until
+                and (rec.locked_until or now - rec.last_seen > self.options.window_secs)):
+            del self._creds[user]  # forgotten, or the lockout is over: start afresh
             return None
         return rec
 
-    def wait_for(self, user: str, now: float | None = None) -> float:
-        """Seconds to wait before checking a password for ``user``; raises :class:`Refused` while locked."""
+    def check(self, user: str, now: float | None = None) -> None:
+        """Raise :class:`Refused` while ``user`` is locked out."""
         t = time.monotonic() if now is None else now
-        rec = self._get(user, t)
-        if rec is None:
-            return 0.0
-        if t < rec.locked_until:
+        rec = self._creds.get(user)
+        if rec is not None and t < rec.locked_until:
             raise Refused(f"too many failed logins for {user}; locked for {rec.locked_until - t:.0f} s")
-        if rec.locked_until:  # the lockout is over: start afresh
-            del self._creds[user]
-            return 0.0
-        return max(0.0, rec.last_failure + self.options.delay_for(rec.failures) - t)
 
-    def failed(self, user: str, now: float | None = None) -> None:
+    def begin(self, user: str, now: float | None = None) -> float:
+        """An attempt for ``user`` starts: seconds to wait before checking it (raises Refused while locked)."""
         t = time.monotonic() if now is None else now
+        self.check(user, t)
         rec = self._get(user, t)
         if rec is None:
             rec = self._creds[user] = _Record()
             while len(self._creds) > MAX_TRACKED:
                 self._creds.popitem(last=False)
         self._creds.move_to_end(user)
+        slot = max(t, rec.last_slot + self.options.delay_for(rec.failures + rec.pending))
+        rec.pending += 1
+        rec.last_slot = rec.last_seen = slot
+        return slot - t
+
+    def end(self, user: str, ok: bool, now: float | None = None) -> None:
+        """The attempt that :meth:`begin` started is over (``ok``: the password was right)."""
+        t = time.monotonic() if now is None else now
+        rec = self._creds.get(user)
+        if rec is None:
+            return
+        rec.pending = max(0, rec.pending - 1)
+        if ok:
+            del self._creds[user]
+            return
         rec.failures += 1
-        rec.last_failure = t
+        rec.last_seen = max(rec.last_seen, t)
         if rec.failures > self.options.free_failures and not rec.logged:
             rec.logged = True
             logger.warning("login throttling for %r after %d failed logins", user, rec.failures)
-        if rec.failures >= self.options.max_failures_per_credential:
+        if rec.failures >= self.options.max_failures_per_credential and t >= rec.locked_until:
             rec.locked_until = t + self.options.lockout_secs
             logger.warning("login %r locked for %.0f s after %d failed logins", user, self.options.lockout_secs,
                            rec.failures)
-
-    def succeeded(self, user: str) -> None:
-        self._creds.pop(user, None)
 
 
 class ConnectionThrottle:
