@@ -17,7 +17,7 @@ import logging
 import statistics
 import time
 
-from softphone.client import AudioConfig, Client
+from softphone.client.client import AudioConfig, Client
 from softphone.protocol import CallState, Credentials
 from softphone.switch import Switch, default_accounts
 

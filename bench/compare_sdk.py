@@ -177,7 +177,7 @@ class SwitchProcess:
 
 
 def _client(url: str, creds: tuple[str, str], **audio: Any) -> Any:
-    from softphone.client import AudioConfig, Client
+    from softphone.client.client import AudioConfig, Client
     from softphone.protocol import Credentials
 
     return Client(url, Credentials(login=creds[0], password=creds[1]),

@@ -258,15 +258,15 @@ def test_setup_logging_levels(verbosity: int, level: int, root_level: int) -> No
 def test_setup_logging_text_and_json() -> None:
     text = io.StringIO()
     first = setup_logging(1, stream=text)
-    logging.getLogger("softphone.client").info("login passwd=%s", SECRET)
-    assert "INFO" in text.getvalue() and "softphone.client" in text.getvalue()
+    logging.getLogger("softphone.client.client").info("login passwd=%s", SECRET)
+    assert "INFO" in text.getvalue() and "softphone.client.client" in text.getvalue()
     assert SECRET not in text.getvalue()
 
     out = io.StringIO()
     second = setup_logging(1, json=True, stream=out)
     root = logging.getLogger()
     assert first not in root.handlers and second in root.handlers
-    logging.getLogger("softphone.client").info("send %s", json.dumps({"login_token": JWT}))
+    logging.getLogger("softphone.client.client").info("send %s", json.dumps({"login_token": JWT}))
     line = json.loads(out.getvalue().strip())
     assert JWT not in out.getvalue() and line["msg"] == 'send {"login_token": "***"}'
 

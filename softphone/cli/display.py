@@ -1,6 +1,6 @@
 """How one-shots and scripts show a running phone: live panel, plain lines or NDJSON.
 
-* ``--json``: one NDJSON object per event on stdout (:mod:`softphone.events_json`);
+* ``--json``: one NDJSON object per event on stdout (:mod:`softphone.app.events_json`);
   messages and the summary go to stderr as text, so stdout stays machine-readable.
 * stdout is a TTY: a ``rich.live.Live(auto_refresh=False)`` panel redrawn on each
   snapshot (at most ten times a second), messages printed above it.
@@ -19,12 +19,12 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.table import Table
 
-from softphone.events_json import dumps
-from softphone.snapshot import PhoneEvent, Snapshot
+from softphone.app.events_json import dumps
+from softphone.app.snapshot import PhoneEvent, Snapshot
 from softphone.ui.panel import render, safe
 
 if TYPE_CHECKING:
-    from softphone.phone import Phone
+    from softphone.app.phone import Phone
 
 __all__ = ["Display"]
 

@@ -58,7 +58,7 @@ def show_devices(g: Globals) -> int:
 
 
 def show_history(g: Globals, limit: int) -> int:
-    from softphone.history import CallHistory
+    from softphone.app.history import CallHistory
 
     history = CallHistory()
     records = history.records()

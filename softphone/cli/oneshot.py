@@ -1,6 +1,6 @@
 """One-shot commands: ``dial``, ``answer``, ``check`` and ``demo``.
 
-Each logs in, drives one or more calls through :class:`~softphone.phone.Phone` while a
+Each logs in, drives one or more calls through :class:`~softphone.app.phone.Phone` while a
 :class:`~softphone.cli.display.Display` shows them, prints a summary and returns an
 :class:`~softphone.cli.exitcodes.ExitCode`.
 """
@@ -14,15 +14,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from softphone.app.snapshot import PhoneEvent, Snapshot
 from softphone.cli.exitcodes import ExitCode, exit_code_for_hangup
 from softphone.cli.runtime import CallOptions, open_phone, run_async
-from softphone.snapshot import PhoneEvent, Snapshot
 
 if TYPE_CHECKING:
+    from softphone.app.phone import Phone
     from softphone.cli.app import Globals
     from softphone.cli.display import Display
     from softphone.media.sources import AudioSource
-    from softphone.phone import Phone
 
 __all__ = ["CallOptions", "run_answer", "run_check", "run_demo", "run_dial"]
 
@@ -118,7 +118,7 @@ async def place_call(phone: Phone, destination: str, opts: CallOptions, wait_ans
 
 
 def _summary(phone: Phone, display: Display, call_ids: Sequence[str], code: ExitCode) -> None:
-    from softphone.history import record_for
+    from softphone.app.history import record_for
     from softphone.ui.panel import render_summary
 
     snap = phone.snapshot
@@ -277,7 +277,7 @@ def run_demo(g: Globals, *, duration: float, no_audio: bool) -> int:
         tone = no_audio
         note = "using a beeping test tone instead of the microphone (--no-audio)" if no_audio else ""
         if not no_audio:
-            from softphone.audio import probe_pyaudio
+            from softphone.media.hub import probe_pyaudio
 
             reason = await asyncio.to_thread(probe_pyaudio)
             if reason:

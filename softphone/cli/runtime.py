@@ -21,9 +21,9 @@ from softphone.cli.exitcodes import ExitCode
 from softphone.errors import CommandError, ConfigError, LoginFailed, MediaError, SoftphoneError, TransportError
 
 if TYPE_CHECKING:
+    from softphone.app.phone import Phone
     from softphone.cli.app import Globals
     from softphone.config import Profile
-    from softphone.phone import Phone
 
 __all__ = ["CallOptions", "exit_code_for_error", "open_phone", "run_async"]
 
@@ -114,7 +114,7 @@ def preflight(profile: Profile) -> None:
                                                           ("--output", profile.output_device, True)) if spec]
     if not wanted or profile.audio_backend not in ("auto", "pyaudio"):
         return
-    from softphone.audio import find_device
+    from softphone.media.hub import find_device
 
     for flag, spec, output in wanted:
         try:
@@ -127,8 +127,8 @@ def preflight(profile: Profile) -> None:
 async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None = None,
                      caller_number: str | None = None) -> AsyncIterator[Phone]:
     """A started :class:`Phone` (not logged in), with a local switch when asked; closed on exit."""
-    from softphone.history import CallHistory
-    from softphone.phone import Phone
+    from softphone.app.history import CallHistory
+    from softphone.app.phone import Phone
 
     async with contextlib.AsyncExitStack() as stack:
         url: str | None = None
@@ -218,8 +218,8 @@ def _json_summary(g: Globals, code: ExitCode, error: str) -> None:
         return
     import time
 
-    from softphone.events_json import dumps
-    from softphone.snapshot import PhoneEvent
+    from softphone.app.events_json import dumps
+    from softphone.app.snapshot import PhoneEvent
 
     print(dumps(PhoneEvent("summary", time.time(), None, {
         "exit_code": int(code), "outcome": code.name.lower(), "calls": [], "error": error})), flush=True)

@@ -1,6 +1,6 @@
 """``softphone run FILE``: command files.
 
-A command file holds the shell's commands (see :mod:`softphone.commands`) one per line,
+A command file holds the shell's commands (see :mod:`softphone.app.commands`) one per line,
 ``#`` comments and blank lines. It is parsed completely before anything runs, so a
 typo on line 40 fails at once as ``file:40: ...`` (exit USAGE). A file with no ``login``
 line logs in with the profile first. At run time the first failing line stops the file
@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from softphone.app.commands import CheckFailed, Command, CommandContext, QuitRequested, parse_line
 from softphone.cli.exitcodes import ExitCode
 from softphone.cli.runtime import CallOptions, exit_code_for_error, open_phone, run_async
-from softphone.commands import CheckFailed, Command, CommandContext, QuitRequested, parse_line
 from softphone.errors import CommandError, SoftphoneError
 
 if TYPE_CHECKING:

@@ -43,7 +43,7 @@ Sinks (``sinks``; ``AudioSink`` protocol: ``write_frame(frame)`` non-blocking,
     WavRecorder(path, *, mode="remote" | "stereo" | "mixed").local_sink / .write_local(frame)
     (PushSource is also a sink: bridge leg A into leg B with a.set_sink(b_push)).
 
-Devices (``devices``; the PortAudio streams calls use live in :mod:`softphone.audio`)::
+Devices (``devices``; the PortAudio streams calls use live in :mod:`softphone.media.hub`)::
 
     list_devices() -> list[AudioDevice]; find_device(spec, "input" | "output") -> AudioDevice
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from softphone.commands import COMMANDS, find_command, names, split
+from softphone.app.commands import COMMANDS, find_command, names, split
 from softphone.errors import CommandError
 
 __all__ = ["SERVICES", "CommandCompleter"]

@@ -6,7 +6,7 @@ import os
 
 from prompt_toolkit.history import FileHistory
 
-from softphone.commands import is_secret_line
+from softphone.app.commands import is_secret_line
 
 __all__ = ["SafeFileHistory", "keep_in_history"]
 

@@ -32,17 +32,17 @@ from prompt_toolkit.styles import Style
 from rich.console import Console
 from rich.table import Table
 
+from softphone.app.commands import CommandContext, QuitRequested, parse_line, run_line
+from softphone.app.snapshot import PhoneEvent, Snapshot
 from softphone.cli.exitcodes import ExitCode
-from softphone.commands import CommandContext, QuitRequested, parse_line, run_line
 from softphone.errors import SoftphoneError
 from softphone.repl.completer import SERVICES, CommandCompleter
 from softphone.repl.history import SafeFileHistory
-from softphone.snapshot import PhoneEvent, Snapshot
 from softphone.ui.panel import render, safe
 
 if TYPE_CHECKING:
+    from softphone.app.phone import Phone
     from softphone.cli.app import Globals
-    from softphone.phone import Phone
 
 __all__ = ["Shell", "run_shell"]
 
@@ -237,8 +237,8 @@ class Shell:
 
 def run_shell(g: Globals, *, local: bool) -> int:
     """``softphone`` / ``softphone shell``."""
+    from softphone.app.history import data_dir
     from softphone.cli.runtime import CallOptions, open_phone, run_async
-    from softphone.history import data_dir
 
     async def body(interrupted: asyncio.Event) -> int:
         # SIGINT reaches prompt-toolkit as Ctrl-C; the runtime's handler must not end the shell.

@@ -55,7 +55,7 @@ duration, cause, codec, cost), in ``Switch.records`` and appended to ``records_p
 as JSONL. Cost = ``rate_per_minute`` (default $0.002) per answered leg, billed per
 started second (``ceil(seconds) * rate / 60``).
 
-Call Control (:mod:`softphone.switch.callcontrol`): connections with a ``webhook_url`` (and
+Call Control (:mod:`softphone.switch.callcontrol.engine`): connections with a ``webhook_url`` (and
 optionally ``webhook_failover_url``, ``api_key``) are Call Control applications. Their
 clients' calls to unknown destinations, and outside calls to their numbers, are parked and
 announced by webhook; a backend drives them through the commands API (``sw.api_url``:

@@ -2,7 +2,7 @@
 
 Every call has an A leg (the client that sent ``telnyx_rtc.invite``) and either a B
 leg (a client the switch invited) or a built-in service. The switch terminates WebRTC
-on every leg (:class:`~softphone.switch.legs.MediaLeg`) and moves audio between them.
+on every leg (:class:`~softphone.switch.media_legs.MediaLeg`) and moves audio between them.
 
 All media work (SDP apply, offers) runs in tasks the :class:`Hub` tracks, never in a
 websocket read loop: aiortc's ``setRemoteDescription`` waits for ICE and DTLS.
@@ -18,7 +18,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from softphone.protocol import verto
-from softphone.switch.legs import MediaLeg
+from softphone.switch.media_legs import MediaLeg
 from softphone.switch.records import CallRecord
 from softphone.switch.routing import Service
 
@@ -214,7 +214,7 @@ class Call:
 
     async def run_service(self, service: Service) -> None:
         """Play one of the built-in services on the A leg."""
-        from softphone.switch import legs
+        from softphone.switch import media_legs as legs
 
         self.service = service
         self.a.record.service = service.name
@@ -257,7 +257,7 @@ class Call:
         """Rewire audio after answer, hold or unhold (see the module docstring)."""
         if self.ended or self.answered_at is None:
             return
-        from softphone.switch import legs
+        from softphone.switch import media_legs as legs
 
         held = any(leg.held for leg in self.legs())
         a, b = self.a, self.b
@@ -297,7 +297,7 @@ class Call:
 
     async def dtmf(self, leg: Leg, digits: str) -> None:
         """Digits from ``leg``: in-band + info to the far leg, or back to the caller (dtmf service)."""
-        from softphone.switch import legs
+        from softphone.switch import media_legs as legs
 
         clean = "".join(ch for ch in digits.upper() if ch in "0123456789*#ABCD")
         if not clean or self.ended:

@@ -60,8 +60,8 @@ def serve(
 
     from softphone.errors import ConfigError
     from softphone.switch.accounts import Accounts
-    from softphone.switch.ccapps import apps_from_accounts, check_apps, load_options
-    from softphone.switch.mediafiles import is_loopback_host
+    from softphone.switch.callcontrol.apps import apps_from_accounts, check_apps, load_options
+    from softphone.switch.callcontrol.mediafiles import is_loopback_host
     from softphone.switch.records import default_records_path
     from softphone.switch.server import Switch
     from softphone.switch.throttle import load_throttle
@@ -130,7 +130,7 @@ def serve(
 
 def _has_apps(accts: object) -> bool:
     from softphone.switch.accounts import Accounts
-    from softphone.switch.ccapps import apps_from_accounts
+    from softphone.switch.callcontrol.apps import apps_from_accounts
 
     return isinstance(accts, Accounts) and bool(apps_from_accounts(accts))
 
@@ -152,7 +152,7 @@ def pstn_call(
     api: Annotated[str, typer.Option("--api", help="The switch's commands API.")] = "http://127.0.0.1:8766",
 ) -> None:
     """Call in from outside (simulated PSTN): a leg with no websocket, audio from a WAV or tone."""
-    from softphone.switch.pstn_cli import run_pstn_call
+    from softphone.switch.callcontrol.pstn_cli import run_pstn_call
 
     audio = f"tone:{tone:g}" if tone and play is None else ""
     raise typer.Exit(

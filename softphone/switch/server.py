@@ -30,15 +30,15 @@ from softphone.protocol import verto
 from softphone.protocol.jsonrpc import Request, build_error, build_result, parse_message
 from softphone.switch.accounts import Accounts, Login, TokenRefused, default_accounts
 from softphone.switch.calls import Call, Leg
-from softphone.switch.legs import ensure_media
+from softphone.switch.media_legs import ensure_media
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
 from softphone.switch.registry import Registration, Registry
 from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
 from softphone.switch.throttle import CLOSE_CODE, ConnectionThrottle, LoginThrottle, Refused, ThrottleOptions
 
 if TYPE_CHECKING:
-    from softphone.switch.callcontrol import CallControl
-    from softphone.switch.ccapps import CallControlOptions
+    from softphone.switch.callcontrol.apps import CallControlOptions
+    from softphone.switch.callcontrol.engine import CallControl
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Switch:
         Raises :class:`~softphone.errors.ConfigError` when the accounts use the built-in JWT
         secret and ``host`` is not loopback (anyone could forge tokens).
         """
-        from softphone.switch.mediafiles import is_loopback_host
+        from softphone.switch.callcontrol.mediafiles import is_loopback_host
 
         if self.accounts.default_secret:
             if not is_loopback_host(self.host):
@@ -145,12 +145,12 @@ class Switch:
 
     async def _start_call_control(self) -> None:
         """Start Call Control when asked to, or (by default) when a connection has a webhook or API key."""
-        from softphone.switch.ccapps import CallControlOptions, apps_from_accounts
+        from softphone.switch.callcontrol.apps import CallControlOptions, apps_from_accounts
 
         setting = self._cc_setting
         if setting is False or (setting is None and not apps_from_accounts(self.accounts)):
             return
-        from softphone.switch.callcontrol import CallControl
+        from softphone.switch.callcontrol.engine import CallControl
 
         options = setting if isinstance(setting, CallControlOptions) else CallControlOptions()
         self.call_control = CallControl(self, options=options)

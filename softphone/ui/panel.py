@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from softphone.snapshot import CallSnapshot, Snapshot
+from softphone.app.snapshot import CallSnapshot, Snapshot
 
 __all__ = ["ENDED_LINGER", "MAX_ROWS", "clock", "level_bar", "render", "render_summary", "safe", "visible_calls"]
 

@@ -16,8 +16,8 @@ import pytest
 
 from softphone.switch import Switch
 from softphone.switch.accounts import Accounts, Connection, Credential, default_accounts
-from softphone.switch.callcontrol import CallControl
-from softphone.switch.ccapps import CallControlOptions
+from softphone.switch.callcontrol.apps import CallControlOptions
+from softphone.switch.callcontrol.engine import CallControl
 
 APP_NUMBER = "+13125550150"
 API_KEY = "KEYtest123"

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from phones import Phone, PhoneCall, heard_hz
 
 from softphone.switch import Switch
-from softphone.switch.ccapps import CallControlOptions
+from softphone.switch.callcontrol.apps import CallControlOptions
 
 T = TypeVar("T")
 

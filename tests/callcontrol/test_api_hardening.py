@@ -18,9 +18,9 @@ from phones import Phone, api, wait_hz
 
 from softphone.switch import Switch
 from softphone.switch.accounts import Connection
-from softphone.switch.callcontrol import CallControl
-from softphone.switch.ccapps import CallControlOptions
-from softphone.switch.pstn_cli import serve_file
+from softphone.switch.callcontrol.apps import CallControlOptions
+from softphone.switch.callcontrol.engine import CallControl
+from softphone.switch.callcontrol.pstn_cli import serve_file
 
 
 async def raw_http(base: str, data: bytes) -> tuple[int, Any]:

@@ -1,5 +1,5 @@
 # ruff: noqa: F811  (the cc/catcher fixtures are imported from ccfixtures)
-"""softphone.client.Client sees its parked call (Call Control pattern 1): ``call.parked``, then unparked."""
+"""softphone.client.client.Client sees its parked call (Call Control pattern 1): ``call.parked``, then unparked."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 from ccfixtures import AGENTS, API_KEY, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import api
 
-from softphone.audio import AudioConfig
-from softphone.client import Client, ClientEvent
+from softphone.client.client import Client, ClientEvent
+from softphone.media.hub import AudioConfig
 from softphone.protocol import CallState, Credentials
-from softphone.switch.callcontrol import CallControl
+from softphone.switch.callcontrol.engine import CallControl
 
 
 async def test_parked_until_the_backend_answers(cc: CallControl, catcher: WebhookCatcher) -> None:

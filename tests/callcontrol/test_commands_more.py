@@ -8,7 +8,7 @@ import asyncio
 from ccfixtures import AGENTS, API_KEY, APP_NUMBER, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import Phone, PhoneCall, api, wait_hz
 
-from softphone.switch.callcontrol import CallControl
+from softphone.switch.callcontrol.engine import CallControl
 
 
 async def bridged_pair(

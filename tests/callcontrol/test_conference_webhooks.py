@@ -12,9 +12,9 @@ from phones import Phone, PhoneCall, api, heard_hz
 from softphone.errors import ConfigError
 from softphone.media.sinks import BufferSink
 from softphone.switch.accounts import accounts_from_dict
-from softphone.switch.callcontrol import CallControl
-from softphone.switch.ccapps import apps_from_accounts, options_from_dict
-from softphone.switch.webhooks import WebhookSender, WebhookURLError, check_url
+from softphone.switch.callcontrol.apps import apps_from_accounts, options_from_dict
+from softphone.switch.callcontrol.engine import CallControl
+from softphone.switch.callcontrol.webhooks import WebhookSender, WebhookURLError, check_url
 
 
 def spectrum_peaks(sink: BufferSink, freqs: list[float], seconds: float = 1.0) -> dict[float, float]:

@@ -11,9 +11,9 @@ from phones import Phone, api, wait_hz
 
 from softphone.media.dsp import dominant_frequency
 from softphone.switch import Switch
-from softphone.switch.callcontrol import CallControl
-from softphone.switch.ccapps import CallControlOptions
-from softphone.switch.pstn import PstnEndpoint
+from softphone.switch.callcontrol.apps import CallControlOptions
+from softphone.switch.callcontrol.engine import CallControl
+from softphone.switch.callcontrol.pstn import PstnEndpoint
 
 
 async def pstn_hears(ep: PstnEndpoint, hz: float, tol: float = 15.0, timeout: float = 8.0) -> float:

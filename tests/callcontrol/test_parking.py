@@ -8,7 +8,7 @@ import asyncio
 from ccfixtures import AGENTS, API_KEY, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import Phone, api, wait_hz
 
-from softphone.switch.callcontrol import CallControl
+from softphone.switch.callcontrol.engine import CallControl
 
 
 async def test_park_answer_dial_bridge(cc: CallControl, catcher: WebhookCatcher) -> None:

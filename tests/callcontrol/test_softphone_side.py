@@ -1,5 +1,5 @@
 # ruff: noqa: F811  (the cc/catcher fixtures are imported from ccfixtures)
-"""The softphone (softphone.client.Client) facing Call Control: parked calls, backend-placed calls."""
+"""The softphone (softphone.client.client.Client) facing Call Control: parked calls, backend-placed calls."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 from ccfixtures import AGENTS, API_KEY, WebhookCatcher, catcher, cc  # noqa: F401
 from phones import api
 
-from softphone.audio import AudioConfig
-from softphone.client import Client
+from softphone.client.client import Client
+from softphone.media.hub import AudioConfig
 from softphone.protocol import CallState, Credentials
-from softphone.switch.callcontrol import CallControl
+from softphone.switch.callcontrol.engine import CallControl
 
 
 def client(cc: CallControl, user: str) -> Client:

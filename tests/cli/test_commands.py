@@ -6,7 +6,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from softphone.commands import COMMANDS, find_command, format_help, is_secret_line, parse_line
+from softphone.app.commands import COMMANDS, find_command, format_help, is_secret_line, parse_line
 from softphone.errors import CommandError
 from softphone.repl.completer import CommandCompleter
 from softphone.repl.history import keep_in_history
@@ -133,7 +133,7 @@ def test_valid_wait_lines(line: str) -> None:
 
 # --- issue 10 item 3: secret arguments never echoed ----------------------------------------------
 def test_display_line_masks_secrets() -> None:
-    from softphone.commands import display_line
+    from softphone.app.commands import display_line
 
     assert display_line("login alice alice-secret") == "login alice ***"
     assert display_line("login eyJhbGciOi.eyJzdWIi.sig") == "login ***"

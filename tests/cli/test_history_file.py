@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from softphone.history import CallHistory
+from softphone.app.history import CallHistory
 
 
 def test_history_file_is_created_0600(tmp_path: Path) -> None:

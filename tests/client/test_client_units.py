@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-from softphone import audio as audio_mod
-from softphone.audio import AudioConfig, AudioManager
-from softphone.client import Client, ClientEvent, backoff_delay
-from softphone.connection import frame_for_log
+from softphone.client.client import Client, ClientEvent, backoff_delay
+from softphone.client.connection import frame_for_log
 from softphone.errors import ConfigError, MediaError
+from softphone.media import hub as audio_mod
+from softphone.media.hub import AudioConfig, AudioManager
 from softphone.protocol import Credentials
 
 CREDS = Credentials(login="demo", password="s3cret-password")
@@ -56,7 +56,7 @@ def test_handler_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture) 
 
     client.on("x.y", bad)
     client.on("*", seen.append)
-    with caplog.at_level(logging.ERROR, logger="softphone.client"):
+    with caplog.at_level(logging.ERROR, logger="softphone.client.client"):
         client._emit("x.y", {"a": 1})
     assert seen and seen[0].name == "x.y" and "boom" in caplog.text
     client.off("x.y")

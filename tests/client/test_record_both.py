@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softphone.client import AudioConfig, Client
+from softphone.client.client import AudioConfig, Client
 from softphone.media.dsp import dominant_frequency
 from softphone.media.frames import SAMPLE_RATE
 from softphone.media.sources import ToneSource

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from softphone.client import AudioConfig, Client, ClientEvent
+from softphone.client.client import AudioConfig, Client, ClientEvent
 from softphone.protocol import CallState, Credentials
 from softphone.switch import Switch, default_accounts
 

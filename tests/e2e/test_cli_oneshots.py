@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from cliutil import PASSWORD, sp
 
+from softphone.app.events_json import load_schema
 from softphone.cli.exitcodes import ExitCode
-from softphone.events_json import load_schema
 
 pytestmark = pytest.mark.e2e
 switch_port, token, env = cliutil.switch_port, cliutil.token, cliutil.env  # fixtures

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softphone.audio import _pyaudio, _quiet_stderr, find_device
-from softphone.client import AudioConfig, Client, ClientEvent
+from softphone.client.client import AudioConfig, Client, ClientEvent
 from softphone.errors import DeviceNotFound
 from softphone.media.dsp import dominant_frequency
+from softphone.media.hub import _pyaudio, _quiet_stderr, find_device
 from softphone.media.sinks import BufferSink
 from softphone.protocol import CallState, Credentials
 from softphone.switch import Switch, default_accounts

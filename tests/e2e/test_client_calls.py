@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softphone.client import AudioConfig, Client, ClientEvent
+from softphone.client.client import AudioConfig, Client, ClientEvent
 from softphone.errors import LoginFailed
 from softphone.media.dsp import dominant_frequency
 from softphone.media.sinks import BufferSink

@@ -11,7 +11,7 @@ then, and so what PortAudio sees, depends on how the device goes:
 * the stream cannot be moved (here: the server kills it through its CLI, then the module is
   unloaded): the ALSA pulse plugin fails, PortAudio's stream stops, and the hub's watchdog drops it.
 * the sink is suspended: PortAudio's stream stays "active" but its callback stops; the hub's stall
-  check (``softphone.audio.STALL_S``) drops it.
+  check (``softphone.media.hub.STALL_S``) drops it.
 
 In the last two cases the client emits ``call.device_warning`` and the call stays up and keeps
 working in the other direction. Without the PulseAudio environment the ``virtual_audio`` fixture
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import pytest
 from test_client_audio import play_tone, record_device, record_pulse_monitor, rms, until
 
-from softphone.client import AudioConfig, Call, Client, ClientEvent
+from softphone.client.client import AudioConfig, Call, Client, ClientEvent
 from softphone.media.dsp import dominant_frequency
 from softphone.media.sinks import BufferSink
 from softphone.protocol import CallState, Credentials

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from softphone.client import AudioConfig, Client, ClientEvent
+from softphone.client.client import AudioConfig, Client, ClientEvent
 from softphone.protocol import CallState, ClientState, Credentials
 from softphone.switch import Switch, default_accounts
 
@@ -81,7 +81,7 @@ async def test_punt_stops_reconnecting_and_ends_calls_without_bye(
     try:
         call = await client.new_call("echo")
         await call.wait_state(CallState.ACTIVE)
-        with caplog.at_level(logging.DEBUG, logger="softphone.client"):
+        with caplog.at_level(logging.DEBUG, logger="softphone.client.client"):
             assert await switch.punt(client.sessid or "")
             await call.wait_ended(5)
             await asyncio.sleep(1.5)  # a reconnect would be scheduled after 0.75 s

@@ -15,7 +15,7 @@ from cliutil import free_port, wait_port
 from websockets.asyncio.server import ServerConnection, serve
 
 from softphone.cli.exitcodes import ExitCode
-from softphone.client import AudioConfig, Client
+from softphone.client.client import AudioConfig, Client
 from softphone.errors import TransportError
 from softphone.protocol import ClientState, Credentials
 from softphone.protocol import verto as v

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from softphone.client import AudioConfig, Client, ClientEvent
+from softphone.client.client import AudioConfig, Client, ClientEvent
 from softphone.media.dsp import dominant_frequency
 from softphone.media.sinks import BufferSink
 from softphone.protocol import CallState, Credentials

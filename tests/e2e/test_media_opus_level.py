@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from softphone.client import AudioConfig, Client
+from softphone.client.client import AudioConfig, Client
 from softphone.media.dsp import dominant_frequency
 from softphone.media.sinks import BufferSink
 from softphone.media.sources import ToneSource

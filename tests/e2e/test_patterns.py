@@ -6,7 +6,7 @@
   bridges on ``call.answered``. Audio is checked both ways across the bridge.
 * Pattern 2: an outside caller (``softphone switch pstn-call``, a subprocess) dials the app's
   number; the backend (``--ivr``) gathers one digit, enqueues the caller (hold tone), dials
-  the agent (:class:`softphone.client.Client`) and bridges on answer.
+  the agent (:class:`softphone.client.client.Client`) and bridges on answer.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from phones import Phone, wait_hz
 from softphone.media.dsp import dominant_frequency
 from softphone.switch import Switch
 from softphone.switch.accounts import load_accounts
-from softphone.switch.callcontrol import CallControl
-from softphone.switch.ccapps import CallControlOptions
-from softphone.switch.pstn import PstnEndpoint
+from softphone.switch.callcontrol.apps import CallControlOptions
+from softphone.switch.callcontrol.engine import CallControl
+from softphone.switch.callcontrol.pstn import PstnEndpoint
 
 pytestmark = pytest.mark.e2e
 
@@ -181,8 +181,8 @@ async def test_parked_call_seen_by_the_js_sdk(tmp_path: Path) -> None:
 async def test_pattern2_outside_caller_ivr_queue_agent(
     tmp_path: Path, backend_port: int, stop_backend: list[subprocess.Popen[str]]
 ) -> None:
-    from softphone.audio import AudioConfig
-    from softphone.client import Client
+    from softphone.client.client import Client
+    from softphone.media.hub import AudioConfig
     from softphone.media.sinks import BufferSink
     from softphone.protocol import Credentials
 

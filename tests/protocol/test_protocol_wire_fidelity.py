@@ -20,7 +20,7 @@ import pytest
 from proto_util import load_trace
 
 import softphone
-from softphone.client import AudioConfig, Client
+from softphone.client.client import AudioConfig, Client
 from softphone.config import Profile
 from softphone.errors import LocalProtocolError
 from softphone.protocol import CallState, Credentials
@@ -73,7 +73,7 @@ def test_codec_capabilities_in_the_sdk_shape() -> None:
 
 def test_client_default_codecs_are_the_profile_default() -> None:
     """'No codecs chosen' is the profile default: the same list as the client's."""
-    from softphone.client import DEFAULT_CODECS
+    from softphone.client.client import DEFAULT_CODECS
 
     assert list(Profile().codecs) == DEFAULT_CODECS
 
@@ -220,9 +220,9 @@ async def test_login_command_with_jwt_says_credential_name() -> None:
     snapshot (panel, --json) names it too; the token itself is never shown."""
     from dataclasses import replace
 
-    from softphone.commands import CommandContext, run_line
+    from softphone.app.commands import CommandContext, run_line
+    from softphone.app.phone import Phone
     from softphone.config import BUILTIN_PROFILES
-    from softphone.phone import Phone
 
     said: list[str] = []
     async with Switch(accounts=default_accounts(), port=0) as sw:

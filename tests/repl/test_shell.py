@@ -16,13 +16,13 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from softphone.commands import COMMANDS
+from softphone.app.commands import COMMANDS
+from softphone.app.history import CallHistory
+from softphone.app.phone import Phone
+from softphone.app.snapshot import Snapshot
 from softphone.config import BUILTIN_PROFILES
-from softphone.history import CallHistory
-from softphone.phone import Phone
 from softphone.repl.history import SafeFileHistory
 from softphone.repl.shell import Shell
-from softphone.snapshot import Snapshot
 from softphone.switch.server import Switch
 
 

@@ -270,8 +270,8 @@ async def start_serve(port: int) -> asyncio.subprocess.Process:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_signal_ends_calls_with_a_bye_and_closes_sockets(sig: signal.Signals, unused_tcp_port: int) -> None:
-    from softphone.audio import AudioConfig
-    from softphone.client import Client
+    from softphone.client.client import Client
+    from softphone.media.hub import AudioConfig
     from softphone.protocol import Credentials
 
     proc = await start_serve(unused_tcp_port)

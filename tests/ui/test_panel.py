@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from softphone.snapshot import CallSnapshot, ClientSnapshot, Snapshot, SocketSnapshot
+from softphone.app.snapshot import CallSnapshot, ClientSnapshot, Snapshot, SocketSnapshot
 from softphone.ui.panel import ENDED_LINGER, MAX_ROWS, level_bar, render, render_summary, safe
 
 

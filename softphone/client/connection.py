@@ -1,4 +1,4 @@
-"""The websocket side of :class:`~softphone.client.Client`: one socket, reconnects, session ticking.
+"""The websocket side of :class:`~softphone.client.client.Client`: one socket, reconnects, session ticking.
 
 A :class:`Connection` owns the socket around a sans-I/O :class:`VertoSession`: its
 connection task opens the socket, reads frames into the session (never awaiting media
@@ -31,7 +31,7 @@ from softphone.protocol.states import ClientState
 
 __all__ = ["BACKOFF_JITTER", "BACKOFF_MAX", "BACKOFF_START", "Connection", "backoff_delay", "frame_for_log"]
 
-logger = logging.getLogger("softphone.client")
+logger = logging.getLogger("softphone.client.client")
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0

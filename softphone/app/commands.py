@@ -1,7 +1,7 @@
 """The one command table: REPL, ``help``, command files and one-shots are built from it.
 
 Each :class:`Command` is data (name, aliases, arguments, help) plus an async handler
-that acts on a :class:`~softphone.phone.Phone` through a :class:`CommandContext`.
+that acts on a :class:`~softphone.app.phone.Phone` through a :class:`CommandContext`.
 Handlers never print: they report through ``ctx.say`` / ``ctx.table``, which each
 front-end implements (rich in the REPL and one-shots, plain text in scripts).
 
@@ -24,7 +24,7 @@ from softphone.errors import CommandError
 from softphone.protocol.states import CallState, ClientState
 
 if TYPE_CHECKING:
-    from softphone.phone import Phone
+    from softphone.app.phone import Phone
 
 __all__ = [
     "COMMANDS",

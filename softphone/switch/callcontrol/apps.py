@@ -32,8 +32,8 @@ from typing import Any
 
 from softphone.errors import ConfigError
 from softphone.switch.accounts import Accounts
-from softphone.switch.mediafiles import default_data_dir
-from softphone.switch.webhooks import WebhookURLError, check_url
+from softphone.switch.callcontrol.mediafiles import default_data_dir
+from softphone.switch.callcontrol.webhooks import WebhookURLError, check_url
 
 DEFAULT_API_PORT = 8766
 DEFAULT_PARK_TIMEOUT_S = 60.0

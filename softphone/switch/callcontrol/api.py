@@ -13,7 +13,7 @@ an ``api_key``)::
     GET  /v2/conferences/{id}                        one conference
     POST /switch/pstn_calls                          the outside world calls in (no auth; ``record_path``
                                                      is a file name under <data dir>/recordings/,
-                                                     ``audio_url`` follows softphone.switch.mediafiles)
+                                                     ``audio_url`` follows softphone.switch.callcontrol.mediafiles)
     GET  /switch/pstn_calls/{id}, POST .../{id}/hangup  follow / end that call (no auth)
 
 ``POST /v2/calls`` without ``connection_id``, to a number a connection owns, is also an
@@ -30,13 +30,13 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from softphone.switch import cccommands
-from softphone.switch.callcontrol import CommandError, parse_headers
-from softphone.switch.mediafiles import MediaRefused, recording_path
+from softphone.switch.callcontrol import commands as cccommands
+from softphone.switch.callcontrol.engine import CommandError, parse_headers
+from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
 
 if TYPE_CHECKING:
-    from softphone.switch.callcontrol import CallControl
-    from softphone.switch.cclegs import CCLeg
+    from softphone.switch.callcontrol.engine import CallControl
+    from softphone.switch.callcontrol.legs import CCLeg
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ _REASONS = {
 
 
 class ApiServer:
-    """HTTP front of a :class:`~softphone.switch.callcontrol.CallControl` engine."""
+    """HTTP front of a :class:`~softphone.switch.callcontrol.engine.CallControl` engine."""
 
     def __init__(self, cc: CallControl, host: str = "127.0.0.1", port: int = 0) -> None:
         self.cc = cc

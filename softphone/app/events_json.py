@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from softphone.snapshot import PhoneEvent
+from softphone.app.snapshot import PhoneEvent
 
 __all__ = ["SCHEMA_VERSION", "dumps", "load_schema", "to_object"]
 

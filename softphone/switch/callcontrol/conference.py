@@ -1,6 +1,6 @@
 """Audio wiring of Call Control legs: bridges, queues and conferences.
 
-Every leg's :class:`~softphone.switch.cclegs.Endpoint` has one *receiver* (where the
+Every leg's :class:`~softphone.switch.callcontrol.legs.Endpoint` has one *receiver* (where the
 audio it receives goes) and a mix of what it sends (``play``/``stop_playing``).
 
 * **Bridge**: each leg's receiver pushes into the other leg (a full-duplex pair).
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
     from softphone.media.sources import AudioSource, PushSource
-    from softphone.switch.cclegs import CCLeg
+    from softphone.switch.callcontrol.legs import CCLeg
 
 
 def bridge_audio(a: CCLeg, b: CCLeg) -> None:

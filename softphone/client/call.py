@@ -1,6 +1,6 @@
 """One call: where signaling (the session's :class:`CallLeg`) meets media (a :class:`MediaPeer`).
 
-A :class:`Call` is created by :class:`~softphone.client.Client` (``new_call`` or an
+A :class:`Call` is created by :class:`~softphone.client.client.Client` (``new_call`` or an
 inbound invite) and driven by it: the client's reader hands session events to the
 call's ``_on_*`` methods, which never await media work themselves; anything slow
 (applying SDP, reattaching) runs in a task tracked by the client.
@@ -23,9 +23,9 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from softphone.audio import ringback_tone, ringtone_tone
 from softphone.errors import CallError, CommandError, LocalProtocolError, MediaError
 from softphone.media.frames import Frame
+from softphone.media.hub import ringback_tone, ringtone_tone
 from softphone.media.sinks import AudioSink, BaseSink, NullSink
 from softphone.media.sources import AudioSource, NullSource, ToneSource
 from softphone.protocol import events as ev
@@ -34,11 +34,11 @@ from softphone.protocol.session import CallLeg
 from softphone.protocol.states import CallState
 
 if TYPE_CHECKING:
-    from softphone.client import Client
+    from softphone.client.client import Client
     from softphone.media.peer import MediaPeer
     from softphone.media.stats import MediaStats
 
-logger = logging.getLogger("softphone.call")
+logger = logging.getLogger("softphone.client.call")
 
 DTMF_DEDUP_WINDOW = 1.0
 """Seconds within which the same digit from the other path is a duplicate."""

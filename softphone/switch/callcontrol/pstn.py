@@ -1,7 +1,7 @@
 """Simulated outside (PSTN) legs: no websocket, no RTP, just a 20 ms audio clock.
 
 A :class:`PstnEndpoint` stands in for a phone on the public network. It has the same
-audio surface as a WebRTC leg's :class:`~softphone.switch.legs.MediaLeg`
+audio surface as a WebRTC leg's :class:`~softphone.switch.media_legs.MediaLeg`
 (``set_receiver``/``push``/``play``/``stop_playing``/``close``), so Call Control can
 bridge, queue and conference it like any other leg:
 
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from softphone.switch.legs import LegAudio
+from softphone.switch.media_legs import LegAudio
 
 if TYPE_CHECKING:
     from softphone.media.frames import Frame

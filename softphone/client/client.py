@@ -1,7 +1,7 @@
 """The asyncio client: the sans-I/O :class:`VertoSession` on a websocket, and its calls.
 
 The socket, the reconnect loop (backoff, ``?voice_sdk_id=``) and the session timer live
-in :class:`softphone.connection.Connection`; this module turns the session's events
+in :class:`softphone.client.connection.Connection`; this module turns the session's events
 into client and call events and owns the calls. Media work (applying SDP) runs in
 tasks tracked per client, never in the reader.
 
@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from softphone import SDK_NAME, USER_AGENT, __version__
-from softphone.audio import AudioConfig, AudioManager
-from softphone.call import Call
+from softphone.client.call import Call
+from softphone.client.connection import BACKOFF_JITTER, BACKOFF_MAX, BACKOFF_START, Connection, backoff_delay
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
-from softphone.connection import BACKOFF_JITTER, BACKOFF_MAX, BACKOFF_START, Connection, backoff_delay
 from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError, TransportError
 from softphone.log import redact
+from softphone.media.hub import AudioConfig, AudioManager
 from softphone.protocol import events as ev
 from softphone.protocol import verto as v
 from softphone.protocol.session import REQUEST_TIMEOUTS, Credentials, VertoSession
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["BACKOFF_JITTER", "BACKOFF_MAX", "BACKOFF_START", "AudioConfig", "Client", "ClientEvent",
            "backoff_delay"]
 
-logger = logging.getLogger("softphone.client")
+logger = logging.getLogger("softphone.client.client")
 
 DEFAULT_URL = "wss://rtc.telnyx.com"
 #: What a client offers when no codecs are chosen (config.Profile's default too).
@@ -257,7 +257,7 @@ class Client:
         if not self.calls:
             self._emit("client.error", {"code": 0, "message": message})
 
-    # -- connection (softphone.connection) --------------------------------------------------------
+    # -- connection (softphone.client.connection) --------------------------------------------------------
     async def connect(self) -> None:
         """Connect and log in; return when ready (REGED). Raises LoginFailed or TransportError."""
         if self.credentials is None:
@@ -445,7 +445,7 @@ class Client:
 
     def set_audio_input(self, device: str | int) -> None:
         """Switch the input device for every live and future call (errors become device warnings)."""
-        from softphone.audio import find_device
+        from softphone.media.hub import find_device
 
         if self._audio.resolve() == "pyaudio":
             find_device(device, output=False)  # DeviceNotFound now, not later
@@ -453,7 +453,7 @@ class Client:
 
     def set_audio_output(self, device: str | int) -> None:
         """Switch the output device for every live and future call."""
-        from softphone.audio import find_device
+        from softphone.media.hub import find_device
 
         if self._audio.resolve() == "pyaudio":
             find_device(device, output=True)

@@ -6,7 +6,7 @@ asks for it (``POST /switch/pstn_calls``), follows its state (``GET
 codes: 0 answered, 5 never answered, 8 switch unreachable, 1 refused.
 
 The switch reads and writes only its own directories (see
-:mod:`softphone.switch.mediafiles`), so ``--play FILE`` is served to it from a one-file
+:mod:`softphone.switch.callcontrol.mediafiles`), so ``--play FILE`` is served to it from a one-file
 HTTP server on 127.0.0.1 for the length of the call, and ``--record FILE`` asks the
 switch to record under its data dir (as ``FILE``'s name), then copies the finished
 recording to ``FILE``.

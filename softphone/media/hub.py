@@ -40,7 +40,7 @@ from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from softphone.media.sinks import RECORD_MODES, AudioSink, BaseSink, NullSink, TeeSink, WavRecorder
 from softphone.media.sources import AudioSource, BaseSource, FileSource, NullSource, ToneSource
 
-logger = logging.getLogger("softphone.audio")
+logger = logging.getLogger("softphone.media.hub")
 
 BACKENDS = ("auto", "pyaudio", "file", "tone", "null")
 

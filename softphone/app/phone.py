@@ -1,13 +1,13 @@
 """The application service: the one writer of application state.
 
-:class:`Phone` owns a :class:`~softphone.client.Client`, listens to every client event
-on the event loop, keeps a :class:`~softphone.snapshot.Snapshot` up to date and
-publishes it (level-triggered, for panels) plus :class:`~softphone.snapshot.PhoneEvent`
+:class:`Phone` owns a :class:`~softphone.client.client.Client`, listens to every client event
+on the event loop, keeps a :class:`~softphone.app.snapshot.Snapshot` up to date and
+publishes it (level-triggered, for panels) plus :class:`~softphone.app.snapshot.PhoneEvent`
 (edge-triggered, for logs, ``--json`` and ``wait``). A ticker refreshes call timers and
 levels five times a second and emits one ``call.stats`` event per live call per second.
-Finished calls go to the :class:`~softphone.history.CallHistory`.
+Finished calls go to the :class:`~softphone.app.history.CallHistory`.
 
-Policy lives here; front-ends call these methods through :mod:`softphone.commands`.
+Policy lives here; front-ends call these methods through :mod:`softphone.app.commands`.
 Nothing here prints or imports rich, prompt-toolkit or typer; the client (and with it
 aiortc) is imported only when a Phone logs in.
 """
@@ -21,19 +21,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from softphone.app.history import CallHistory, record_for
+from softphone.app.snapshot import CallSnapshot, PhoneEvent, Snapshot, replace
 from softphone.errors import CommandError
-from softphone.history import CallHistory, record_for
-from softphone.snapshot import CallSnapshot, PhoneEvent, Snapshot, replace
 
 if TYPE_CHECKING:
-    from softphone.call import Call
-    from softphone.client import Client, ClientEvent
+    from softphone.client.call import Call
+    from softphone.client.client import Client, ClientEvent
     from softphone.config import Profile
     from softphone.media.sources import AudioSource
 
 __all__ = ["Phone", "level_from_db"]
 
-logger = logging.getLogger("softphone.phone")
+logger = logging.getLogger("softphone.app.phone")
 
 TICK = 0.2  #: panel refresh period (s)
 STATS_EVERY = 5  #: ticks per call.stats event (one a second)
@@ -178,7 +178,7 @@ class Phone:
     def _make_client(self, user: str | None, password: str | None, token: str | None) -> Client:
         from dataclasses import replace as dc_replace
 
-        from softphone.client import Client
+        from softphone.client.client import Client
         from softphone.log import register_secret
 
         profile = self.profile

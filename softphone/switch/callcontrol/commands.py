@@ -2,7 +2,7 @@
 
 Each takes the engine, the leg and the JSON body, and returns the ``data`` of the
 response (``{"result": "ok"}`` for actions), or raises
-:class:`~softphone.switch.callcontrol.CommandError`. Every command accepts
+:class:`~softphone.switch.callcontrol.engine.CommandError`. Every command accepts
 ``client_state`` (base64 by convention), which then rides on the leg's later webhooks.
 """
 
@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from softphone.switch.callcontrol import CommandError, gone
-from softphone.switch.conference import Conference
+from softphone.switch.callcontrol.conference import Conference
+from softphone.switch.callcontrol.engine import CommandError, gone
 
 if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
-    from softphone.switch.callcontrol import CallControl
-    from softphone.switch.cclegs import CCLeg
+    from softphone.switch.callcontrol.engine import CallControl
+    from softphone.switch.callcontrol.legs import CCLeg
 
 OK: dict[str, Any] = {"result": "ok"}
 
@@ -122,7 +122,7 @@ async def bridge(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str,
 
 async def transfer(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
     """Dial ``to`` and bridge ``leg`` to it once it answers (the caller hears ringback)."""
-    from softphone.switch import legs as media_legs
+    from softphone.switch import media_legs
 
     _alive(leg)
     _state(leg, body)

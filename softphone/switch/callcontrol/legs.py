@@ -3,8 +3,8 @@
 In Telnyx's Voice API every leg has its own ``call_control_id`` and is driven on its
 own: answered, bridged to another leg, queued, put in a conference, hung up. A
 :class:`CCLeg` is that leg in the switch. Its audio goes through an
-:class:`Endpoint`: a WebRTC leg's :class:`~softphone.switch.legs.MediaLeg` or a
-:class:`~softphone.switch.pstn.PstnEndpoint`.
+:class:`Endpoint`: a WebRTC leg's :class:`~softphone.switch.media_legs.MediaLeg` or a
+:class:`~softphone.switch.callcontrol.pstn.PstnEndpoint`.
 
 WebRTC legs stay switch calls, so the websocket server keeps handling their
 signaling: :class:`WebRtcCall` is a one-leg :class:`~softphone.switch.calls.Call` whose
@@ -27,7 +27,7 @@ from softphone.switch.calls import Call, Leg
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
     from softphone.media.sources import AudioSource
-    from softphone.switch.conference import Conference
+    from softphone.switch.callcontrol.conference import Conference
 
 
 class Endpoint(Protocol):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from softphone.snapshot import CallSnapshot
+from softphone.app.snapshot import CallSnapshot
 
 __all__ = ["CallHistory", "Totals", "data_dir", "record_for"]
 

@@ -1,4 +1,4 @@
-"""Frozen snapshots of application state, published by :class:`softphone.phone.Phone`.
+"""Frozen snapshots of application state, published by :class:`softphone.app.phone.Phone`.
 
 A snapshot is level-triggered: it says how things are now, so a panel can be redrawn
 from it alone. Times are epoch seconds; ``Snapshot.ts`` is when it was taken, so a
@@ -141,7 +141,7 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class PhoneEvent:
-    """An edge-triggered event from :class:`softphone.phone.Phone` (logs, ``--json``, ``wait``).
+    """An edge-triggered event from :class:`softphone.app.phone.Phone` (logs, ``--json``, ``wait``).
 
     ``type`` is a client event name (``socket.*``, ``client.*``, ``call.*``) or one of the
     phone's own (``call.stats`` once a second per live call, ``summary`` at the end of a

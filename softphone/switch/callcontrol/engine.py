@@ -11,9 +11,9 @@ Two usage patterns run offline with it:
    the same way (``direction: incoming``) and the backend places a leg to the client and
    joins the two. Without a webhook the client is rung directly and bridged on answer.
 
-The engine keeps one :class:`~softphone.switch.cclegs.CCLeg` per ``call_control_id``;
-commands live in :mod:`softphone.switch.cccommands`, the HTTP API in
-:mod:`softphone.switch.ccapi`, audio wiring in :mod:`softphone.switch.conference`.
+The engine keeps one :class:`~softphone.switch.callcontrol.legs.CCLeg` per ``call_control_id``;
+commands live in :mod:`softphone.switch.callcontrol.commands`, the HTTP API in
+:mod:`softphone.switch.callcontrol.api`, audio wiring in :mod:`softphone.switch.callcontrol.conference`.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from softphone.protocol import verto
-from softphone.switch import legs as media_legs
-from softphone.switch.ccapps import CallControlApp, CallControlOptions, apps_from_accounts, check_apps
-from softphone.switch.cclegs import CCLeg, WebRtcCall, dialled_call, new_control_id, telnyx_cause
-from softphone.switch.conference import Conference, Queue, bridge_audio, cut_audio
-from softphone.switch.mediafiles import MediaRefused, load_media
-from softphone.switch.pstn import PstnEndpoint
+from softphone.switch import media_legs
+from softphone.switch.callcontrol.apps import CallControlApp, CallControlOptions, apps_from_accounts, check_apps
+from softphone.switch.callcontrol.conference import Conference, Queue, bridge_audio, cut_audio
+from softphone.switch.callcontrol.legs import CCLeg, WebRtcCall, dialled_call, new_control_id, telnyx_cause
+from softphone.switch.callcontrol.mediafiles import MediaRefused, load_media
+from softphone.switch.callcontrol.pstn import PstnEndpoint
+from softphone.switch.callcontrol.webhooks import WebhookSender
 from softphone.switch.routing import NoRoute, Route, ServiceRoute, SlotRoute, is_number, route
-from softphone.switch.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
@@ -86,7 +86,7 @@ class CallControl:
         check_apps(self.apps, allow_remote=self.options.allow_remote_webhooks)
         self.switch.park_hook = self._park_hook
         if api:
-            from softphone.switch.ccapi import ApiServer
+            from softphone.switch.callcontrol.api import ApiServer
 
             self._api = ApiServer(self, self.options.api_host, self.options.api_port)
             await self._api.start()
@@ -121,7 +121,8 @@ class CallControl:
         return self.switch.spawn(coro, name)
 
     async def media(self, spec: str, *, loop: bool = False, param: str = "audio_url") -> AudioSource:
-        """The source an ``audio_url`` names, under the media policy (see :mod:`~softphone.switch.mediafiles`).
+        """The source an ``audio_url`` names, under the media policy (see
+        :mod:`~softphone.switch.callcontrol.mediafiles`).
 
         Raises a 422 :class:`CommandError` for anything refused or undecodable.
         """
@@ -237,7 +238,7 @@ class CallControl:
             leg.hangup_source = "unknown"
         gather = leg.extras.get("gather")
         if gather is not None:
-            from softphone.switch.cccommands import end_gather
+            from softphone.switch.callcontrol.commands import end_gather
 
             end_gather(self, leg, "call_hangup")
         for pb in list(leg.extras.get("playbacks", {}).values()):
@@ -262,7 +263,7 @@ class CallControl:
         self.legs.pop(leg.call_control_id, None)
 
     def leg_dtmf(self, leg: CCLeg, digits: str) -> None:
-        from softphone.switch.cccommands import gather_digit
+        from softphone.switch.callcontrol.commands import gather_digit
 
         for digit in digits:
             self.emit(leg, "call.dtmf.received", digit=digit)
@@ -409,7 +410,7 @@ class CallControl:
 
         ``audio`` is an ``audio_url`` (under the media policy) or a ready source;
         ``record_path`` is trusted (the HTTP API only passes paths from
-        :func:`~softphone.switch.mediafiles.recording_path`).
+        :func:`~softphone.switch.callcontrol.mediafiles.recording_path`).
         """
         conn = self.switch.accounts.by_number(to)
         if conn is None:
@@ -570,7 +571,7 @@ class CallControl:
 
 
 def _iso(ts: float | None) -> str | None:
-    from softphone.switch.webhooks import iso_now
+    from softphone.switch.callcontrol.webhooks import iso_now
 
     return None if ts is None else iso_now(ts)
 
