@@ -293,9 +293,10 @@ def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point. Usage errors exit with ExitCode.USAGE (2)."""
     args = sys.argv[1:] if argv is None else argv
     if "--help" in args or "-h" in args:
-        from softphone.cli.richhelp import import_rich_utils_light
+        from softphone.cli.richhelp import hide_flag_metavars, import_rich_utils_light
 
         import_rich_utils_light()  # rich help without markdown-it: ~75 ms less for `--help`
+        hide_flag_metavars()  # no `<bool>`/`<int>` after options that take no value
     try:
         return app(args=argv, prog_name="softphone")
     except KeyboardInterrupt:

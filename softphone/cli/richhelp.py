@@ -58,3 +58,25 @@ def import_rich_utils_light() -> None:
         for module, stub in placed.items():
             if sys.modules.get(module) is stub:
                 del sys.modules[module]
+
+
+def hide_flag_metavars() -> None:
+    """Show no value placeholder for options that take no value.
+
+    typer 0.29 gives every option a type column, so ``--json`` reads ``<bool>`` and ``-v`` (a counter)
+    reads ``<int>`` although neither takes a value; ``--json true`` would be a usage error. Flags and
+    counters get an empty type column, as click's own help shows them. Idempotent.
+    """
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_softphone_flags", False):
+        return
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._softphone_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

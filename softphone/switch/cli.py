@@ -14,7 +14,11 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="The local Telnyx-compatible switch.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local Telnyx-compatible switch.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 AccountsOpt = Annotated[
     Path | None, typer.Option("--accounts", "-a", help="Accounts TOML file (default: the built-in accounts).")

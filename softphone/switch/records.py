@@ -11,11 +11,12 @@ Default file: ``<platformdirs user data dir>/softphone/switch-calls.jsonl``.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from softphone.app.billing import cost
 
 DEFAULT_RATE_PER_MINUTE = 0.002
 KEEP_RECORDS = 10_000
@@ -30,10 +31,8 @@ def default_records_path() -> Path:
 
 
 def billed_cost(duration_s: float, rate_per_minute: float) -> float:
-    """Cost of an answered leg: per started second at ``rate_per_minute``."""
-    if duration_s <= 0:
-        return 0.0
-    return round(math.ceil(duration_s - 1e-9) * rate_per_minute / 60.0, 9)
+    """Cost of an answered leg: per started second at ``rate_per_minute`` (:func:`softphone.app.billing.cost`)."""
+    return cost(duration_s, rate_per_minute)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -134,8 +133,11 @@ def render_records(records: list[CallRecord], *, as_json: bool = False) -> str:
     """A fixed-width table (or a JSON array) for ``softphone switch calls [--json]``."""
     if as_json:
         return json.dumps([r.to_json() for r in records], indent=2)
+    # The codec column is as wide as its longest value: "opus/48000/2" must not read "opus/4".
+    cw = max([5, *(len(r.codec) for r in records)])
     header = (
-        f"{'start (UTC)':<19}  {'leg':<3} {'from':<16} {'to':<16} {'dur s':>7} {'cause':<20} {'codec':<6} {'cost $':>9}"
+        f"{'start (UTC)':<19}  {'leg':<3} {'from':<16} {'to':<16} {'dur s':>7} {'cause':<20} "
+        f"{'codec':<{cw}} {'cost $':>9}"
     )
     lines = [header, "-" * len(header)]
     total = 0.0
@@ -143,7 +145,7 @@ def render_records(records: list[CallRecord], *, as_json: bool = False) -> str:
         start = datetime.fromtimestamp(r.start, UTC).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
             f"{start:<19}  {r.leg:<3} {r.from_party[:16]:<16} {r.to_party[:16]:<16} "
-            f"{r.duration_s:>7.1f} {r.cause[:20]:<20} {r.codec[:6]:<6} {r.cost:>9.6f}"
+            f"{r.duration_s:>7.1f} {r.cause[:20]:<20} {r.codec:<{cw}} {r.cost:>9.6f}"
         )
         total += r.cost
     lines.append(f"{len(records)} leg(s), total ${total:.6f}")

@@ -1,0 +1,37 @@
+"""Issue 9 item 17: what the CLI prints is whole (no cut codec, no raw floats, no value placeholder on flags)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from softphone.switch.records import CallRecord, render_records
+
+
+def test_switch_calls_shows_the_whole_codec() -> None:
+    rec = CallRecord("c1", "a", "inbound", "s1", "demo", "demo", "echo", start=1000.0, answer=1001.0, end=1003.0)
+    rec.cause, rec.codec = "NORMAL_CLEARING", "opus/48000/2"
+    table = render_records([rec])
+    assert "opus/48000/2" in table
+    header, _, row = table.splitlines()[:3]
+    # the columns still line up: the cost column ends where its header ends
+    assert len(row) == len(header)
+
+
+def test_flags_show_no_bool_or_int_placeholder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softphone.cli.app import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("NO_COLOR", "1")
+    for args in (["--help"], ["dial", "--help"], ["switch", "-h"], ["switch", "calls", "-h"]):
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        out = capsys.readouterr().out
+        assert done.value.code == 0, (args, out)
+        assert "Usage:" in out
+        assert "<bool>" not in out and not re.search(r"--verbose\s+-v\s+<int>", out), (args, out)
+        if args[0] == "dial":
+            assert "<float range>" in out  # options that take a value keep their type
