@@ -31,6 +31,15 @@ __all__ = ["Display"]
 _MIN_REDRAW = 0.1
 
 
+def _num(value: object, spec: str) -> str:
+    """A number as people read it (``jitter=2.7ms``, ``cost=$0.000026``), not ``2.6666666666666665``/``2.6e-05``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
 def _plain(event: PhoneEvent) -> str | None:
     d = event.data
     stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
@@ -49,12 +58,15 @@ def _plain(event: PhoneEvent) -> str | None:
     elif t == "call.hangup":
         text = f"{d.get('cause') or ''}" + (f" (SIP {d['sip_code']})" if d.get("sip_code") else "")
     elif t == "call.stats":
-        text = (f"{d.get('codec') or '-'} rtt={d.get('rtt_ms')} jitter={d.get('jitter_ms')} loss={d.get('loss_pct')} "
-                f"mos={d.get('mos')} in={d.get('input_level')} out={d.get('output_level')} cost=${d.get('cost')}")
+        text = (f"{d.get('codec') or '-'} rtt={_num(d.get('rtt_ms'), '.0f')}ms "
+                f"jitter={_num(d.get('jitter_ms'), '.1f')}ms "
+                f"loss={_num(d.get('loss_pct'), '.1f')}% mos={_num(d.get('mos'), '.2f')} "
+                f"in={_num(d.get('input_level'), '.2f')} out={_num(d.get('output_level'), '.2f')} "
+                f"cost=${_num(d.get('cost'), '.6f')}")
     elif t in ("call.created", "call.incoming"):
         text = f"{d.get('direction', '')} {d.get('remote', '')}"
     else:
-        text = " ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, dict | list))
+        text = " ".join(f"{k}={_num(v, '.4g')}" for k, v in d.items() if not isinstance(v, dict | list))
     from softphone.log import redact
 
     return redact(f"{stamp} {t}{cid} {text}".rstrip()).replace("\x1b", "")

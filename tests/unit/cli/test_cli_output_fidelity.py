@@ -35,3 +35,18 @@ def test_flags_show_no_bool_or_int_placeholder(
         assert "<bool>" not in out and not re.search(r"--verbose\s+-v\s+<int>", out), (args, out)
         if args[0] == "dial":
             assert "<float range>" in out  # options that take a value keep their type
+
+
+def test_verbose_lines_show_rounded_numbers() -> None:
+    from softphone.app.snapshot import PhoneEvent
+    from softphone.cli.display import _plain
+
+    stats = PhoneEvent("call.stats", 0.0, "c" * 12, {
+        "codec": "opus", "rtt_ms": 1.25, "jitter_ms": 2.6666666666666665, "loss_pct": 0.0, "mos": 4.41234,
+        "input_level": 0.123456, "output_level": None, "cost": 2.6e-05,
+    })
+    line = _plain(stats) or ""
+    assert "jitter=2.7ms" in line and "cost=$0.000026" in line and "mos=4.41" in line and "out=-" in line, line
+    assert "2.666" not in line and "e-05" not in line, line
+    other = _plain(PhoneEvent("socket.close", 0.0, None, {"code": 1000, "after": 0.30000000000000004})) or ""
+    assert "after=0.3" in other and "code=1000" in other, other
