@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from softphone.app.billing import cost
 from softphone.app.snapshot import CallSnapshot
 
 __all__ = ["CallHistory", "Totals", "data_dir", "record_for"]
@@ -55,7 +56,7 @@ def record_for(call: CallSnapshot, now: float) -> dict[str, Any]:
         "codec": call.codec,
         "mos": call.mos,
         "rate_per_minute": call.rate_per_minute,
-        "cost": call.cost(now),
+        "cost": cost(call.duration(now), call.rate_per_minute),
     }
 
 
@@ -113,5 +114,5 @@ class CallHistory:
             calls=len(records),
             answered=sum(1 for r in records if r.get("answered")),
             duration=sum(float(r.get("duration") or 0) for r in records),
-            cost=round(sum(float(r.get("cost") or 0) for r in records), 6),
+            cost=round(sum(float(r.get("cost") or 0) for r in records), 9),
         )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from softphone.app.billing import cost
+from softphone.app.billing import cost as billing_cost
 
 DEFAULT_RATE_PER_MINUTE = 0.002
 KEEP_RECORDS = 10_000
@@ -32,7 +32,7 @@ def default_records_path() -> Path:
 
 def billed_cost(duration_s: float, rate_per_minute: float) -> float:
     """Cost of an answered leg: per started second at ``rate_per_minute`` (:func:`softphone.app.billing.cost`)."""
-    return cost(duration_s, rate_per_minute)
+    return billing_cost(duration_s, rate_per_minute)
 
 
 def _iso(ts: float | None) -> str | None:
