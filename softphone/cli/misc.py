@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -21,6 +22,18 @@ __all__ = ["config_init", "config_path", "config_show", "show_devices", "show_hi
 
 def _console() -> Console:
     return Console(highlight=False)
+
+
+def _print_table(table: Table, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal; tab-separated lines (a header, then one line per row) when stdout is
+    piped, so that nothing is cut to an 80-column guess and ``cut``/``awk`` read it."""
+    if sys.stdout.isatty():
+        for row in rows:
+            table.add_row(*row)
+        _console().print(table)
+        return
+    for line in (columns, *rows):
+        print("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in line))
 
 
 def _err(msg: str) -> None:
@@ -46,14 +59,19 @@ def show_devices(g: Globals) -> int:
     if g.json:
         print(json.dumps({"v": 1, "devices": rows}))
         return ExitCode.OK
+    if not rows:
+        print("no audio devices (PortAudio lists none)")
+        return ExitCode.OK
+    columns = ("#", "name", "host API", "in", "out", "default")
     table = Table(title="Audio devices", title_justify="left")
-    for col in ("#", "name", "host API", "in", "out", "default"):
+    for col in columns:
         table.add_column(col)
-    for r in rows:
-        default = "/".join(k for k, on in (("input", r["default_input"]), ("output", r["default_output"])) if on)
-        table.add_row(str(r["index"]), safe(r["name"]), safe(r["host_api"]), str(r["inputs"]), str(r["outputs"]),
-                      default)
-    _console().print(table if rows else "no audio devices (PortAudio lists none)")
+    cells = [
+        [str(r["index"]), safe(r["name"]), safe(r["host_api"]), str(r["inputs"]), str(r["outputs"]),
+         "/".join(k for k, on in (("input", r["default_input"]), ("output", r["default_output"])) if on)]
+        for r in rows
+    ]
+    _print_table(table, columns, cells)
     return ExitCode.OK
 
 
@@ -69,19 +87,27 @@ def show_history(g: Globals, limit: int) -> int:
                                                             "duration": round(totals.duration, 3),
                                                             "cost": totals.cost}}))
         return ExitCode.OK
+    columns = ("started", "dir", "remote", "duration", "cause", "codec", "MOS", "cost")
     table = Table(title=f"Call history ({history.path})", title_justify="left")
-    for col in ("started", "dir", "remote", "duration", "cause", "codec", "MOS", "cost"):
+    for col in columns:
         table.add_column(col, justify="right" if col in ("duration", "cost", "MOS") else "left")
+    cells: list[list[str]] = []
     for r in shown:
         mos = r.get("mos")
-        table.add_row(safe(str(r.get("started", ""))[:19].replace("T", " ")), safe(r.get("direction", "")),
+        cells.append([safe(str(r.get("started", ""))[:19].replace("T", " ")), safe(r.get("direction", "")),
                       safe(r.get("remote", "")), f"{float(r.get('duration') or 0):.1f}s", safe(r.get("cause") or ""),
                       safe(r.get("codec") or ""), f"{mos:.2f}" if isinstance(mos, int | float) else "-",
-                      f"${float(r.get('cost') or 0):.4f}")
-    table.add_section()
-    table.add_row("total", "", f"{totals.calls} calls, {totals.answered} answered", f"{totals.duration:.1f}s",
-                  "", "", "", f"${totals.cost:.4f}")
-    _console().print(table)
+                      f"${float(r.get('cost') or 0):.4f}"])
+    total = ["total", "", f"{totals.calls} calls, {totals.answered} answered", f"{totals.duration:.1f}s",
+             "", "", "", f"${totals.cost:.4f}"]
+    if sys.stdout.isatty():
+        for row in cells:
+            table.add_row(*row)
+        table.add_section()
+        table.add_row(*total)
+        _console().print(table)
+    else:
+        _print_table(table, columns, [*cells, total])
     return ExitCode.OK
 
 

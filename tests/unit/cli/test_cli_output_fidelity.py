@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,26 @@ def test_verbose_lines_show_rounded_numbers() -> None:
     assert "2.666" not in line and "e-05" not in line, line
     other = _plain(PhoneEvent("socket.close", 0.0, None, {"code": 1000, "after": 0.30000000000000004})) or ""
     assert "after=0.3" in other and "code=1000" in other, other
+
+
+def test_history_piped_keeps_every_column_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from softphone.cli.app import app
+
+    monkeypatch.setenv("SOFTPHONE_DATA_DIR", str(tmp_path))
+    remote = "sip:a-rather-long-user-name@sip.example.invalid"
+    (tmp_path / "calls.jsonl").write_text(json.dumps({
+        "v": 1, "id": "a", "direction": "outbound", "remote": remote, "started": "2026-01-01T00:00:00",
+        "answered": "x", "duration": 61.0, "cause": "NORMAL_CLEARING", "codec": "opus/48000/2", "mos": 4.4,
+        "cost": 0.002033,
+    }) + "\n")
+    result = CliRunner().invoke(app, ["history"], env={"COLUMNS": "80"})  # CliRunner's stdout is not a TTY
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split("\t") == ["started", "dir", "remote", "duration", "cause", "codec", "MOS", "cost"]
+    assert lines[1].split("\t") == ["2026-01-01 00:00:00", "outbound", remote, "61.0s", "NORMAL_CLEARING",
+                                    "opus/48000/2", "4.40", "$0.0020"]
+    assert lines[2].split("\t")[0] == "total" and "…" not in result.output
