@@ -25,6 +25,10 @@ from softphone.ui.panel import render, safe
 
 if TYPE_CHECKING:
     from softphone.app.phone import Phone
+    from softphone.cli.exitcodes import ExitCode
+
+#: The per-call keys of the closing ``summary`` event (docs/events.md).
+_SUMMARY_KEYS = ("id", "direction", "remote", "duration", "cause", "codec", "mos", "cost")
 
 __all__ = ["Display"]
 
@@ -151,6 +155,22 @@ class Display:
         for row in rows:
             table.add_row(*(safe(c) for c in row))
         self.show(table)
+
+    def summary(self, call_ids: Sequence[str], code: ExitCode) -> None:
+        """The closing ``summary`` event (``--json``) and, unless ``-qq``, one summary per call and the outcome."""
+        from softphone.app.history import record_for
+        from softphone.ui.panel import render_summary
+
+        snap = self.phone.snapshot
+        calls = [c for c in (snap.call(i) for i in dict.fromkeys(call_ids)) if c is not None]
+        self.final(PhoneEvent("summary", snap.ts, None, {
+            "exit_code": int(code), "outcome": code.name.lower(),
+            "calls": [{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls]}))
+        if self.verbosity < -1:
+            return
+        for c in calls:
+            self.show(render_summary(c, snap.ts))
+        self.say(f"outcome: {code.name.lower().replace('_', ' ')} (exit {int(code)})")
 
     def show(self, renderable: RenderableType) -> None:
         (self.err if self.json else self.console).print(renderable)

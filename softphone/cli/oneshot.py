@@ -21,7 +21,6 @@ from softphone.cli.runtime import CallOptions, open_phone, run_async
 if TYPE_CHECKING:
     from softphone.app.phone import Phone
     from softphone.cli.app import Globals
-    from softphone.cli.display import Display
     from softphone.media.sources import AudioSource
 
 __all__ = ["CallOptions", "run_answer", "run_check", "run_demo", "run_dial"]
@@ -117,25 +116,6 @@ async def place_call(phone: Phone, destination: str, opts: CallOptions, wait_ans
     return call_id, exit_code_for_hangup(c.cause if c else None, c.sip_code if c else None, answered=False)
 
 
-def _summary(phone: Phone, display: Display, call_ids: Sequence[str], code: ExitCode) -> None:
-    from softphone.app.history import record_for
-    from softphone.ui.panel import render_summary
-
-    snap = phone.snapshot
-    calls = [c for c in (snap.call(i) for i in call_ids) if c is not None]
-    display.final(PhoneEvent("summary", snap.ts, None, {
-        "exit_code": int(code), "outcome": code.name.lower(),
-        "calls": [{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls]}))
-    if display.verbosity < -1:
-        return
-    for c in calls:
-        display.show(render_summary(c, snap.ts))
-    display.say(f"outcome: {code.name.lower().replace('_', ' ')} (exit {int(code)})")
-
-
-_SUMMARY_KEYS = ("id", "direction", "remote", "duration", "cause", "codec", "mos", "cost")
-
-
 def run_dial(g: Globals, destination: str, opts: CallOptions, *, caller_name: str | None,
              caller_number: str | None, headers: Sequence[tuple[str, str]], wait_answer: float) -> int:
     from softphone.cli.display import Display
@@ -146,7 +126,7 @@ def run_dial(g: Globals, destination: str, opts: CallOptions, *, caller_name: st
             with display:
                 await phone.login()
                 call_id, code = await place_call(phone, destination, opts, wait_answer, interrupted, headers)
-            _summary(phone, display, [call_id], code)
+            display.summary([call_id], code)
             return code
 
     return run_async(g, body)
@@ -228,7 +208,7 @@ def run_answer(g: Globals, opts: CallOptions, *, auto_answer: float | None, coun
                         code = ExitCode.NO_ANSWER
                     if interrupted.is_set():
                         break
-            _summary(phone, display, handled, code)
+            display.summary(handled, code)
             return code
 
     return run_async(g, body)
@@ -311,7 +291,7 @@ def run_demo(g: Globals, *, duration: float, no_audio: bool) -> int:
                         # Leave the panel with the digits on screen a moment before hanging up.
                         await until(phone, _ended(call_id), DTMF_LINGER, interrupted)
                     await _hangup(phone, call_id)
-            _summary(phone, display, ids, code)
+            display.summary(ids, code)
             return code
 
     return run_async(g, body)

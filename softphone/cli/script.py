@@ -75,6 +75,9 @@ def run_script(g: Globals, file: Path, *, keep_going: bool, local: bool, no_audi
             display = Display(phone, json=g.json, verbosity=g.verbosity, title=f"softphone run {name}")
             ctx = CommandContext(phone=phone, say=display.say, table=display.table)
             first_failure = ExitCode.OK
+            call_ids: list[str] = []  # every call the file placed or took, for the closing summary
+            stop_watching = phone.on_event(
+                lambda e: call_ids.append(e.call_id) if e.call_id and e.call_id not in call_ids else None)
             with display:
                 if not any(line.command.name == "login" for line in lines):
                     await phone.login()  # a file without its own `login` uses the profile's credentials
@@ -93,6 +96,8 @@ def run_script(g: Globals, file: Path, *, keep_going: bool, local: bool, no_audi
                         if not keep_going:
                             break
                 await phone.hangup_all()
+            stop_watching()
+            display.summary(call_ids, first_failure)
             return first_failure
 
     return run_async(g, body)

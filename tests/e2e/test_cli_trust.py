@@ -29,6 +29,23 @@ def test_script_dtmf_hash_is_sent_and_expected(env: dict[str, str], tmp_path: Pa
     assert received == "123#", received
 
 
+def test_run_ends_with_a_summary_of_its_calls(env: dict[str, str], tmp_path: Path) -> None:
+    """`run` closes like the one-shots: a `summary` event (--json) with every call, and the outcome line."""
+    script = tmp_path / "two.txt"
+    script.write_text("dial echo\nwait call active 10\nsleep 1.2\nhangup\ndial dtmf\nwait call active 10\nhangup\n")
+    r = sp(env, "--json", "run", str(script))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    last = json.loads(r.stdout.splitlines()[-1])
+    assert last["type"] == "summary" and last["exit_code"] == 0 and last["outcome"] == "ok", last
+    assert [c["remote"] for c in last["calls"]] == ["echo", "dtmf"], last
+    assert last["calls"][0]["duration"] >= 1.0 and last["calls"][0]["cost"] > 0, last
+    failing = tmp_path / "fail.txt"
+    failing.write_text("dial echo\nwait call active 10\nexpect dtmf 9 1\n")
+    r = sp(env, "run", str(failing))
+    assert r.returncode == ExitCode.SCRIPT_FAILED, (r.stdout, r.stderr)
+    assert "outcome: script failed (exit" in r.stdout + r.stderr, (r.stdout, r.stderr)
+
+
 def test_script_expect_fails_when_the_hash_is_missing(env: dict[str, str], tmp_path: Path) -> None:
     script = tmp_path / "short.txt"
     script.write_text("dial dtmf\nwait call active 10\ndtmf 123\nexpect dtmf 123# 3\n")
