@@ -9,8 +9,10 @@ Parsing is shell-like (whitespace-separated words, ``'...'``/``"..."`` quotes, b
 escapes). ``#`` starts a comment where it begins a word outside quotes, except in a DTMF
 digits argument (``dtmf 123#``, ``expect dtmf 123#``), which takes ``#`` and ``*`` as they are.
 ``parse_line`` returns the command and its arguments after checking every argument that can
-be checked without a call (count, choices, seconds, DTMF digits, ``wait`` states), so a command
-file fails at ``file:line`` before anything connects, with the message the REPL would show.
+be checked without a call (count, choices, seconds, DTMF digits, ``Name=value`` headers, ``wait``
+states), so a command file fails at ``file:line`` before anything connects, with the message the
+REPL would show. One-shots (``softphone dial ... --header --dtmf``) check their arguments with the
+same functions (:func:`parse_words`, :func:`parse_header`, :func:`check_digits`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from softphone.errors import CommandError
+from softphone.protocol.dtmf import check_digits  # the one DTMF check, re-exported for the front-ends
 from softphone.protocol.states import CallState, ClientState
 
 if TYPE_CHECKING:
@@ -38,7 +41,9 @@ __all__ = [
     "find_command",
     "format_help",
     "is_secret_line",
+    "parse_header",
     "parse_line",
+    "parse_words",
     "run_line",
 ]
 
@@ -50,17 +55,16 @@ WAIT_STATES: dict[str, tuple[str, ...]] = {
     "client": tuple(s.value for s in ClientState),
     "call": (*(s.value for s in CallState), "ended"),
 }
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
+def parse_header(cmd: str, text: str) -> tuple[str, str]:
+    """The one custom-header parser: ``Name=value`` -> ``(Name, value)`` (name stripped, value kept as is).
 
-
-def check_digits(cmd: str, digits: str) -> str:
-    """The one DTMF check: ``digits`` upper-cased, or :class:`CommandError` naming the bad ones."""
-    if not digits:
-        raise CommandError(f"{cmd}: no DTMF digits given; use 0-9 * # A-D")
-    bad = sorted({d for d in digits.upper() if d not in DTMF_DIGITS})
-    if bad:
-        raise CommandError(f"{cmd}: invalid digit(s) {''.join(bad)!r}; use 0-9 * # A-D")
-    return digits.upper()
+    :class:`CommandError` when there is no ``=`` or no name. Used by ``dial`` in the REPL and
+    command files and by the ``--header`` option of the one-shot ``softphone dial``.
+    """
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise CommandError(f"{cmd}: header {text!r} must be Name=value")
+    return name.strip(), value
 
 
 class CheckFailed(CommandError):
@@ -114,13 +118,18 @@ class Command:
             raise CommandError(f"{self.name}: missing argument {self.args[len(args)].usage()} (usage: {self.usage})")
         if not variadic and len(args) > len(self.args):
             raise CommandError(f"{self.name}: too many arguments (usage: {self.usage})")
-        for arg, value in zip(self.args, args, strict=False):
+        for index, value in enumerate(args):
+            arg = self.arg_at(index)
+            if arg is None:
+                continue
             if arg.choices and value not in arg.choices and not arg.variadic:
                 raise CommandError(f"{self.name}: {arg.name} must be one of {', '.join(arg.choices)}, not {value!r}")
             if arg.kind == "seconds":
                 _seconds(self.name, value)
             elif arg.kind == "digits":
                 check_digits(self.name, value)
+            elif arg.kind == "header":
+                parse_header(self.name, value)
         if self.validate is not None:
             self.validate(args)
 
@@ -188,12 +197,7 @@ async def _logout(ctx: CommandContext, args: Sequence[str]) -> None:
 
 
 async def _dial(ctx: CommandContext, args: Sequence[str]) -> None:
-    headers: list[tuple[str, str]] = []
-    for h in args[1:]:
-        name, sep, value = h.partition("=")
-        if not sep or not name:
-            raise CommandError(f"dial: header {h!r} must be Name=value")
-        headers.append((name, value))
+    headers = [parse_header("dial", h) for h in args[1:]]
     call_id = await ctx.phone.dial(args[0], headers=headers)
     ctx.say(f"dialing {args[0]} (call {call_id[:8]})")
 
@@ -454,8 +458,15 @@ def parse_line(line: str) -> tuple[Command, list[str]] | None:
     words = split(line)
     if not words:
         return None
+    return parse_words(words)
+
+
+def parse_words(words: Sequence[str]) -> tuple[Command, list[str]]:
+    """The command and its checked arguments from words already split (a line, or a one-shot's argv)."""
+    if not words:
+        raise CommandError("no command given (try 'help')")
     cmd = find_command(words[0])
-    args = words[1:]
+    args = list(words[1:])
     cmd.check_args(args)
     return cmd, args
 
