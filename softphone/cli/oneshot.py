@@ -23,9 +23,32 @@ if TYPE_CHECKING:
     from softphone.cli.app import Globals
     from softphone.media.sources import AudioSource
 
-__all__ = ["CallOptions", "run_answer", "run_check", "run_demo", "run_dial"]
+__all__ = ["CallOptions", "dial_arguments", "dtmf_option", "run_answer", "run_check", "run_demo", "run_dial"]
 
 _UP = ("active", "held")
+
+
+def dtmf_option(digits: str | None) -> str | None:
+    """``--dtmf`` checked by the one DTMF check (upper-cased); ``None``/empty: send none.
+
+    :class:`~softphone.errors.CommandError` (exit 2) names the bad digits.
+    """
+    from softphone.app.commands import check_digits
+
+    return check_digits("--dtmf", digits) if digits else None
+
+
+def dial_arguments(destination: str, headers: Sequence[str],
+                   dtmf: str | None) -> tuple[list[tuple[str, str]], str | None]:
+    """``softphone dial``'s destination, ``--header`` and ``--dtmf`` through the command table.
+
+    The words are checked as the REPL's ``dial DESTINATION Name=value...`` line would be, and the
+    headers parsed by the one header parser, so the one-shot and the shell cannot disagree.
+    """
+    from softphone.app.commands import parse_header, parse_words
+
+    cmd, args = parse_words(["dial", destination, *headers])
+    return [parse_header(cmd.name, h) for h in args[1:]], dtmf_option(dtmf)
 
 
 async def until(phone: Phone, predicate: Callable[[Snapshot], bool | None], timeout: float | None,
