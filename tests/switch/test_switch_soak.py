@@ -95,7 +95,8 @@ async def test_nothing_kept_after_1000_clients() -> None:
 def test_in_memory_records_and_webhook_events_are_bounded(monkeypatch: object) -> None:
     import pytest
 
-    from softphone.switch import records, webhooks
+    from softphone.switch import records
+    from softphone.switch.callcontrol import webhooks
     from softphone.switch.records import CallRecord, RecordStore
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
