@@ -7,6 +7,7 @@ packages=(
   portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins   # PyAudio + virtual audio
   chromium                                                         # the official JS SDK under test
   tmux sox ffmpeg iproute2                                         # terminal tests, audio tools, `ip`
+  flite espeak-ng                                                  # offline text to speech (speak, TeXML Say)
   gcc python3-dev python3-venv                                     # building PyAudio on a bare machine
 )
 
