@@ -1,6 +1,6 @@
 """What every networked command needs: logging, the profile, an optional local switch, a Phone.
 
-``--local`` starts an in-process :class:`~softphone.switch.server.Switch` on loopback
+``--local`` starts an in-process :class:`~softphone.switch.Switch` on loopback
 (a free port) and logs in as the demo user; otherwise the profile comes from the
 config file (``--config``/``--profile``). Errors map to exit codes in one place,
 :func:`exit_code_for_error`.
@@ -133,7 +133,7 @@ async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None =
     async with contextlib.AsyncExitStack() as stack:
         url: str | None = None
         if opts.local:
-            from softphone.switch.server import Switch
+            from softphone.switch import Switch
 
             switch = Switch(host="127.0.0.1", port=0)
             await stack.enter_async_context(switch)

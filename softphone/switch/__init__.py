@@ -62,6 +62,8 @@ announced by webhook; a backend drives them through the commands API (``sw.api_u
 ``/v2/calls``, ``/v2/calls/{id}/actions/...``, ``/v2/conferences``). Simulated outside
 callers: ``sw.call_control.outside_call(...)`` or ``softphone switch pstn-call``. Started
 automatically when such a connection exists, or with ``Switch(call_control=CallControlOptions(...))``.
+The switch core (:class:`~softphone.switch.server.SwitchServer`) does not know Call Control;
+:class:`Switch` (:mod:`softphone.switch.app`, the composition root) wires it in through the core's hooks.
 
 Failures: unknown destination -> bye UNALLOCATED_NUMBER / 404; a known user with no
 registered client (or a number on an ``e164`` connection) -> USER_NOT_REGISTERED / 480.
@@ -70,8 +72,8 @@ registered client (or a number on an ``e164`` connection) -> USER_NOT_REGISTERED
 from __future__ import annotations
 
 from softphone.switch.accounts import Accounts, default_accounts, load_accounts, mint_token, token_for, verify_token
+from softphone.switch.app import Switch
 from softphone.switch.records import CallRecord, render_records
-from softphone.switch.server import Switch
 
 __all__ = [
     "Accounts",

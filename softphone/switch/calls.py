@@ -15,15 +15,17 @@ import logging
 import time
 import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from softphone.protocol import verto
+from softphone.switch.accounts import Login
 from softphone.switch.media_legs import MediaLeg
 from softphone.switch.records import CallRecord
 from softphone.switch.routing import Service
 
 if TYPE_CHECKING:
-    from softphone.switch.server import Session
+    from websockets.asyncio.server import ServerConnection
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,21 @@ RINGING_BUSY_S = 1.0
 """How long ``busy`` rings before USER_BUSY."""
 EARLY_MEDIA_S = 2.0
 """How long ``early`` plays ringback as early media before answering."""
+
+
+@dataclass(eq=False)
+class Session:
+    """A logged-in client (survives its socket while it has calls)."""
+
+    sessid: str
+    login: Login
+    ws: ServerConnection | None
+    voice_sdk_id: str
+    legs: dict[str, Leg] = field(default_factory=dict)
+    last_heard: float = field(default_factory=time.monotonic)
+    expiry: asyncio.TimerHandle | None = None
+    pending_attach: list[Leg] = field(default_factory=list)
+    last_ping: float = field(default_factory=time.monotonic)
 
 
 class Hub(Protocol):

@@ -64,10 +64,10 @@ def serve(
 
     from softphone.errors import ConfigError
     from softphone.switch.accounts import Accounts
+    from softphone.switch.app import Switch
     from softphone.switch.callcontrol.apps import apps_from_accounts, check_apps, load_options
-    from softphone.switch.callcontrol.mediafiles import is_loopback_host
+    from softphone.switch.hosts import is_loopback_host
     from softphone.switch.records import default_records_path
-    from softphone.switch.server import Switch
     from softphone.switch.throttle import load_throttle
 
     accts = _accounts(accounts)

@@ -122,10 +122,3 @@ def route(destination: str, accounts: Accounts) -> Route:
             return NoRoute("USER_NOT_REGISTERED", f"{conn.id} delivers numbers in e164 format")
     return NoRoute("UNALLOCATED_NUMBER", f"no such user or number: {user}")
 
-
-def services_table() -> str:
-    """The service table as plain text (name, numbers, behaviour)."""
-    lines = [f"{'name':<10} {'numbers':<30} behaviour"]
-    for s in SERVICES:
-        lines.append(f"{s.name:<10} {', '.join(s.numbers):<30} {s.summary}")
-    return "\n".join(lines)

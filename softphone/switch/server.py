@@ -3,7 +3,7 @@
 One :class:`Session` per logged-in client (keyed by ``sessid``; it outlives its socket
 for :data:`REATTACH_WINDOW_S` while it has calls, so a reconnect can reattach them).
 Frames are handled in the socket's read loop; anything that awaits media runs in a
-task tracked by :meth:`Switch.spawn`.
+task tracked by :meth:`SwitchServer.spawn`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -29,16 +28,13 @@ from softphone.media.sdp import sdp_problem
 from softphone.protocol import verto
 from softphone.protocol.jsonrpc import Request, build_error, build_result, parse_message
 from softphone.switch.accounts import Accounts, Login, TokenRefused, default_accounts
-from softphone.switch.calls import Call, Leg
+from softphone.switch.calls import Call, Session
+from softphone.switch.hosts import is_loopback_host
 from softphone.switch.media_legs import ensure_media
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
 from softphone.switch.registry import Registration, Registry
 from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
 from softphone.switch.throttle import CLOSE_CODE, ConnectionThrottle, LoginThrottle, Refused, ThrottleOptions
-
-if TYPE_CHECKING:
-    from softphone.switch.callcontrol.apps import CallControlOptions
-    from softphone.switch.callcontrol.engine import CallControl
 
 logger = logging.getLogger(__name__)
 
@@ -52,23 +48,12 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
 
-@dataclass(eq=False)
-class Session:
-    """A logged-in client (survives its socket while it has calls)."""
+class SwitchServer:
+    """The switch core: a local Telnyx-compatible WebRTC server (see :mod:`softphone.switch`).
 
-    sessid: str
-    login: Login
-    ws: ServerConnection | None
-    voice_sdk_id: str
-    legs: dict[str, Leg] = field(default_factory=dict)
-    last_heard: float = field(default_factory=time.monotonic)
-    expiry: asyncio.TimerHandle | None = None
-    pending_attach: list[Leg] = field(default_factory=list)
-    last_ping: float = field(default_factory=time.monotonic)
-
-
-class Switch:
-    """A local Telnyx-compatible WebRTC switch (see :mod:`softphone.switch`)."""
+    It knows nothing of Call Control: :class:`softphone.switch.Switch` (the composition root,
+    :mod:`softphone.switch.app`) adds it through :attr:`park_hook` and :meth:`start`/:meth:`stop`.
+    """
 
     def __init__(
         self,
@@ -81,7 +66,6 @@ class Switch:
         records_path: str | Path | None = None,
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
-        call_control: CallControlOptions | bool | None = None,
         login_throttle: ThrottleOptions | None = None,
     ) -> None:
         self.accounts = accounts if accounts is not None else default_accounts()
@@ -98,9 +82,6 @@ class Switch:
         """Consulted when routing finds nothing and no park hook took the call."""
         self.park_hook: Callable[[Call], Awaitable[bool]] | None = None
         """Consulted first when routing finds nothing: True means it took the call (Call Control parking)."""
-        self._cc_setting = call_control
-        self.call_control: CallControl | None = None
-        """The Call Control engine (webhooks + commands API), when enabled (see :meth:`start`)."""
         self._records = RecordStore(Path(records_path) if records_path is not None else None)
         self._tls: ssl.SSLContext | None = None
         if tls_cert is not None:
@@ -123,8 +104,6 @@ class Switch:
         Raises :class:`~softphone.errors.ConfigError` when the accounts use the built-in JWT
         secret and ``host`` is not loopback (anyone could forge tokens).
         """
-        from softphone.switch.callcontrol.mediafiles import is_loopback_host
-
         if self.accounts.default_secret:
             if not is_loopback_host(self.host):
                 raise ConfigError(
@@ -140,36 +119,13 @@ class Switch:
         self._pinger = asyncio.create_task(self._ping_loop(), name="switch-pinger")
         # Import aiortc in a thread now, so the first call does not wait for it.
         self.spawn(ensure_media(), "media-warmup")
-        await self._start_call_control()
         logger.info("switch listening on %s", self.url)
-
-    async def _start_call_control(self) -> None:
-        """Start Call Control when asked to, or (by default) when a connection has a webhook or API key."""
-        from softphone.switch.callcontrol.apps import CallControlOptions, apps_from_accounts
-
-        setting = self._cc_setting
-        if setting is False or (setting is None and not apps_from_accounts(self.accounts)):
-            return
-        from softphone.switch.callcontrol.engine import CallControl
-
-        options = setting if isinstance(setting, CallControlOptions) else CallControlOptions()
-        self.call_control = CallControl(self, options=options)
-        await self.call_control.start()
-        logger.info("call control API on %s", self.call_control.api_url)
-
-    @property
-    def api_url(self) -> str:
-        """Base URL of the Call Control commands API ("" when Call Control is off)."""
-        return self.call_control.api_url if self.call_control is not None else ""
 
     async def stop(self) -> None:
         """End every call (a bye with NORMAL_CLEARING to each client), close every socket (1001) and task.
 
         Bounded: about 2 s at most even with calls whose media does not close.
         """
-        if self.call_control is not None:
-            await self.call_control.stop()
-            self.call_control = None
         if self._pinger is not None:
             self._pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,7 +148,7 @@ class Switch:
                 sess.expiry.cancel()
         self._sessions.clear()
 
-    async def __aenter__(self) -> Switch:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -1,7 +1,7 @@
 """HTTP fuzzing of the commands API (issue 10, item 6): hypothesis strategies and a switch in a thread.
 
 Shared by ``test_api_fuzz.py`` (bounded, in the suite) and ``bench/http_fuzz.py`` (>= 10,000 cases).
-A :class:`FuzzTarget` runs a real :class:`~softphone.switch.server.Switch` with Call Control on its
+A :class:`FuzzTarget` runs a real :class:`~softphone.switch.Switch` with Call Control on its
 own event loop thread, with a WebRTC client (``agent1``) in an echo call the whole time, so a
 fuzz run can check the switch kept serving calls: :meth:`FuzzTarget.call_alive` asks whether that
 call still hears its own tone, :meth:`FuzzTarget.new_call_works` places a fresh one.

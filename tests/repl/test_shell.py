@@ -23,7 +23,7 @@ from softphone.app.snapshot import Snapshot
 from softphone.config import BUILTIN_PROFILES
 from softphone.repl.history import SafeFileHistory
 from softphone.repl.shell import Shell
-from softphone.switch.server import Switch
+from softphone.switch import Switch
 
 
 async def _until(phone: Phone, pred: object, timeout: float = 10.0) -> None:

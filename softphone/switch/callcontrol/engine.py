@@ -39,7 +39,7 @@ from softphone.switch.routing import NoRoute, Route, ServiceRoute, SlotRoute, is
 if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
     from softphone.switch.calls import Call
-    from softphone.switch.server import Switch
+    from softphone.switch.server import SwitchServer
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ def gone(leg: CCLeg) -> CommandError:
 
 
 class CallControl:
-    """The Call Control engine of one :class:`~softphone.switch.server.Switch`."""
+    """The Call Control engine of one switch core (:class:`~softphone.switch.server.SwitchServer`)."""
 
     def __init__(
         self,
-        switch: Switch,
+        switch: SwitchServer,
         apps: dict[str, CallControlApp] | None = None,
         options: CallControlOptions | None = None,
     ) -> None:

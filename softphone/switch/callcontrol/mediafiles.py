@@ -18,7 +18,6 @@ Default data dir: ``<platformdirs user data dir>/softphone/switch``; media dir:
 from __future__ import annotations
 
 import io
-import ipaddress
 import os
 import stat
 import urllib.error
@@ -26,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
+
+from softphone.switch.hosts import is_loopback_host
 
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
@@ -46,15 +47,6 @@ def default_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("softphone", appauthor=False)) / "switch"
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def recording_path(data_dir: Path, name: str) -> Path:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,7 +143,3 @@ class PstnEndpoint(LegAudio):
             self._recorder = None
             self.recording_saved = True
 
-
-def started_at() -> float:
-    """Wall clock for records (kept here so tests can patch one place)."""
-    return time.time()
