@@ -10,7 +10,7 @@ STAMPS := .stamps
 CONF   := tests/conformance
 NPM_DONE := $(CONF)/node_modules/.package-lock.json
 
-.PHONY: help deps system-deps venv npm demo test lint bench audio-env clean distclean
+.PHONY: help deps system-deps venv npm demo test test-fast lint bench audio-env clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/'
@@ -20,6 +20,9 @@ demo: deps  ## install what is missing, then run the demo
 
 test: deps  ## install what is missing, then run ruff, mypy and the whole test suite
 	tools/run-tests.sh
+
+test-fast: venv  ## unit tests only (tests/unit: no sockets, audio devices or subprocesses; seconds, no netns)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
 deps: system-deps venv npm  ## install everything the project needs (only what is missing)
 

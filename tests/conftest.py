@@ -5,16 +5,21 @@
 - ``virtual_audio``: the private PulseAudio set-up started by ``tools/run-tests.sh``; fails loudly
   when it is not running instead of skipping.
 - ``tests/conformance`` is put on ``sys.path`` so any test can ``from harness import BrowserClient``.
+- ``unit_walls`` (autouse, active only under ``tests/unit/``): a unit test that opens a socket
+  (connect, bind, listen, sendto, name lookup, asyncio connections/servers/endpoints), starts a
+  subprocess or opens PortAudio fails loudly, even when the code under test catches the error.
+  Nothing heavy is set up for unit tests: ``make test-fast`` runs ``tests/unit`` in seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "conformance"))
 from harness import write_tone_wav  # needs the path above; stdlib-only at import
 
 AUDIO_ENV = ("PULSE_SERVER", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "PA_CI_BASE")
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+
+
+class UnitWallError(AssertionError):
+    """A unit test touched the network, a subprocess or an audio device (not an OSError, so no retry
+    loop in the code under test mistakes it for a network failure)."""
+
+
+class UnitWalls:
+    """What ``tests/unit`` may not touch; every attempt is recorded, so a swallowed one still fails."""
+
+    error = UnitWallError
+    BLOCKED: tuple[tuple[Any, str, str], ...] = (
+        (socket.socket, "connect", "open a socket (connect)"),
+        (socket.socket, "connect_ex", "open a socket (connect)"),
+        (socket.socket, "bind", "bind a socket"),
+        (socket.socket, "listen", "listen on a socket"),
+        (socket.socket, "sendto", "send a datagram"),
+        (socket, "getaddrinfo", "look a host name up"),
+        (socket, "create_connection", "open a socket (create_connection)"),
+        (asyncio.BaseEventLoop, "create_connection", "open a connection (loop.create_connection)"),
+        (asyncio.BaseEventLoop, "create_server", "start a server (loop.create_server)"),
+        (asyncio.BaseEventLoop, "create_datagram_endpoint", "open a UDP endpoint"),
+        (asyncio.BaseEventLoop, "getaddrinfo", "look a host name up"),
+        (subprocess.Popen, "__init__", "start a subprocess"),
+    )
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+
+    def refuse(self, what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            message = (
+                f"a unit test must not {what}: tests/unit runs with no sockets, subprocesses or audio "
+                "devices (use tests/unit/support/duplex.py, or move the test out of tests/unit)"
+            )
+            self.violations.append(message)
+            raise UnitWallError(message)
+
+        return refused
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for owner, name, what in self.BLOCKED:
+            monkeypatch.setattr(owner, name, self.refuse(what))
+        try:
+            import pyaudio
+        except ImportError:  # pragma: no cover - a dev dependency
+            return
+        monkeypatch.setattr(pyaudio.PyAudio, "__init__", self.refuse("open PortAudio (an audio device)"))
 
 
 def free_tcp_port() -> int:
@@ -32,6 +86,19 @@ def free_tcp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def unit_walls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[UnitWalls | None]:
+    """Under tests/unit: no sockets, subprocesses or audio devices (see :class:`UnitWalls`)."""
+    if UNIT_DIR not in Path(request.node.path).resolve().parents:
+        yield None
+        return
+    walls = UnitWalls()
+    walls.install(monkeypatch)
+    yield walls
+    if walls.violations:
+        pytest.fail("\n".join(dict.fromkeys(walls.violations)), pytrace=False)
 
 
 @pytest.fixture
