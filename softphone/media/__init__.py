@@ -45,13 +45,19 @@ Sinks (``sinks``; ``AudioSink`` protocol: ``write_frame(frame)`` non-blocking,
 
 Devices (``devices``; the PortAudio streams calls use live in :mod:`softphone.media.hub`)::
 
-    list_devices() -> list[AudioDevice]; find_device(spec, "input" | "output") -> AudioDevice
+    list_devices() -> list[AudioDevice]
+    match_device(spec, devices, output=False) -> AudioDevice   # the one matching rule, pure
+    find_device(spec, output=False) -> AudioDevice             # (hub) that rule on PortAudio's list now
 
 DSP (``dsp``)::
 
     level_dbfs(samples), dominant_frequency(samples), split_frames(samples)
     DtmfDetector(on_digit=None).feed(frame) -> list[str]  (also a sink), detect_dtmf(samples)
-    dtmf_samples(digits), dtmf_source(digits), ringback_tone(), ringtone(), hold_tone(), busy_tone()
+    dtmf_samples(digits), dtmf_source(digits)
+
+Tones (``tones``; every call-progress tone is made there)::
+
+    ringback_tone(), ringtone(), hold_tone(), busy_tone()
 
 Stats (``stats``)::
 
@@ -86,17 +92,18 @@ _EXPORTS = {
     "WavRecorder": "sinks",
     "AudioDevice": "devices",
     "list_devices": "devices",
-    "find_device": "devices",
+    "match_device": "devices",
+    "find_device": "hub",
     "DtmfDetector": "dsp",
     "detect_dtmf": "dsp",
     "dominant_frequency": "dsp",
     "dtmf_samples": "dsp",
     "dtmf_source": "dsp",
     "level_dbfs": "dsp",
-    "ringback_tone": "dsp",
-    "ringtone": "dsp",
-    "hold_tone": "dsp",
-    "busy_tone": "dsp",
+    "ringback_tone": "tones",
+    "ringtone": "tones",
+    "hold_tone": "tones",
+    "busy_tone": "tones",
     "MediaStats": "stats",
     "mos": "stats",
     "quality_label": "stats",
@@ -137,6 +144,7 @@ __all__ = [
     "hold_tone",
     "level_dbfs",
     "list_devices",
+    "match_device",
     "mos",
     "quality_label",
     "ringback_tone",
@@ -144,20 +152,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from softphone.media.devices import AudioDevice, find_device, list_devices
+    from softphone.media.devices import AudioDevice, list_devices, match_device
     from softphone.media.dsp import (
         DtmfDetector,
-        busy_tone,
         detect_dtmf,
         dominant_frequency,
         dtmf_samples,
         dtmf_source,
-        hold_tone,
         level_dbfs,
-        ringback_tone,
-        ringtone,
     )
     from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
+    from softphone.media.hub import find_device
     from softphone.media.peer import MediaPeer, PeerOptions, PeerState
     from softphone.media.sinks import (
         AudioSink,
@@ -177,6 +182,7 @@ if TYPE_CHECKING:
         ToneSource,
     )
     from softphone.media.stats import MediaStats, mos, quality_label
+    from softphone.media.tones import busy_tone, hold_tone, ringback_tone, ringtone
 
 
 def __getattr__(name: str) -> Any:

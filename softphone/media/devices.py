@@ -17,11 +17,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from softphone.errors import DeviceNotFound, MediaError
-
-Direction = Literal["input", "output"]
 
 _stderr_lock = threading.Lock()
 
@@ -141,40 +139,43 @@ def list_devices() -> list[AudioDevice]:
             pa.terminate()
 
 
-def find_device(
-    spec: int | str | None, direction: Direction, devices: list[AudioDevice] | None = None
-) -> AudioDevice:
-    """Pick a device by index, by case-insensitive name substring, or the default (``None``).
+def match_device(spec: int | str | None, devices: list[AudioDevice], *, output: bool) -> AudioDevice:
+    """The one device-matching rule: ``spec`` against ``devices`` (pure; no PortAudio call).
 
-    A numeric string is taken as an index. Raises :class:`DeviceNotFound` with
-    a message naming the candidates; with no device at all the message is just
-    ``"no audio device"``.
+    ``None`` or ``""``: the system default (else the first usable device), and so is
+    ``"default"`` unless a device has that name (PulseAudio's ALSA plugin does);
+    an int or a numeric string: that PortAudio index; any other string: the device with
+    exactly that name (case-insensitive), else the first whose name contains it. Only
+    devices that can record (``output=False``) or play (``output=True``) are considered.
+    Raises :class:`DeviceNotFound` naming what there is. Callers that need PortAudio's
+    current list use :func:`softphone.media.hub.find_device`.
     """
-    if devices is None:
-        devices = list_devices()
-    usable = [d for d in devices if (d.is_input if direction == "input" else d.is_output)]
-    if not devices or not usable:
-        raise DeviceNotFound("no audio device" if not devices else f"no audio {direction} device")
-    if spec is None or spec == "" or spec == "default":
+    kind = "output" if output else "input"
+    usable = [d for d in devices if (d.is_output if output else d.is_input)]
+    if not usable:
+        raise DeviceNotFound(f"no audio {kind} device exists (PortAudio lists none)")
+    named_default = isinstance(spec, str) and spec.strip().lower() == "default"
+    if spec is None or (isinstance(spec, str) and not spec.strip()) or (
+            named_default and not any(d.name.lower() == "default" for d in usable)):
         for d in usable:
-            if d.is_default_input if direction == "input" else d.is_default_output:
+            if d.is_default_output if output else d.is_default_input:
                 return d
         return usable[0]
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+    if isinstance(spec, int) or spec.strip().isdigit():
         index = int(spec)
         for d in usable:
             if d.index == index:
                 return d
-        raise DeviceNotFound(f"no audio {direction} device with index {index} ({_names(usable)})")
+        raise DeviceNotFound(f"no audio {kind} device with index {index} ({_names(usable)})")
     needle = spec.lower()
-    matches = [d for d in usable if needle in d.name.lower()]
-    if not matches:
-        raise DeviceNotFound(f"no audio {direction} device matching {spec!r} ({_names(usable)})")
-    exact = [d for d in matches if d.name.lower() == needle]
-    return (exact or matches)[0]
+    exact = [d for d in usable if d.name.lower() == needle]
+    partial = [d for d in usable if needle in d.name.lower()]
+    if exact or partial:
+        return (exact or partial)[0]
+    raise DeviceNotFound(f"no audio {kind} device matches {spec!r} ({_names(usable)})")
 
 
 def _names(devices: list[AudioDevice]) -> str:
     shown = ", ".join(f"{d.index}: {d.name}" for d in devices[:8])
     more = f", +{len(devices) - 8} more" if len(devices) > 8 else ""
-    return f"available: {shown}{more}"
+    return f"have: {shown}{more}"

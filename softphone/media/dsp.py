@@ -1,4 +1,6 @@
-"""Signal helpers: levels, frequency analysis, DTMF detection and tone generators.
+"""Signal helpers: levels, frequency analysis, DTMF generation and detection.
+
+Call-progress tones (ringback, ringtone, hold, busy) live in :mod:`softphone.media.tones`.
 
 All functions take 48 kHz mono int16 samples (the engine format) unless told
 otherwise.
@@ -12,22 +14,18 @@ from collections.abc import Callable
 import numpy as np
 
 from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame, level_dbfs
-from softphone.media.sources import ArraySource, ToneSource
+from softphone.media.sources import ArraySource
 
 __all__ = [
     "DTMF_COLS",
     "DTMF_DIGITS",
     "DTMF_ROWS",
     "DtmfDetector",
-    "busy_tone",
     "detect_dtmf",
     "dominant_frequency",
     "dtmf_samples",
     "dtmf_source",
-    "hold_tone",
     "level_dbfs",
-    "ringback_tone",
-    "ringtone",
     "split_frames",
 ]
 
@@ -254,26 +252,3 @@ def detect_dtmf(samples: Frame, *, min_blocks: int = 2, min_level_db: float = -3
     for frame in split_frames(np.asarray(samples, dtype=np.int16)):
         detector.feed(frame)
     return "".join(detector.digits)
-
-
-# -- call progress tones --------------------------------------------------------
-
-
-def ringback_tone(amplitude: float = 0.25) -> ToneSource:
-    """US ringback: 440 + 480 Hz, 2 s on, 4 s off (what a caller hears while it rings)."""
-    return ToneSource((440.0, 480.0), amplitude, on_ms=2000, off_ms=4000)
-
-
-def ringtone(amplitude: float = 0.3) -> ToneSource:
-    """Local ring for an incoming call: a C5+E5 chord, 1 s on, 2 s off."""
-    return ToneSource((523.25, 659.25), amplitude, on_ms=1000, off_ms=2000)
-
-
-def hold_tone(amplitude: float = 0.15) -> ToneSource:
-    """Held-call reminder: a soft 480 Hz beep of 300 ms every 5 s."""
-    return ToneSource(480.0, amplitude, on_ms=300, off_ms=4700)
-
-
-def busy_tone(amplitude: float = 0.25) -> ToneSource:
-    """US busy: 480 + 620 Hz, 0.5 s on, 0.5 s off."""
-    return ToneSource((480.0, 620.0), amplitude, on_ms=500, off_ms=500)

@@ -26,19 +26,26 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from softphone.errors import DeviceBusy, DeviceNotFound, MediaError
+from softphone.errors import DeviceBusy, MediaError
+from softphone.media.devices import AudioDevice, devices_of, match_device
+from softphone.media.devices import quiet_stderr as _quiet_stderr
 from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from softphone.media.sinks import RECORD_MODES, AudioSink, BaseSink, NullSink, TeeSink, WavRecorder
 from softphone.media.sources import AudioSource, BaseSource, FileSource, NullSource, ToneSource
+
+# The tones live in softphone.media.tones; these two names stay importable from here until the
+# last caller (client/call.py at 14b8cf6) imports softphone.media.tones instead.
+from softphone.media.tones import ringback_tone, ringtone  # noqa: F401
+
+ringtone_tone = ringtone
 
 logger = logging.getLogger("softphone.media.hub")
 
@@ -84,35 +91,7 @@ class AudioConfig:
             raise MediaError(f"unknown record mode {self.record_mode!r} (choose from {', '.join(RECORD_MODES)})")
 
 
-#: Local tones (PROTOCOL.md §6.7): US ringback 440+480 Hz 2 s on / 4 s off; ringtone 1 s on / 3 s off.
-def ringback_tone() -> ToneSource:
-    """The ringback heard while an outbound call rings without early media."""
-    return ToneSource((440.0, 480.0), 0.2, on_ms=2000, off_ms=4000)
-
-
-def ringtone_tone() -> ToneSource:
-    """The ringtone played for an inbound call."""
-    return ToneSource((480.0, 620.0), 0.2, on_ms=1000, off_ms=3000)
-
-
 # --- PortAudio ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence the ALSA/JACK chatter PortAudio prints on stderr while probing (AUDIO.md)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 _pa_lock = threading.Lock()
@@ -133,58 +112,17 @@ def _pyaudio() -> Any:
         return _pa_instance
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """One PortAudio device."""
+def find_device(spec: str | int | None, *, output: bool) -> AudioDevice:
+    """Resolve ``spec`` (index, name or substring; ``None``: the default) against the devices
+    PortAudio lists now, by the one rule (:func:`~softphone.media.devices.match_device`).
 
-    index: int
-    name: str
-    max_input_channels: int
-    max_output_channels: int
-
-
-def list_devices() -> list[DeviceInfo]:
-    """Every PortAudio device (empty on a machine without sound)."""
+    Uses the process-wide PortAudio instance the streams are opened on. Blocks: call it
+    through ``asyncio.to_thread`` from the event loop. Raises :class:`DeviceNotFound`.
+    """
     pa = _pyaudio()
-    out = []
     with _quiet_stderr():
-        for i in range(pa.get_device_count()):
-            info = pa.get_device_info_by_index(i)
-            out.append(DeviceInfo(i, str(info["name"]), int(info["maxInputChannels"]),
-                                  int(info["maxOutputChannels"])))
-    return out
-
-
-def find_device(spec: str | int | None, *, output: bool) -> DeviceInfo:
-    """Resolve an index or name substring (``None``: the default) to a device, or raise DeviceNotFound."""
-    kind = "output" if output else "input"
-    devices = [d for d in list_devices() if (d.max_output_channels if output else d.max_input_channels) > 0]
-    if not devices:
-        raise DeviceNotFound(f"no audio {kind} device exists (PortAudio lists none)")
-    if spec is None or spec == "":
-        pa = _pyaudio()
-        try:
-            with _quiet_stderr():
-                info = pa.get_default_output_device_info() if output else pa.get_default_input_device_info()
-            index = int(info["index"])
-        except (OSError, ValueError):
-            return devices[0]
-        return next((d for d in devices if d.index == index), devices[0])
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
-        index = int(spec)
-        for d in devices:
-            if d.index == index:
-                return d
-        raise DeviceNotFound(f"no audio {kind} device with index {index}")
-    want = spec.lower()
-    exact = [d for d in devices if d.name.lower() == want]
-    if exact:
-        return exact[0]
-    partial = [d for d in devices if want in d.name.lower()]
-    if partial:
-        return partial[0]
-    names = ", ".join(d.name for d in devices)
-    raise DeviceNotFound(f"no audio {kind} device matches {spec!r} (have: {names})")
+        devices = devices_of(pa)
+    return match_device(spec, devices, output=output)
 
 
 def probe_pyaudio() -> str | None:
@@ -235,8 +173,8 @@ class DeviceHub:
         self.lock = threading.Lock()
         self.sources: set[_HubSource] = set()
         self.sinks: set[_HubSink] = set()
-        self.input: DeviceInfo | None = None
-        self.output: DeviceInfo | None = None
+        self.input: AudioDevice | None = None
+        self.output: AudioDevice | None = None
         self._in_stream: Any = None
         self._out_stream: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -268,7 +206,7 @@ class DeviceHub:
                     mix[:n] += chunk[:n]
         return np.clip(mix, -32768, 32767).astype(np.int16).tobytes(), PA_CONTINUE
 
-    def _open(self, dev: DeviceInfo, *, output: bool) -> Any:
+    def _open(self, dev: AudioDevice, *, output: bool) -> Any:
         import pyaudio
 
         pa = _pyaudio()
@@ -295,7 +233,7 @@ class DeviceHub:
         with contextlib.suppress(Exception):
             stream.close()
 
-    async def set_input(self, spec: str | int | None) -> DeviceInfo:
+    async def set_input(self, spec: str | int | None) -> AudioDevice:
         """Open ``spec`` as the microphone (closing the previous one); raises on failure."""
         self._loop = asyncio.get_running_loop()
         dev = await asyncio.to_thread(find_device, spec, output=False)
@@ -306,7 +244,7 @@ class DeviceHub:
         self._ensure_watch()
         return dev
 
-    async def set_output(self, spec: str | int | None) -> DeviceInfo:
+    async def set_output(self, spec: str | int | None) -> AudioDevice:
         """Open ``spec`` as the speaker (closing the previous one); raises on failure."""
         self._loop = asyncio.get_running_loop()
         dev = await asyncio.to_thread(find_device, spec, output=True)

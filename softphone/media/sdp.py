@@ -63,11 +63,6 @@ def filter_candidates(sdp: str, *, loopback_only: bool, host_address: str = "127
     return _join(out)
 
 
-def candidate_addresses(sdp: str) -> list[str]:
-    """All candidate addresses in ``sdp`` (for checks and tests)."""
-    return [c[1] for c in map(candidate_address, _lines(sdp)) if c is not None]
-
-
 def audio_profile(sdp: str) -> str | None:
     """The transport profile of the first audio m-line (e.g. ``UDP/TLS/RTP/SAVPF``)."""
     for line in _lines(sdp):

@@ -152,10 +152,6 @@ class ArraySource(BaseSource):
         """Length of the audio in seconds."""
         return float(self._samples.shape[0]) / SAMPLE_RATE
 
-    def rewind(self) -> None:
-        """Start again from the beginning."""
-        self._pos = 0
-
     def read_frame(self) -> Frame | None:
         """Return the next 20 ms, or ``None`` at the end."""
         total = self._samples.shape[0]
@@ -265,11 +261,6 @@ class PushSource(BaseSource):
             if len(self._queue) == self._queue.maxlen:
                 self.dropped += 1
             self._queue.append(frame)
-
-    def push_many(self, frames: Iterable[Frame]) -> None:
-        """Queue several frames in order."""
-        for f in frames:
-            self.push(f)
 
     write_frame = push
 

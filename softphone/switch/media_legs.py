@@ -69,9 +69,9 @@ def tone_source(freq_hz: float, amplitude: float = 0.3) -> AudioSource:
 
 def ringback_source() -> AudioSource:
     """US ringback (440+480 Hz, 2 s on / 4 s off) for early media."""
-    from softphone.media.dsp import ringback_tone
+    from softphone.media.tones import ringback_tone
 
-    return ringback_tone()
+    return ringback_tone(0.25)
 
 
 def hold_source() -> AudioSource:

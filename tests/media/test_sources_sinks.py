@@ -36,6 +36,11 @@ from softphone.media.sources import (
 )
 
 
+def candidate_addresses(sdp: str) -> list[str]:
+    """Every ``a=candidate`` address of ``sdp``."""
+    return [c[1] for c in map(sdputil.candidate_address, sdp.splitlines()) if c is not None]
+
+
 def write_wav(path: Path, freq: float, rate: int, channels: int, seconds: float = 0.5) -> None:
     t = np.arange(int(rate * seconds)) / rate
     mono = (np.sin(2 * np.pi * freq * t) * 10000).astype("<i2")
@@ -224,6 +229,6 @@ def test_sdp_helpers() -> None:
     assert sdputil.audio_profile(sdp) == "RTP/SAVPF"
     assert sdputil.first_audio_codec(sdp) == ("PCMU", 8000)
     filtered = sdputil.filter_candidates(sdp, loopback_only=True)
-    assert sdputil.candidate_addresses(filtered) == ["127.0.0.1"]
+    assert candidate_addresses(filtered) == ["127.0.0.1"]
     assert sdputil.filter_candidates(sdp, loopback_only=False) == sdp
     assert "UDP/TLS/RTP/SAVPF 0 8 102" in sdputil.set_audio_profile(sdp, "UDP/TLS/RTP/SAVPF")
