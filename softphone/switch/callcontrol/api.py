@@ -16,6 +16,11 @@ an ``api_key``)::
                                                      ``audio_url`` follows softphone.switch.callcontrol.mediafiles)
     GET  /switch/pstn_calls/{id}, POST .../{id}/hangup  follow / end that call (no auth)
 
+Other modules add routes with :func:`register_route` (``{name}`` path segments, an
+``async handler(api, params, body, token)``; return a :class:`RawResponse` for a body that is
+not ``{"data": ...}``, e.g. a token as text/plain or a recording as audio); they are tried
+before the built-in routes above. Bodies are JSON, or forms (``application/x-www-form-urlencoded``).
+
 ``POST /v2/calls`` without ``connection_id``, to a number a connection owns, is also an
 outside call. Responses: ``{"data": ...}``, or ``{"errors": [{"code", "title",
 "detail"}]}`` with 400/401/404/408/411/413/422/431. A key sees only its own
@@ -26,8 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from softphone.switch.callcontrol import commands as cccommands
@@ -56,6 +65,103 @@ _REASONS = {
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A response written as is (not wrapped in ``{"data": ...}``): a token as text/plain,
+    a recording as audio/wav, or a whole JSON document (see :meth:`json`)."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, document: Any, status: int = 200) -> RawResponse:
+        """A JSON body sent without the ``{"data": ...}`` envelope (e.g. with ``meta`` beside ``data``)."""
+        return cls(status, "application/json", json.dumps(document).encode())
+
+    @classmethod
+    def text(cls, text: str, status: int = 200) -> RawResponse:
+        return cls(status, "text/plain; charset=utf-8", text.encode())
+
+
+@dataclass(frozen=True)
+class Request:
+    """The request being served (what a route handler may need beyond its arguments)."""
+
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    raw_body: bytes = b""
+
+
+Handler = Callable[["ApiServer", dict[str, str], dict[str, Any], str], Awaitable[Any]]
+"""``async handler(api, params, body, token) -> data``: ``params`` holds the pattern's ``{name}``
+segments, ``body`` the JSON object sent (``{}`` without a body), ``token`` the bearer token
+("" without one; the handler authorizes, e.g. with ``api.authorize(connection_id, token)``).
+The result is sent as ``{"data": result}`` with 200, unless it is a :class:`RawResponse`.
+Raise :class:`~softphone.switch.callcontrol.engine.CommandError` for a Telnyx error body."""
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    segments: tuple[str, ...]
+    handler: Handler
+
+    def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
+        if method != self.method or len(parts) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for want, got in zip(self.segments, parts, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                params[want[1:-1]] = got
+            elif want != got:
+                return None
+        return params
+
+
+_ROUTES: list[Route] = []
+_current: contextvars.ContextVar[Request] = contextvars.ContextVar("softphone_api_request")
+
+
+def register_route(method: str, pattern: str, handler: Handler) -> Handler:
+    """Add an HTTP route to every :class:`ApiServer` (call at import time of the module that owns it).
+
+    ``pattern`` is a path such as ``"/v2/telephony_credentials/{id}/token"``; each ``{name}``
+    matches one non-empty path segment (percent-decoded) and is passed in ``params``.
+    Registered routes are tried before the built-in ones, in registration order; registering
+    the same method and pattern again replaces the earlier handler (module reloads in tests).
+    Returns the handler, so it can be used as a decorator via :func:`route`.
+    """
+    segments = tuple(p for p in pattern.split("/") if p)
+    method = method.upper()
+    for i, existing in enumerate(_ROUTES):
+        if existing.method == method and existing.segments == segments:
+            _ROUTES[i] = Route(method, segments, handler)
+            return handler
+    _ROUTES.append(Route(method, segments, handler))
+    return handler
+
+
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    """Decorator form of :func:`register_route`."""
+
+    def deco(handler: Handler) -> Handler:
+        return register_route(method, pattern, handler)
+
+    return deco
+
+
+def current_request() -> Request:
+    """The request being served by the calling handler (query string, headers, raw body)."""
+    try:
+        return _current.get()
+    except LookupError:  # called in-process through ApiServer.route()
+        return Request("", "")
 
 
 class ApiServer:
@@ -92,10 +198,15 @@ class ApiServer:
         except Exception:
             logger.exception("commands API failure")
             status, body = 500, {"errors": [{"code": "10007", "title": "Unexpected error", "detail": ""}]}
-        data = json.dumps(body).encode()
+        extra = ""
+        if isinstance(body, RawResponse):
+            status, content_type, data = body.status, body.content_type, body.body
+            extra = "".join(f"{k}: {v}\r\n" for k, v in body.headers)
+        else:
+            content_type, data = "application/json", json.dumps(body).encode()
         head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
+            f"{extra}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
         )
         with contextlib.suppress(Exception):
             writer.write(head.encode() + data)
@@ -103,7 +214,7 @@ class ApiServer:
             writer.close()
             await writer.wait_closed()
 
-    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any] | RawResponse]:
         line = (await _read_line(reader)).decode("latin-1").split()
         if len(line) not in (2, 3) or not line[0].isalpha() or not line[1].startswith("/"):
             raise CommandError(400, "10002", "Bad request", "malformed request line")
@@ -128,21 +239,35 @@ class ApiServer:
         if length > MAX_BODY:
             raise CommandError(413, "10002", "Body too large", f"at most {MAX_BODY} bytes")
         payload: Any = {}
+        data = b""
         if length:
             try:
                 data = await asyncio.wait_for(reader.readexactly(length), READ_TIMEOUT_S)
             except asyncio.IncompleteReadError as exc:
                 raise CommandError(400, "10002", "Bad request", "body shorter than Content-Length") from exc
             try:
-                payload = json.loads(data)
+                payload = _parse_body(data, headers.get("content-type", ""))
             except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 raise CommandError(400, "10002", "Invalid JSON", "the body is not valid JSON") from exc
         if not isinstance(payload, dict):
             raise CommandError(400, "10002", "Body must be a JSON object")
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-        path = target.split("?", 1)[0].rstrip("/")
-        return 200, {"data": await self.route(method, path, payload, token)}
+        path, _, query = target.partition("?")
+        path = path.rstrip("/")
+        _current.set(Request(method, path, dict(urllib.parse.parse_qsl(query)), headers, data))
+        result = await self.route(method, path, payload, token)
+        if isinstance(result, RawResponse):
+            return result.status, result
+        return 200, {"data": result}
+
+    def allowed(self, connection_id: str, token: str) -> bool:
+        """True when ``token`` may touch ``connection_id``'s resources (a connection without an api_key is open)."""
+        return self._allowed(connection_id, token)
+
+    def authorize(self, connection_id: str, token: str) -> None:
+        """Raise a Telnyx 401 unless ``token`` may touch ``connection_id``'s resources."""
+        self._authorize(connection_id, token)
 
     def _allowed(self, connection_id: str, token: str) -> bool:
         app = self.cc.apps.get(connection_id)
@@ -161,6 +286,12 @@ class ApiServer:
     async def route(self, method: str, path: str, body: dict[str, Any], token: str) -> Any:
         """Dispatch one API request (also usable in-process, without HTTP)."""
         parts = [p for p in path.split("/") if p]
+        if _ROUTES:
+            decoded = [urllib.parse.unquote(p) for p in parts]
+            for r in _ROUTES:
+                params = r.match(method, decoded)
+                if params is not None:
+                    return await r.handler(self, params, body, token)
         cc = self.cc
         if parts[:2] == ["switch", "pstn_calls"]:
             # The simulated outside world: no API key (it is not the customer calling).
@@ -310,6 +441,13 @@ async def _read_line(reader: asyncio.StreamReader) -> bytes:
 def _opt(body: dict[str, Any], key: str) -> str:
     v = body.get(key, "")
     return v if isinstance(v, str) else ""
+
+
+def _parse_body(data: bytes, content_type: str) -> Any:
+    """JSON (the default), or a form (application/x-www-form-urlencoded) as a dict of strings."""
+    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+        return dict(urllib.parse.parse_qsl(data.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    return json.loads(data)
 
 
 def _error(exc: CommandError) -> dict[str, Any]:
