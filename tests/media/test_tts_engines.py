@@ -1,0 +1,54 @@
+"""softphone.media.tts with the real engines (flite, espeak-ng): speech-length, non-silent, recognisable."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from softphone.media import asr, tts
+from softphone.media.frames import SAMPLE_RATE, level_dbfs
+
+
+def _voiced_seconds(samples: np.ndarray, rate: int) -> float:
+    """Seconds of 20 ms windows louder than -40 dBFS."""
+    win = rate // 50
+    n = samples.shape[0] // win
+    loud = sum(1 for i in range(n) if level_dbfs(samples[i * win : (i + 1) * win]) > -40.0)
+    return loud / 50.0
+
+
+def test_flite_speaks_english_that_pocketsphinx_recognises() -> None:
+    samples, rate = tts.synthesize("Welcome to the test line. Press one for sales.")
+    assert samples.dtype == np.int16 and samples.ndim == 1
+    assert rate == 16000
+    seconds = samples.shape[0] / rate
+    assert 1.5 < seconds < 8.0, seconds
+    assert _voiced_seconds(samples, rate) > 1.0
+    assert level_dbfs(samples) > -30.0
+    words = asr.recognize(samples, rate).split()
+    assert {"welcome", "press", "one", "sales"} <= set(words), words
+
+
+def test_male_voice_is_a_different_voice() -> None:
+    female, _ = tts.synthesize("Hello there", voice="female")
+    male, _ = tts.synthesize("Hello there", voice="male")
+    assert female.shape != male.shape or not np.array_equal(female, male)
+    assert _voiced_seconds(male, 16000) > 0.3
+
+
+def test_espeak_speaks_other_languages() -> None:
+    samples, rate = tts.synthesize("Guten Tag, willkommen", voice="female", language="de-DE")
+    assert rate == 22050
+    assert _voiced_seconds(samples, rate) > 0.5
+
+
+def test_speech_source_plays_48k_frames_and_finishes() -> None:
+    src = tts.speech_source("one two three")
+    frames = []
+    while not src.finished:
+        f = src.read_frame()
+        assert f is not None and f.shape == (960,)
+        frames.append(f)
+    assert src.read_frame() is None
+    audio = np.concatenate(frames)
+    assert 0.8 < audio.shape[0] / SAMPLE_RATE < 4.0
+    assert level_dbfs(audio) > -30.0
