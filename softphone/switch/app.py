@@ -3,8 +3,9 @@
 :class:`~softphone.switch.server.SwitchServer` (the core) knows nothing of
 :mod:`softphone.switch.callcontrol`; it exposes the hooks Call Control needs
 (:attr:`~softphone.switch.server.SwitchServer.park_hook`, ``no_route_hook``, ``add_call``,
-``lookup_client``, ``spawn``). :class:`Switch` builds the engine when the switch starts and
-stops it first when the switch stops.
+``lookup_client``, ``spawn``). :class:`Switch` builds the engine, with its HTTP commands API
+(:class:`~softphone.switch.callcontrol.api.ApiServer`), when the switch starts and stops it first
+when the switch stops.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ class Switch(SwitchServer):
         setting = self.call_control_setting
         if setting is False or (setting is None and not apps_from_accounts(self.accounts)):
             return
+        from softphone.switch.callcontrol.api import ApiServer
         from softphone.switch.callcontrol.engine import CallControl
 
         options = setting if isinstance(setting, CallControlOptions) else CallControlOptions()
-        self.call_control = CallControl(self, options=options)
+        self.call_control = CallControl(self, options=options, api_factory=ApiServer)
         await self.call_control.start()
         logger.info("call control API on %s", self.call_control.api_url)
 

@@ -116,7 +116,7 @@ class Call:
         self.custom_headers = dialog.custom_headers
         self.client_state = dialog.client_state
         now = time.time()
-        rec = self._record(dialog.call_id, "a", "inbound", a_session, now)
+        rec = self.new_record(dialog.call_id, "a", "inbound", a_session, now)
         self.a = Leg(self, a_session, dialog.call_id, "a", rec)
         self.b: Leg | None = None
         self.service: Service | None = None
@@ -127,7 +127,8 @@ class Call:
         self._service_audio: Any = None
         self._hold_tones: dict[str, Any] = {}
 
-    def _record(self, call_id: str, leg: str, direction: str, session: Session, now: float) -> CallRecord:
+    def new_record(self, call_id: str, leg: str, direction: str, session: Session, now: float) -> CallRecord:
+        """The call record of a new leg of this call (billed at the hub's rate)."""
         return CallRecord(
             call_id=call_id,
             leg=leg,
@@ -186,7 +187,7 @@ class Call:
     async def connect_to(self, b_session: Session) -> None:
         """Invite ``b_session`` with a fresh switch offer; the caller hears ringing."""
         b_id = str(uuid.uuid4())
-        rec = self._record(b_id, "b", "outbound", b_session, time.time())
+        rec = self.new_record(b_id, "b", "outbound", b_session, time.time())
         self.b = b = Leg(self, b_session, b_id, "b", rec)
         b_session.legs[b_id] = b
         try:

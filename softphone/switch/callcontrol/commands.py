@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from softphone.switch.callcontrol.conference import Conference
 from softphone.switch.callcontrol.engine import CommandError, gone
+from softphone.switch.callcontrol.gather import Gather, end_gather, stop_playbacks
 
 if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
@@ -212,7 +213,7 @@ async def playback_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> d
     looping = loop == "infinity" or (isinstance(loop, int) and not isinstance(loop, bool) and loop > 1)
     src = await cc.media(url, loop=looping)
     if _str(body, "overlay") != "true" and body.get("overlay") is not True:
-        stop_playbacks(cc, leg, "stopped")
+        stop_playbacks(leg, "stopped")
     pb = Playback(src, url)
     leg.extras.setdefault("playbacks", {})[id(pb)] = pb
     leg.endpoint.play(src)
@@ -231,36 +232,14 @@ async def _watch_playback(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
         cc.emit(leg, "call.playback.ended", media_url=pb.audio_url, status=status)
 
 
-def stop_playbacks(cc: CallControl, leg: CCLeg, status: str) -> int:
-    del cc
-    pbs = list(leg.extras.get("playbacks", {}).values())
-    for pb in pbs:
-        pb.stopped = status
-        leg.endpoint.stop_playing(pb.source)
-    return len(pbs)
-
-
 async def playback_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
     _alive(leg)
     _state(leg, body)
-    stop_playbacks(cc, leg, "stopped")
+    stop_playbacks(leg, "stopped")
     return OK
 
 
 # --- gather --------------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class Gather:
-    maximum_digits: int
-    minimum_digits: int
-    terminating_digit: str
-    valid_digits: str
-    digits: str = ""
-    timer: asyncio.TimerHandle | None = None
-    inter_digit_s: float = 5.0
-    prompt: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def gather(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
@@ -287,36 +266,6 @@ async def gather(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str,
     if url:
         await playback_start(cc, leg, {"audio_url": url})
     return OK
-
-
-def gather_digit(cc: CallControl, leg: CCLeg, digit: str) -> None:
-    """A DTMF digit arrived on ``leg`` (feeds a gather in progress, if any)."""
-    g = leg.extras.get("gather")
-    if not isinstance(g, Gather):
-        return
-    if g.terminating_digit and digit == g.terminating_digit:
-        end_gather(cc, leg, "valid" if len(g.digits) >= g.minimum_digits else "invalid")
-        return
-    if digit not in g.valid_digits:
-        return
-    if not g.digits:
-        stop_playbacks(cc, leg, "stopped")  # the first digit interrupts the prompt
-    g.digits += digit
-    if len(g.digits) >= g.maximum_digits:
-        end_gather(cc, leg, "valid")
-        return
-    if g.timer is not None:
-        g.timer.cancel()
-    g.timer = asyncio.get_running_loop().call_later(g.inter_digit_s, end_gather, cc, leg, "timeout")
-
-
-def end_gather(cc: CallControl, leg: CCLeg, status: str) -> None:
-    g = leg.extras.pop("gather", None)
-    if not isinstance(g, Gather):
-        return
-    if g.timer is not None:
-        g.timer.cancel()
-    cc.emit(leg, "call.gather.ended", digits=g.digits, status=status)
 
 
 # --- conferences ----------------------------------------------------------------------------------
@@ -355,7 +304,7 @@ async def conference_join(cc: CallControl, conf: Conference, body: dict[str, Any
 async def conference_leave(cc: CallControl, conf: Conference, body: dict[str, Any]) -> dict[str, Any]:
     leg = cc.leg(_str(body, "call_control_id"))
     _state(leg, body)
-    if leg.conference is not conf:
+    if leg.conference_id != conf.id:
         raise CommandError(422, "90042", "Call is not in this conference", leg.call_control_id)
     cc.leave_everything(leg, reason="leave")
     return OK

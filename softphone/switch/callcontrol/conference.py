@@ -108,7 +108,7 @@ class Conference:
             leg.endpoint.play(back)
         self._inputs[leg.call_control_id] = mine
         self.participants.append(leg)
-        leg.conference = self
+        leg.conference_id = self.id
         for p in self.participants:
             p.endpoint.set_receiver(self._fan_out(p))
 
@@ -117,7 +117,7 @@ class Conference:
         if leg not in self.participants:
             return False
         self.participants.remove(leg)
-        leg.conference = None
+        leg.conference_id = ""
         cut_audio(leg)
         for src in self._inputs.pop(leg.call_control_id, {}).values():
             leg.endpoint.stop_playing(src)

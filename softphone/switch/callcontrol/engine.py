@@ -22,14 +22,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from softphone.protocol import verto
 from softphone.switch import media_legs
 from softphone.switch.callcontrol.apps import CallControlApp, CallControlOptions, apps_from_accounts, check_apps
 from softphone.switch.callcontrol.conference import Conference, Queue, bridge_audio, cut_audio
+from softphone.switch.callcontrol.gather import end_gather, gather_digit
 from softphone.switch.callcontrol.legs import CCLeg, WebRtcCall, dialled_call, new_control_id, telnyx_cause
 from softphone.switch.callcontrol.mediafiles import MediaRefused, load_media
 from softphone.switch.callcontrol.pstn import PstnEndpoint
@@ -52,6 +53,21 @@ class CommandError(Exception):
         self.status, self.code, self.title, self.detail = status, code, title, detail
 
 
+class ApiPort(Protocol):
+    """The commands API as the engine sees it (:class:`~softphone.switch.callcontrol.api.ApiServer`)."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ApiFactory = Callable[["CallControl", str, int], ApiPort]
+"""Builds the commands API for an engine on (host, port); the composition root passes ``ApiServer``."""
+
+
 def gone(leg: CCLeg) -> CommandError:
     return CommandError(422, "90018", "Call has already ended", f"call {leg.call_control_id} is not active")
 
@@ -64,8 +80,11 @@ class CallControl:
         switch: SwitchServer,
         apps: dict[str, CallControlApp] | None = None,
         options: CallControlOptions | None = None,
+        api_factory: ApiFactory | None = None,
     ) -> None:
         self.switch = switch
+        self.api_factory = api_factory
+        """Builds the commands API at :meth:`start` (None: no HTTP API, the engine is driven in-process)."""
         self.apps = apps if apps is not None else apps_from_accounts(switch.accounts)
         self.options = options or CallControlOptions()
         self.webhooks = WebhookSender(
@@ -76,19 +95,18 @@ class CallControl:
         self.legs: dict[str, CCLeg] = {}
         self.queues: dict[str, Queue] = {}
         self.conferences: dict[str, Conference] = {}
-        self._api: Any = None
+        self._api: ApiPort | None = None
         self.api_url = ""
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self, *, api: bool = True) -> None:
-        """Hook into the switch's routing and start the commands API (unless ``api`` is False)."""
+        """Hook into the switch's routing and start the commands API (unless ``api`` is False or there
+        is no :attr:`api_factory`)."""
         check_apps(self.apps, allow_remote=self.options.allow_remote_webhooks)
         self.switch.park_hook = self._park_hook
-        if api:
-            from softphone.switch.callcontrol.api import ApiServer
-
-            self._api = ApiServer(self, self.options.api_host, self.options.api_port)
+        if api and self.api_factory is not None:
+            self._api = self.api_factory(self, self.options.api_host, self.options.api_port)
             await self._api.start()
             self.api_url = self._api.url
 
@@ -238,8 +256,6 @@ class CallControl:
             leg.hangup_source = "unknown"
         gather = leg.extras.get("gather")
         if gather is not None:
-            from softphone.switch.callcontrol.commands import end_gather
-
             end_gather(self, leg, "call_hangup")
         for pb in list(leg.extras.get("playbacks", {}).values()):
             pb.stopped = "call_hangup"
@@ -263,8 +279,6 @@ class CallControl:
         self.legs.pop(leg.call_control_id, None)
 
     def leg_dtmf(self, leg: CCLeg, digits: str) -> None:
-        from softphone.switch.callcontrol.commands import gather_digit
-
         for digit in digits:
             self.emit(leg, "call.dtmf.received", digit=digit)
             gather_digit(self, leg, digit)
@@ -306,7 +320,7 @@ class CallControl:
             leg.queue = ""
             if q is not None and q.remove(leg):
                 self.emit(leg, "call.dequeued", queue=q.name, reason=reason, wait_time_secs=q.avg_wait_s)
-        conf = leg.conference
+        conf = self.conferences.get(leg.conference_id) if leg.conference_id else None
         if conf is not None and conf.leave(leg):
             self.emit_conference(conf, "conference.participant.left", leg)
             if not conf.participants:

@@ -27,7 +27,6 @@ from softphone.switch.calls import Call, Leg
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
     from softphone.media.sources import AudioSource
-    from softphone.switch.callcontrol.conference import Conference
 
 
 class Endpoint(Protocol):
@@ -108,7 +107,8 @@ class CCLeg:
     bridged_to: CCLeg | None = None
     park_after_unbridge: bool = False
     queue: str = ""
-    conference: Conference | None = None
+    conference_id: str = ""
+    """The conference this leg is in (an id in ``CallControl.conferences``; "" when none)."""
     held: bool = False
     early: bool = False
     """Ringback went out as early media (the answer then carries no SDP)."""
@@ -294,7 +294,7 @@ def dialled_call(
     call = WebRtcCall(hub, session, dialog, "")
     call.events = events
     call.cc = cc
-    record = call._record(call_id, "b", "outbound", session, time.time())
+    record = call.new_record(call_id, "b", "outbound", session, time.time())
     call.a = Leg(call, session, call_id, "b", record)
     call.a.ids = verto.TelnyxIds(cc.call_control_id, cc.call_session_id, cc.call_leg_id)
     session.legs[call_id] = call.a

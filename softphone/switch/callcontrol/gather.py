@@ -1,0 +1,73 @@
+"""Gather (DTMF collection) state of a Call Control leg, below the engine and the commands.
+
+The engine feeds digits and hangups in (:func:`gather_digit`, :func:`end_gather`); the ``gather``
+commands start one. Only :meth:`Emitter.emit` of the engine is needed here, so this module does
+not import the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from softphone.switch.callcontrol.legs import CCLeg
+
+
+class Emitter(Protocol):
+    """What a gather needs from the engine: posting a webhook event for a leg."""
+
+    def emit(self, leg: CCLeg, event_type: str, **extra: Any) -> None: ...
+
+
+@dataclass(eq=False)
+class Gather:
+    maximum_digits: int
+    minimum_digits: int
+    terminating_digit: str
+    valid_digits: str
+    digits: str = ""
+    timer: asyncio.TimerHandle | None = None
+    inter_digit_s: float = 5.0
+    prompt: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stop_playbacks(leg: CCLeg, status: str) -> int:
+    """Stop every playback on ``leg``, marking each with ``status``; returns how many."""
+    pbs = list(leg.extras.get("playbacks", {}).values())
+    for pb in pbs:
+        pb.stopped = status
+        leg.endpoint.stop_playing(pb.source)
+    return len(pbs)
+
+
+def gather_digit(cc: Emitter, leg: CCLeg, digit: str) -> None:
+    """A DTMF digit arrived on ``leg`` (feeds a gather in progress, if any)."""
+    g = leg.extras.get("gather")
+    if not isinstance(g, Gather):
+        return
+    if g.terminating_digit and digit == g.terminating_digit:
+        end_gather(cc, leg, "valid" if len(g.digits) >= g.minimum_digits else "invalid")
+        return
+    if digit not in g.valid_digits:
+        return
+    if not g.digits:
+        stop_playbacks(leg, "stopped")  # the first digit interrupts the prompt
+    g.digits += digit
+    if len(g.digits) >= g.maximum_digits:
+        end_gather(cc, leg, "valid")
+        return
+    if g.timer is not None:
+        g.timer.cancel()
+    g.timer = asyncio.get_running_loop().call_later(g.inter_digit_s, end_gather, cc, leg, "timeout")
+
+
+def end_gather(cc: Emitter, leg: CCLeg, status: str) -> None:
+    g = leg.extras.pop("gather", None)
+    if not isinstance(g, Gather):
+        return
+    if g.timer is not None:
+        g.timer.cancel()
+    cc.emit(leg, "call.gather.ended", digits=g.digits, status=status)
