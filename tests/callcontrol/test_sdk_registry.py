@@ -3,37 +3,38 @@ query strings and form bodies reach the handler; built-in routes keep working be
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 from ccfixtures import API_KEY, catcher, cc  # noqa: F401
 
-from softphone.switch.callcontrol import api as ccapi
-from softphone.switch.callcontrol.api import ApiServer, RawResponse, current_request, register_route
+from softphone.switch.callcontrol import routes as ccroutes
 from softphone.switch.callcontrol.engine import CallControl, CommandError
+from softphone.switch.callcontrol.routes import ApiContext, RawResponse, current_request, register_route
 
 
 @pytest.fixture
 def routes() -> Any:
-    saved = list(ccapi._ROUTES)
+    saved = list(ccroutes.ROUTES)
     yield
-    ccapi._ROUTES[:] = saved
+    ccroutes.ROUTES[:] = saved
 
 
 async def test_registered_routes_raw_json_and_errors(cc: CallControl, routes: Any) -> None:  # noqa: F811
     seen: list[Any] = []
 
-    async def token(api: ApiServer, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
+    async def token(api: ApiContext, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
         api.authorize("app", tok)
         req = current_request()
         seen.append((params, body, req.query, req.method, req.headers.get("content-type")))
         return RawResponse.text(f"jwt-for-{params['id']}")
 
-    async def listing(api: ApiServer, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
+    async def listing(api: ApiContext, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
         return RawResponse.json({"data": [1, 2], "meta": {"total_results": 2}})
 
-    async def item(api: ApiServer, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
+    async def item(api: ApiContext, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
         if params["id"] == "missing":
             raise CommandError(404, "10005", "Resource not found", "no such thing")
         return {"id": params["id"]}
@@ -59,18 +60,28 @@ async def test_registered_routes_raw_json_and_errors(cc: CallControl, routes: An
         r = await http.delete("/v2/things/abc")  # no DELETE route: falls through to the built-ins' 404
         assert r.status_code == 404
         r = await http.get("/v2/conferences", headers=auth)  # a built-in route still answers
-        assert r.status_code == 200 and r.json() == {"data": []}
+        meta = {"page_number": 1, "page_size": 20, "total_pages": 1, "total_results": 0}
+        assert r.status_code == 200 and r.json() == {"data": [], "meta": meta}
+
+
+def test_page_meta() -> None:
+    items = list(range(45))
+    body = json.loads(ccroutes.page(items, {"page[number]": "3", "page[size]": "20"}).body)
+    assert body == {"data": list(range(40, 45)), "meta": {"page_number": 3, "page_size": 20, "total_pages": 3,
+                                                         "total_results": 45}}
+    body = json.loads(ccroutes.page(items, {"page[number]": "x", "page[size]": "1000"}).body)
+    assert body["data"] == items and body["meta"]["page_size"] == 250
 
 
 async def test_registering_again_replaces(routes: Any) -> None:
-    async def one(api: ApiServer, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
+    async def one(api: ApiContext, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
         return 1
 
-    async def two(api: ApiServer, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
+    async def two(api: ApiContext, params: dict[str, str], body: dict[str, Any], tok: str) -> Any:
         return 2
 
-    n = len(ccapi._ROUTES)
+    n = len(ccroutes.ROUTES)
     register_route("GET", "/v2/x/{id}", one)
     register_route("GET", "v2/x/{id}/", two)
-    assert len(ccapi._ROUTES) == n + 1
-    assert ccapi._ROUTES[-1].handler is two
+    assert len(ccroutes.ROUTES) == n + 1
+    assert ccroutes.ROUTES[-1].handler is two

@@ -16,7 +16,8 @@ an ``api_key``)::
                                                      ``audio_url`` follows softphone.switch.callcontrol.mediafiles)
     GET  /switch/pstn_calls/{id}, POST .../{id}/hangup  follow / end that call (no auth)
 
-Other modules add routes with :func:`register_route` (``{name}`` path segments, an
+Other modules add routes with :func:`softphone.switch.callcontrol.routes.register_route` (import it
+from ``routes``, not from here, so that no import cycle forms; ``{name}`` path segments, an
 ``async handler(api, params, body, token)``; return a :class:`RawResponse` for a body that is
 not ``{"data": ...}``, e.g. a token as text/plain or a recording as audio); they are tried
 before the built-in routes above. Bodies are JSON, or forms (``application/x-www-form-urlencoded``).
@@ -31,21 +32,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from softphone.switch.callcontrol import commands as cccommands
+from softphone.switch.callcontrol import routes
 from softphone.switch.callcontrol.engine import CommandError, parse_headers
 from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
+from softphone.switch.callcontrol.routes import RawResponse, Request, current_request, register_route, route
 
 if TYPE_CHECKING:
     from softphone.switch.callcontrol.engine import CallControl
     from softphone.switch.callcontrol.legs import CCLeg
+
+__all__ = ["ApiServer", "RawResponse", "Request", "current_request", "register_route", "route"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,103 +67,6 @@ _REASONS = {
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
-
-
-@dataclass(frozen=True)
-class RawResponse:
-    """A response written as is (not wrapped in ``{"data": ...}``): a token as text/plain,
-    a recording as audio/wav, or a whole JSON document (see :meth:`json`)."""
-
-    status: int
-    content_type: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def json(cls, document: Any, status: int = 200) -> RawResponse:
-        """A JSON body sent without the ``{"data": ...}`` envelope (e.g. with ``meta`` beside ``data``)."""
-        return cls(status, "application/json", json.dumps(document).encode())
-
-    @classmethod
-    def text(cls, text: str, status: int = 200) -> RawResponse:
-        return cls(status, "text/plain; charset=utf-8", text.encode())
-
-
-@dataclass(frozen=True)
-class Request:
-    """The request being served (what a route handler may need beyond its arguments)."""
-
-    method: str
-    path: str
-    query: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    raw_body: bytes = b""
-
-
-Handler = Callable[["ApiServer", dict[str, str], dict[str, Any], str], Awaitable[Any]]
-"""``async handler(api, params, body, token) -> data``: ``params`` holds the pattern's ``{name}``
-segments, ``body`` the JSON object sent (``{}`` without a body), ``token`` the bearer token
-("" without one; the handler authorizes, e.g. with ``api.authorize(connection_id, token)``).
-The result is sent as ``{"data": result}`` with 200, unless it is a :class:`RawResponse`.
-Raise :class:`~softphone.switch.callcontrol.engine.CommandError` for a Telnyx error body."""
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    segments: tuple[str, ...]
-    handler: Handler
-
-    def match(self, method: str, parts: list[str]) -> dict[str, str] | None:
-        if method != self.method or len(parts) != len(self.segments):
-            return None
-        params: dict[str, str] = {}
-        for want, got in zip(self.segments, parts, strict=True):
-            if want.startswith("{") and want.endswith("}"):
-                params[want[1:-1]] = got
-            elif want != got:
-                return None
-        return params
-
-
-_ROUTES: list[Route] = []
-_current: contextvars.ContextVar[Request] = contextvars.ContextVar("softphone_api_request")
-
-
-def register_route(method: str, pattern: str, handler: Handler) -> Handler:
-    """Add an HTTP route to every :class:`ApiServer` (call at import time of the module that owns it).
-
-    ``pattern`` is a path such as ``"/v2/telephony_credentials/{id}/token"``; each ``{name}``
-    matches one non-empty path segment (percent-decoded) and is passed in ``params``.
-    Registered routes are tried before the built-in ones, in registration order; registering
-    the same method and pattern again replaces the earlier handler (module reloads in tests).
-    Returns the handler, so it can be used as a decorator via :func:`route`.
-    """
-    segments = tuple(p for p in pattern.split("/") if p)
-    method = method.upper()
-    for i, existing in enumerate(_ROUTES):
-        if existing.method == method and existing.segments == segments:
-            _ROUTES[i] = Route(method, segments, handler)
-            return handler
-    _ROUTES.append(Route(method, segments, handler))
-    return handler
-
-
-def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    """Decorator form of :func:`register_route`."""
-
-    def deco(handler: Handler) -> Handler:
-        return register_route(method, pattern, handler)
-
-    return deco
-
-
-def current_request() -> Request:
-    """The request being served by the calling handler (query string, headers, raw body)."""
-    try:
-        return _current.get()
-    except LookupError:  # called in-process through ApiServer.route()
-        return Request("", "")
 
 
 class ApiServer:
@@ -255,7 +160,7 @@ class ApiServer:
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         path, _, query = target.partition("?")
         path = path.rstrip("/")
-        _current.set(Request(method, path, dict(urllib.parse.parse_qsl(query)), headers, data))
+        routes.set_current(Request(method, path, dict(urllib.parse.parse_qsl(query)), headers, data))
         result = await self.route(method, path, payload, token)
         if isinstance(result, RawResponse):
             return result.status, result
@@ -286,12 +191,10 @@ class ApiServer:
     async def route(self, method: str, path: str, body: dict[str, Any], token: str) -> Any:
         """Dispatch one API request (also usable in-process, without HTTP)."""
         parts = [p for p in path.split("/") if p]
-        if _ROUTES:
-            decoded = [urllib.parse.unquote(p) for p in parts]
-            for r in _ROUTES:
-                params = r.match(method, decoded)
-                if params is not None:
-                    return await r.handler(self, params, body, token)
+        found = routes.find(method, parts)
+        if found is not None:
+            handler, params = found
+            return await handler(self, params, body, token)
         cc = self.cc
         if parts[:2] == ["switch", "pstn_calls"]:
             # The simulated outside world: no API key (it is not the customer calling).
@@ -330,7 +233,8 @@ class ApiServer:
                     a.api_key for a in cc.apps.values()
                 ):
                     raise CommandError(401, "10009", "Authentication failed", "wrong API key")
-                return [c.record() for c in cc.conferences.values() if self._allowed(c.connection_id, token)]
+                mine = [c.record() for c in cc.conferences.values() if self._allowed(c.connection_id, token)]
+                return routes.page(mine)
             if len(parts) >= 3:
                 conf = cc.conferences.get(parts[2])
                 if conf is None or not self._allowed(conf.connection_id, token):
