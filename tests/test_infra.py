@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import wave
@@ -72,3 +73,25 @@ def test_sdk_pinned_and_installed() -> None:
 
 def test_ci_entry_point() -> None:
     assert (ROOT / ".ci" / "run").read_text().splitlines() == ["#!/usr/bin/env bash", "set -euo pipefail", "make test"]
+
+
+def test_pre_commit_hooks_are_local() -> None:
+    """ruff, mypy and the layer test run from .venv: installing the hooks fetches nothing."""
+    text = (ROOT / ".pre-commit-config.yaml").read_text()
+    repos = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("- repo:")]
+    assert repos == ["local"]
+    hooks = dict(
+        (m.group(1), m.group(2))
+        for m in re.finditer(r"- id: (\S+)\n(?:\s+\w+:.*\n)*?\s+entry: (.+)", text)
+    )
+    assert set(hooks) == {"ruff", "mypy", "layers"}, hooks
+    for entry in hooks.values():
+        tool = entry.split()[0]
+        assert tool.startswith(".venv/bin/") and (ROOT / tool).exists(), entry
+
+
+def test_changelog_has_the_current_version() -> None:
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    heads = re.findall(r"^## \[([^\]]+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert heads[0] == "Unreleased" and version.group(1) in heads, heads
