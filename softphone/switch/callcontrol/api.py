@@ -42,8 +42,10 @@ from softphone.switch.callcontrol import routes
 from softphone.switch.callcontrol.engine import CommandError, parse_headers
 from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
 from softphone.switch.callcontrol.routes import RawResponse, Request, current_request, register_route, route
+from softphone.switch.callcontrol.webhooks import iso_now
 
 if TYPE_CHECKING:
+    from softphone.switch.callcontrol.conference import Conference
     from softphone.switch.callcontrol.engine import CallControl
     from softphone.switch.callcontrol.legs import CCLeg
 
@@ -213,7 +215,7 @@ class ApiServer:
             if len(parts) == 3 and method == "GET":
                 leg = cc.leg(parts[2])
                 self._authorize(leg.connection_id, token)
-                return leg.status()
+                return call_status(leg)
             if len(parts) == 5 and parts[3] == "actions" and method == "POST":
                 leg = cc.leg(parts[2])
                 self._authorize(leg.connection_id, token)
@@ -227,13 +229,15 @@ class ApiServer:
                 cid = body.get("call_control_id")
                 leg = cc.leg(cid if isinstance(cid, str) else "")
                 self._authorize(leg.connection_id, token)
-                return await cccommands.conference_create(cc, body)
+                created = await cccommands.conference_create(cc, body)
+                conf = cc.conferences.get(created.get("id", ""))
+                return conference_object(conf) if conf is not None else created
             if len(parts) == 2 and method == "GET":
                 if token and not any(a.api_key == token for a in cc.apps.values()) and all(
                     a.api_key for a in cc.apps.values()
                 ):
                     raise CommandError(401, "10009", "Authentication failed", "wrong API key")
-                mine = [c.record() for c in cc.conferences.values() if self._allowed(c.connection_id, token)]
+                mine = [conference_object(c) for c in cc.conferences.values() if self._allowed(c.connection_id, token)]
                 return routes.page(mine)
             if len(parts) >= 3:
                 conf = cc.conferences.get(parts[2])
@@ -241,7 +245,7 @@ class ApiServer:
                     # Another connection's conference does not exist for this key (no probing by id).
                     raise CommandError(404, "10005", "Resource not found", f"no conference {parts[2]}")
                 if len(parts) == 3 and method == "GET":
-                    return conf.record()
+                    return conference_object(conf)
                 if len(parts) == 5 and parts[3] == "actions" and method == "POST":
                     self._authorize_refs(body, token)
                     if parts[4] == "join":
@@ -290,7 +294,7 @@ class ApiServer:
         conn_id = _opt(body, "connection_id")
         to = _req(body, "to")
         if not conn_id and cc.switch.accounts.by_number(to) is not None:
-            return (await self._outside(body)).status()
+            return call_status(await self._outside(body))
         if not conn_id:
             raise CommandError(422, "10015", "Invalid value for connection_id", "connection_id is required")
         if cc.switch.accounts.connection(conn_id) is None:
@@ -315,7 +319,33 @@ class ApiServer:
             audio=audio,
             link_to=link_leg,
         )
-        return leg.status()
+        return call_status(leg)
+
+
+CONFERENCE_LIFETIME_S = 4 * 3600
+"""A conference's ``expires_at`` is this long after it was created (Telnyx's default duration is 4 h)."""
+
+
+def call_status(leg: CCLeg) -> dict[str, Any]:
+    """The call object of dial and GET /v2/calls/{id}, as the SDK's ``CallDialResponse`` /
+    ``CallRetrieveStatusResponse`` declare it: the leg's status plus ``start_time``/``end_time``."""
+    out = leg.status()
+    out["start_time"] = iso_now(leg.created)
+    out["end_time"] = iso_now(leg.ended_at) if leg.ended_at is not None else None
+    return out
+
+
+def conference_object(conf: Conference) -> dict[str, Any]:
+    """The conference object as the SDK's ``Conference`` declares it (``created_at``, ``expires_at``,
+    ``updated_at``, ``end_reason`` beside the engine's record)."""
+    out = conf.record()
+    out["created_at"] = iso_now(conf.created_at)
+    out["updated_at"] = iso_now(conf.created_at)
+    out["expires_at"] = iso_now(conf.created_at + CONFERENCE_LIFETIME_S)
+    out["region"] = "US"
+    if conf.ended:
+        out["end_reason"] = "all_left"
+    return out
 
 
 def _req(body: dict[str, Any], key: str) -> str:
