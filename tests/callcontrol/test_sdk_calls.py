@@ -210,3 +210,37 @@ async def test_async_conferences_create_list_retrieve_join_leave(sdk: SdkEnv) ->
         assert ue.value.response.json()["errors"][0]["code"] == "90041"
         for c in (c1, c2):
             await ac.calls.actions.hangup(c)
+
+
+def sdk_action_paths() -> dict[str, str]:
+    """``{action path segment: SDK method name}`` read from the SDK's ``calls.actions`` resource."""
+    import inspect
+    import re
+
+    from telnyx.resources.calls.actions import ActionsResource
+
+    found: dict[str, str] = {}
+    for name, fn in inspect.getmembers(ActionsResource, inspect.isfunction):
+        m = re.search(r'"/calls/\{[a-z_]+\}/actions/([a-z_]+)"', inspect.getsource(fn))
+        if m:
+            found[m.group(1)] = name
+    return found
+
+
+async def test_every_action_is_an_sdk_action_and_answers_in_telnyx_shape(sdk: SdkEnv) -> None:
+    """Each name in the ACTIONS table is a path the SDK calls; on an ended call each answers 4xx with
+    Telnyx's error shape (never 404 "Unknown action", never 5xx), through the SDK's own client."""
+    from softphone.switch.callcontrol.commands import ACTIONS
+
+    paths = sdk_action_paths()
+    assert {"answer", "hangup", "bridge", "playback_start", "gather"} <= set(paths)
+    missing = sorted(set(ACTIONS) - set(paths))
+    assert not missing, f"actions the SDK has no method for: {missing}"
+    leg = await sdk.cc.outside_call("+15550000008", APP_NUMBER)
+    await sdk.cc.hangup_leg(leg)
+    for name in sorted(ACTIONS):
+        with pytest.raises(telnyx.APIStatusError) as exc:
+            await sdk.aclient.post(f"/calls/{leg.call_control_id}/actions/{name}", body={}, cast_to=object)
+        status, body = exc.value.status_code, exc.value.response.json()
+        assert 400 <= status < 500 and status != 404, (name, status, body)
+        assert set(body["errors"][0]) >= {"code", "title", "detail"}, (name, body)
