@@ -142,6 +142,7 @@ class Profile:
     ice_servers: tuple[IceServer, ...] | None = None
     ringback: bool = True
     ringtone: bool = True
+    auto_hold: bool = True  #: a second call (dialled or answered) puts the active one on hold first
     gather_timeout: float = 1.0
     rate_per_minute: float = 0.002
 
@@ -671,6 +672,9 @@ codecs = ["opus", "PCMU", "PCMA"]
 # Play ringback while an outbound call rings, and a ringtone for inbound calls.
 ringback = true
 ringtone = true
+# Dialling or answering another call puts the active call on hold first, as desk phones do;
+# false leaves every call active (the microphone goes to all of them).
+auto_hold = true
 # Seconds to gather ICE candidates before sending the SDP (Verto is non-trickle).
 gather_timeout = 1.0
 # Price per minute (USD) used for the call cost estimate.

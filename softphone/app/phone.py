@@ -1,15 +1,28 @@
-"""The application service: the one writer of application state.
+"""The application service: the one writer of application state, and its policies.
 
-:class:`Phone` owns a :class:`~softphone.client.client.Client`, listens to every client event
-on the event loop, keeps a :class:`~softphone.app.snapshot.Snapshot` up to date and
-publishes it (level-triggered, for panels) plus :class:`~softphone.app.snapshot.PhoneEvent`
-(edge-triggered, for logs, ``--json`` and ``wait``). A ticker refreshes call timers and
-levels five times a second and emits one ``call.stats`` event per live call per second.
-Finished calls go to the :class:`~softphone.app.history.CallHistory`.
+:class:`Phone` owns a :class:`~softphone.client.client.Client`, subscribes to its typed events
+(:mod:`softphone.client.events`) on the event loop and is the only code that writes the
+:class:`~softphone.app.snapshot.Snapshot`: each event is applied by ``match`` on its class. It
+publishes the snapshot (level-triggered, for panels) and a
+:class:`~softphone.app.snapshot.PhoneEvent` per event (edge-triggered, for logs, ``--json``
+and ``wait``; string names exist only there). A ticker refreshes call timers and levels five
+times a second and emits one ``call.stats`` event per live call per second. Finished calls go
+to the :class:`~softphone.app.history.CallHistory`.
 
-Policy lives here; front-ends call these methods through :mod:`softphone.app.commands`.
-Nothing here prints or imports rich, prompt-toolkit or typer; the client (and with it
-aiortc) is imported only when a Phone logs in.
+Policy lives here, not in the client:
+
+- local tones: ringback while an outbound call rings (profile ``ringback``), a ringtone while
+  an inbound call rings (``ringtone``); they stop on any other state;
+- a call whose media fails (the remote SDP cannot be applied, a reattach fails) is hung up;
+- DTMF received twice for one key press (``telnyx_rtc.info`` and in-band tones) is reported
+  once: a digit from one path suppresses the same digit from the other path for
+  :data:`DTMF_DEDUP_WINDOW` seconds, one suppression per report (so "55" is two fives);
+- a second call: dialling or answering one puts the active call on hold first (profile
+  ``auto_hold``, default true), as desk phones do.
+
+Front-ends call these methods through :mod:`softphone.app.commands`. Nothing here prints or
+imports rich, prompt-toolkit or typer; the client (and with it aiortc) is imported only when a
+Phone logs in.
 """
 
 from __future__ import annotations
@@ -17,28 +30,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any
 
 from softphone.app.history import CallHistory, record_for
 from softphone.app.snapshot import CallSnapshot, PhoneEvent, Snapshot, replace
-from softphone.errors import CommandError
+from softphone.client import events as ce
+from softphone.client.events import SocketState, call_id_of
+from softphone.errors import CommandError, SoftphoneError
+from softphone.protocol.states import CallState
 
 if TYPE_CHECKING:
     from softphone.client.call import Call
-    from softphone.client.client import Client, ClientEvent
+    from softphone.client.client import Client
     from softphone.config import Profile
     from softphone.media.sources import AudioSource
 
-__all__ = ["Phone", "level_from_db"]
+__all__ = ["DTMF_DEDUP_WINDOW", "ClientFactory", "Phone", "level_from_db"]
 
 logger = logging.getLogger("softphone.app.phone")
 
 TICK = 0.2  #: panel refresh period (s)
 STATS_EVERY = 5  #: ticks per call.stats event (one a second)
 KEEP_ENDED = 3  #: finished calls kept in snapshots
-_CALL_TERMINAL = ("hangup", "destroyed")
+DTMF_DEDUP_WINDOW = 1.0
+"""Seconds within which the same digit from the other path is a duplicate."""
+
+#: Builds the client for a profile (credentials already chosen); default ``Client.from_profile``.
+ClientFactory = Callable[["Profile"], "Client"]
 
 
 def level_from_db(db: float | None) -> float:
@@ -48,32 +70,35 @@ def level_from_db(db: float | None) -> float:
     return min(1.0, max(0.0, (db + 60.0) / 60.0))
 
 
-def _str(value: object) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _opt_float(value: object) -> float | None:
-    if isinstance(value, int | float) and value == value:
-        return float(value)
-    return None
+class _DtmfDedup:
+    """One key press, two paths (info and inband): report it once (see the module docstring)."""
 
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._recent: list[tuple[str, float, str]] = []
 
-def _live_level(call: object, stats: object, name: str) -> float | None:
-    """A level in dBFS read from the call's media peer now (its meters run per frame), else from the
-    last once-a-second stats: the panel ticks five times a second and its meters should too."""
-    peer = getattr(call, "peer", None)
-    level = _opt_float(getattr(peer, name, None)) if peer is not None else None
-    return level if level is not None else _opt_float(getattr(stats, name, None))
-
-
-def _opt_int(value: object) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+    def first(self, digit: str, source: str) -> bool:
+        """True when this report is new; False when the other path already reported this press."""
+        now = self._clock()
+        self._recent = [e for e in self._recent if now - e[1] <= DTMF_DEDUP_WINDOW]
+        for i, (d, _t, src) in enumerate(self._recent):
+            if d == digit and src != source:
+                del self._recent[i]  # the other path already reported this press
+                return False
+        self._recent.append((digit, now, source))
+        return True
 
 
 class Phone:
-    """Application state and the verbs that change it."""
+    """Application state and the verbs that change it.
+
+    ``client_factory(profile) -> Client`` is the seam for tests (a client on an in-memory
+    duplex); by default :meth:`Client.from_profile <softphone.client.client.Client.from_profile>`.
+    """
 
     def __init__(
         self,
@@ -83,20 +108,27 @@ class Phone:
         clock: Callable[[], float] = time.time,
         caller_name: str | None = None,
         caller_number: str | None = None,
+        client_factory: ClientFactory | None = None,
+        dtmf_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.profile = profile
         self.history = history
         self.caller_name = caller_name
         self.caller_number = caller_number
         self._clock = clock
+        self._dtmf_clock = dtmf_clock
+        self._client_factory = client_factory
         self.client: Client | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._calls: dict[str, Call] = {}
+        self._dtmf: dict[str, _DtmfDedup] = {}
         self._snap = Snapshot(ts=clock())
         self._snap_listeners: list[Callable[[Snapshot], None]] = []
         self._event_listeners: list[Callable[[PhoneEvent], None]] = []
         self._changed = asyncio.Event()
         self._recorded: set[str] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._ticks = 0
 
     # --- subscriptions -----------------------------------------------------------------
@@ -154,6 +186,9 @@ class Phone:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def __aenter__(self) -> Phone:
         await self.start()
@@ -169,16 +204,18 @@ class Phone:
             self._refresh_calls()
             if self._ticks % STATS_EVERY == 0:
                 for call in self._snap.calls:
-                    if call.state in ("active", "held"):
+                    if call.state in (CallState.ACTIVE, CallState.HELD):
                         data = _stats_data(call, self._snap.ts)
                         self._publish_event(PhoneEvent("call.stats", self._snap.ts, call.id, data))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- client -----------------------------------------------------------------------
 
     def _make_client(self, user: str | None, password: str | None, token: str | None) -> Client:
-        from dataclasses import replace as dc_replace
-
-        from softphone.client.client import Client
         from softphone.log import register_secret
 
         profile = self.profile
@@ -191,6 +228,10 @@ class Phone:
             register_secret(password or "")
             profile = dc_replace(profile, auth="sip", username=user, password=password or "", password_cmd="",
                                  token="")
+        if self._client_factory is not None:
+            return self._client_factory(profile)
+        from softphone.client.client import Client
+
         return Client.from_profile(profile)
 
     async def login(self, user: str | None = None, password: str | None = None, token: str | None = None) -> None:
@@ -200,14 +241,12 @@ class Phone:
             await self.logout()
         client = self._make_client(user, password, token)
         self.client = client
-        client.on("*", self._on_client_event)
-        self._set(socket=replace(self._snap.socket, url=str(getattr(client, "url", ""))))
+        self._unsubscribe = client.subscribe(self._on_client_event)
+        self._set(socket=replace(self._snap.socket, url=client.url))
         try:
             await client.connect()
-        except BaseException:
-            self._sync_client()
-            raise
-        self._sync_client()
+        finally:
+            self._sync_client(client)
 
     async def logout(self) -> None:
         """Hang up every call and close the connection."""
@@ -220,64 +259,79 @@ class Phone:
             for call in list(self._calls.values()):
                 self._sync_call(call)
             self._sync_client(client)
-            client.off("*", None)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
 
     def _require_client(self) -> Client:
         if self.client is None:
             raise CommandError("not logged in (use 'login')")
         return self.client
 
-    def _sync_client(self, client: Client | None = None) -> None:
-        c = client or self.client
-        if c is None:
-            return
-        self._set(
-            client=replace(
-                self._snap.client,
-                state=_str(c.state),
-                user=_str(getattr(c, "user", "")),
-                gateway_state=_str(getattr(c, "gateway_state", "")),
-                dc=_str(getattr(c, "dc", "")),
-                region=_str(getattr(c, "region", "")),
-            )
-        )
+    def _sync_client(self, client: Client) -> None:
+        self._set(client=replace(self._snap.client, state=client.state, user=client.user,
+                                 gateway_state=client.gateway_state, dc=client.dc, region=client.region))
 
-    def _on_client_event(self, event: ClientEvent) -> None:
-        name, data = event.name, dict(event.data or {})
+    # --- the one writer: typed events in, snapshot and PhoneEvents out ----------------------------
+
+    def _on_client_event(self, event: ce.Event) -> None:
         snap = self._snap
-        if name.startswith("socket."):
-            sock = snap.socket
-            kind = name.split(".", 1)[1]
-            if kind == "reconnecting":
-                delay = _opt_float(data.get("delay")) or 0.0
-                sock = replace(sock, state="reconnecting", attempt=_opt_int(data.get("attempt")) or sock.attempt + 1,
-                               retry_at=event.ts + delay)
-            elif kind in ("connecting", "open", "closed"):
-                sock = replace(sock, state=kind, retry_at=None, attempt=sock.attempt if kind == "connecting" else 0)
-            self._set(socket=sock)
-        elif name.startswith("client."):
-            client = self.client
-            if name in ("client.login_failed", "client.error"):
+        sock = snap.socket
+        match event:
+            case ce.SocketConnecting():
+                self._set(socket=replace(sock, state=SocketState.CONNECTING, retry_at=None))
+            case ce.SocketOpen() | ce.SocketClosed():
+                state = SocketState.OPEN if isinstance(event, ce.SocketOpen) else SocketState.CLOSED
+                self._set(socket=replace(sock, state=state, retry_at=None, attempt=0))
+            case ce.SocketReconnecting(attempt=attempt, delay=delay):
+                self._set(socket=replace(sock, state=SocketState.RECONNECTING, attempt=attempt or sock.attempt + 1,
+                                         retry_at=event.ts + delay))
+            case ce.SocketError():
+                pass
+            case ce.LoginRefused(message=message) | ce.ClientError(message=message):
                 from softphone.log import redact
 
-                self._set(client=replace(snap.client, error=redact(str(data.get("message", "")))))
-            if client is not None:
-                self._sync_client(client)
-        elif name.startswith("call.") and event.call_id:
-            call = self._find_call_object(event.call_id)
-            if call is not None:
-                if name == "call.stats":
+                self._set(client=replace(snap.client, error=redact(message)))
+                self._sync_current_client()
+            case ce.ClientStateChanged() | ce.LoggedIn() | ce.GatewayStateChanged() | ce.Ready() | ce.Punted():
+                self._sync_current_client()
+            case ce.CallStats(call_id=call_id):
+                if (call := self._call(call_id)) is not None:
                     self._sync_call(call)
-                    return  # the ticker emits call.stats once a second per call
-                self._sync_call(call)
-                if name == "call.incoming" or (name == "call.created" and data.get("direction") == "inbound"):
+                return  # the ticker emits call.stats once a second per call
+            case ce.CallDtmf(call_id=call_id, digits=digit, source=source):
+                dedup = self._dtmf.setdefault(call_id, _DtmfDedup(self._dtmf_clock))
+                if not dedup.first(digit, source):
+                    return  # the same key press, already reported by the other path
+                if (call := self._call(call_id)) is not None:
+                    old = self._snap.call(call_id)
+                    self._sync_call(call, dtmf_received=(old.dtmf_received if old else "") + digit)
+            case ce.CallMediaFailed(call_id=call_id, stage=stage, message=message):
+                self._media_failed(call_id, stage, message)
+                return  # the hang-up that follows is the event users see
+            case ce.CallStateChanged(call_id=call_id, new=new):
+                if (call := self._call(call_id)) is not None:
+                    self._tones(call, new)
+                    self._sync_call(call)
+            case ce.CallIncoming(call_id=call_id) | ce.CallCreated(call_id=call_id, direction="inbound"):
+                if (call := self._call(call_id)) is not None:
+                    self._sync_call(call)
                     self._set(current=self._snap.current or call.id)
                     ringing = self._snap.call(call.id)
-                    if name == "call.incoming" and ringing is not None:
+                    if isinstance(event, ce.CallIncoming) and ringing is not None:
                         self._set(notice=f"incoming call from {ringing.remote or '?'}: a answer, r reject")
-        self._publish_event(PhoneEvent(name, event.ts, event.call_id, data))
+            case (ce.CallCreated(call_id=call_id) | ce.CallRinging(call_id=call_id) | ce.CallEarly(call_id=call_id)
+                  | ce.CallActive(call_id=call_id) | ce.CallParked(call_id=call_id) | ce.CallHangup(call_id=call_id)
+                  | ce.CallHeld(call_id=call_id) | ce.CallDeviceWarning(call_id=call_id)):
+                if (call := self._call(call_id)) is not None:
+                    self._sync_call(call)
+        self._publish_event(PhoneEvent(event.name, event.ts, call_id_of(event), event.data()))
 
-    def _find_call_object(self, call_id: str) -> Call | None:
+    def _sync_current_client(self) -> None:
+        if self.client is not None:
+            self._sync_client(self.client)
+
+    def _call(self, call_id: str) -> Call | None:
         call = self._calls.get(call_id)
         if call is None and self.client is not None:
             call = self.client.calls.get(call_id)
@@ -285,48 +339,96 @@ class Phone:
                 self._calls[call_id] = call
         return call
 
+    # --- policies -------------------------------------------------------------------------
+
+    def _tones(self, call: Call, state: CallState) -> None:
+        """Ringback / ringtone exactly while the call rings (profile ``ringback`` / ``ringtone``)."""
+        if state == CallState.RINGING:
+            from softphone.media.tones import ringback_tone, ringtone
+
+            if call.direction == "outbound" and self.profile.ringback:
+                call.play_tone(ringback_tone())
+            elif call.direction == "inbound" and self.profile.ringtone:
+                call.play_tone(ringtone())
+        elif call.playing_tone:
+            call.stop_tone()
+
+    def _media_failed(self, call_id: str, stage: str, message: str) -> None:
+        """A call without working media is hung up (INCOMPATIBLE_DESTINATION; a failed reattach: the default)."""
+        call = self._call(call_id)
+        if call is None or call.state.is_terminal:
+            return
+        logger.warning("call %s: media failed (%s): %s; hanging up", call_id[:8], stage, message)
+        if stage == "reattach":
+            cause, reason = None, f"reattach failed: {message}"
+        else:
+            cause, reason = "INCOMPATIBLE_DESTINATION", "media failed" if stage == "answer" else message
+        self._spawn(call.hangup(cause, reason=reason), f"media-failed-{call_id[:8]}")
+
+    async def _hold_others(self, keep: str | None = None) -> None:
+        """Second-call policy (``auto_hold``): put every other active call on hold first."""
+        if not self.profile.auto_hold:
+            return
+        for snap in self._snap.calls:
+            if snap.id == keep or snap.state != CallState.ACTIVE:
+                continue
+            call = self._calls.get(snap.id)
+            if call is None:
+                continue
+            try:
+                await call.hold()
+            except SoftphoneError as exc:
+                logger.warning("call %s: could not hold it for the new call: %s", snap.id[:8], exc)
+            self._sync_call(call)
+
+    # --- snapshots of calls ----------------------------------------------------------------
+
     def _call_snapshot(self, call: Call, old: CallSnapshot | None) -> CallSnapshot:
         now = self._clock()
-        state = _str(call.state)
-        stats = getattr(call, "stats", None)
-        rate = float(getattr(self.profile, "rate_per_minute", 0.002))
-        headers = tuple((str(k), str(v)) for k, v in _headers(getattr(call, "custom_headers", None)))
-        ended_at = _opt_float(getattr(call, "ended_at", None))
-        if state in _CALL_TERMINAL and ended_at is None:
+        state = call.state
+        stats = call.stats
+        ended_at = call.ended_at
+        if state.is_terminal and ended_at is None:
             ended_at = old.ended_at if old and old.ended_at else now
-        codec = _str(getattr(call, "codec", "")) or (_str(getattr(stats, "codec", "")) if stats else "")
+        codec = call.codec or (stats.codec if stats is not None else None) or ""
+        # The panel ticks five times a second; read the peer's per-frame meters, else the last stats.
+        input_db = _finite(call.input_level_db)
+        output_db = _finite(call.output_level_db)
+        if stats is not None:
+            input_db = input_db if input_db is not None else _finite(stats.input_level_db)
+            output_db = output_db if output_db is not None else _finite(stats.output_level_db)
         return CallSnapshot(
             id=call.id,
-            direction=_str(call.direction),
-            remote_name=_str(getattr(call, "remote_name", "")),
-            remote_number=_str(getattr(call, "remote_number", "")) or _str(getattr(call, "destination", "")),
+            direction=call.direction,
+            remote_name=call.remote_name,
+            remote_number=call.remote_number or call.destination,
             state=state,
             state_since=old.state_since if old and old.state == state else now,
-            created_at=_opt_float(getattr(call, "created_at", None)) or (old.created_at if old else now),
-            answered_at=_opt_float(getattr(call, "answered_at", None)),
+            created_at=call.created_at,
+            answered_at=call.answered_at,
             ended_at=ended_at,
             codec=codec,
-            rtt_ms=_opt_float(getattr(stats, "rtt_ms", None)),
-            jitter_ms=_opt_float(getattr(stats, "jitter_ms", None)),
-            loss_pct=_opt_float(getattr(stats, "packet_loss_pct", None)),
-            mos=_opt_float(getattr(stats, "mos", None)),
-            input_level=level_from_db(_live_level(call, stats, "input_level_db")),
-            output_level=level_from_db(_live_level(call, stats, "output_level_db")),
-            muted=bool(getattr(call, "muted", False)),
-            held=bool(getattr(call, "held", False)) or state == "held",
-            rate_per_minute=rate,
-            dtmf_received=_str(getattr(call, "dtmf_received", "")),
+            rtt_ms=_finite(stats.rtt_ms) if stats is not None else None,
+            jitter_ms=_finite(stats.jitter_ms) if stats is not None else None,
+            loss_pct=_finite(stats.packet_loss_pct) if stats is not None else None,
+            mos=_finite(stats.mos) if stats is not None else None,
+            input_level=level_from_db(input_db),
+            output_level=level_from_db(output_db),
+            muted=call.muted,
+            held=call.held or state == CallState.HELD,
+            rate_per_minute=self.profile.rate_per_minute,
+            dtmf_received=old.dtmf_received if old else "",
             dtmf_sent=old.dtmf_sent if old else "",
-            parked=bool(getattr(call, "parked", False)),
-            call_control_id=_str(getattr(call, "telnyx_call_control_id", "")),
-            session_id=_str(getattr(call, "telnyx_session_id", "")),
-            leg_id=_str(getattr(call, "telnyx_leg_id", "")),
-            client_state=_str(getattr(call, "client_state", "")),
-            custom_headers=headers,
-            cause=_str(getattr(call, "cause", "")),
-            cause_code=_opt_int(getattr(call, "cause_code", None)),
-            sip_code=_opt_int(getattr(call, "sip_code", None)),
-            sip_reason=_str(getattr(call, "sip_reason", "")),
+            parked=call.parked,
+            call_control_id=call.telnyx_call_control_id,
+            session_id=call.telnyx_session_id,
+            leg_id=call.telnyx_leg_id,
+            client_state=call.client_state,
+            custom_headers=call.custom_headers,
+            cause=call.cause or "",
+            cause_code=call.cause_code,
+            sip_code=call.sip_code,
+            sip_reason=call.sip_reason,
             hangup_by=old.hangup_by if old else "",
         )
 
@@ -341,6 +443,7 @@ class Phone:
         for stale in ended[:-KEEP_ENDED]:
             calls.remove(stale)
             self._calls.pop(stale.id, None)
+            self._dtmf.pop(stale.id, None)
         current = self._snap.current
         notice = self._snap.notice
         if new.ended:
@@ -353,9 +456,9 @@ class Phone:
             if current == new.id:
                 live = [c for c in calls if not c.ended]
                 current = live[-1].id if live else new.id
-            if notice.startswith("incoming call") and not any(c.state == "ringing" for c in calls):
+            if notice.startswith("incoming call") and not any(c.state == CallState.RINGING for c in calls):
                 notice = ""
-        elif new.state != "ringing" and notice.startswith("incoming call") and new.direction == "inbound":
+        elif new.state != CallState.RINGING and notice.startswith("incoming call") and new.direction == "inbound":
             notice = ""
         self._set(calls=tuple(calls), current=current, notice=notice)
         return new
@@ -390,7 +493,7 @@ class Phone:
 
     async def dial(self, destination: str, headers: Sequence[tuple[str, str]] = (), client_state: str | None = None,
                    ) -> str:
-        """Place a call; returns its id."""
+        """Place a call (the active one goes on hold first, with ``auto_hold``); returns its id."""
         client = self._require_client()
         kwargs: dict[str, Any] = {}
         if self.caller_name:
@@ -401,6 +504,7 @@ class Phone:
             kwargs["custom_headers"] = list(headers)
         if client_state:
             kwargs["client_state"] = client_state
+        await self._hold_others()
         call = await client.new_call(destination, **kwargs)
         self._calls[call.id] = call
         self._sync_call(call)
@@ -408,7 +512,10 @@ class Phone:
         return call.id
 
     async def answer(self, call_id: str | None = None) -> None:
+        """Answer the ringing call (the active one goes on hold first, with ``auto_hold``)."""
         call = self._ringing(call_id)
+        call.stop_tone()
+        await self._hold_others(keep=call.id)
         await call.answer()
         self._set(current=call.id, notice="")
         self._sync_call(call)
@@ -550,23 +657,10 @@ class Phone:
         return call.dtmf_received if call else ""
 
 
-def _headers(value: object) -> list[tuple[object, object]]:
-    if isinstance(value, dict):
-        return list(value.items())
-    if isinstance(value, list | tuple):
-        out: list[tuple[object, object]] = []
-        for item in value:
-            if isinstance(item, dict):
-                out.append((item.get("name", ""), item.get("value", "")))
-            elif isinstance(item, list | tuple) and len(item) == 2:
-                out.append((item[0], item[1]))
-        return out
-    return []
-
 
 def _stats_data(call: CallSnapshot, now: float) -> dict[str, Any]:
     return {
-        "state": call.state,
+        "state": call.state.value,
         "duration": round(call.duration(now), 3),
         "codec": call.codec,
         "rtt_ms": call.rtt_ms,

@@ -3,13 +3,19 @@
 A snapshot is level-triggered: it says how things are now, so a panel can be redrawn
 from it alone. Times are epoch seconds; ``Snapshot.ts`` is when it was taken, so a
 renderer derives "time in state", "duration" and "reconnect in" without a clock.
-Standard library only.
+States are enums (:class:`CallState`, :class:`ClientState`, :class:`GatewayState`,
+:class:`SocketState`); they are ``StrEnum`` so a renderer or JSON writer shows their values.
+Costs come from the one billing rule, :func:`softphone.app.billing.cost`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from softphone.app.billing import cost
+from softphone.client.events import SocketState
+from softphone.protocol.states import CallState, ClientState, GatewayState
 
 __all__ = ["CallSnapshot", "ClientSnapshot", "PhoneEvent", "Snapshot", "SocketSnapshot", "replace"]
 
@@ -18,7 +24,7 @@ __all__ = ["CallSnapshot", "ClientSnapshot", "PhoneEvent", "Snapshot", "SocketSn
 class SocketSnapshot:
     """The signaling websocket."""
 
-    state: str = "closed"  #: connecting | open | reconnecting | closed
+    state: SocketState = SocketState.CLOSED
     url: str = ""
     attempt: int = 0  #: reconnect attempt number (0 when not reconnecting)
     retry_at: float | None = None  #: epoch seconds of the next reconnect attempt
@@ -34,9 +40,9 @@ class SocketSnapshot:
 class ClientSnapshot:
     """The logged-in session."""
 
-    state: str = "disconnected"  #: a ClientState value
+    state: ClientState = ClientState.DISCONNECTED
     user: str = ""
-    gateway_state: str = ""
+    gateway_state: GatewayState | None = None
     dc: str = ""
     region: str = ""
     error: str = ""  #: last login or client error message (already redacted)
@@ -50,7 +56,7 @@ class CallSnapshot:
     direction: str  #: outbound | inbound
     remote_name: str = ""
     remote_number: str = ""
-    state: str = "new"
+    state: CallState = CallState.NEW
     state_since: float = 0.0
     created_at: float = 0.0
     answered_at: float | None = None
@@ -88,7 +94,7 @@ class CallSnapshot:
 
     @property
     def ended(self) -> bool:
-        return self.state in ("hangup", "destroyed")
+        return self.state in (CallState.HANGUP, CallState.DESTROYED)
 
     def duration(self, now: float) -> float:
         """Answered time in seconds (0 when never answered)."""
@@ -103,7 +109,7 @@ class CallSnapshot:
 
     def cost(self, now: float) -> float:
         """Estimated cost so far in dollars: per started second at ``rate_per_minute``."""
-        return round(self.duration(now) / 60.0 * self.rate_per_minute, 6)
+        return cost(self.duration(now), self.rate_per_minute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +134,7 @@ class Snapshot:
     @property
     def ringing_inbound(self) -> CallSnapshot | None:
         for c in self.calls:
-            if c.direction == "inbound" and c.state == "ringing":
+            if c.direction == "inbound" and c.state == CallState.RINGING:
                 return c
         return None
 

@@ -1,73 +1,185 @@
-"""One call: where signaling (the session's :class:`CallLeg`) meets media (a :class:`MediaPeer`).
+"""One call: where signaling (the session's :class:`CallLeg`) meets media (a media peer).
 
-A :class:`Call` is created by :class:`~softphone.client.client.Client` (``new_call`` or an
-inbound invite) and driven by it: the client's reader hands session events to the
-call's ``_on_*`` methods, which never await media work themselves; anything slow
-(applying SDP, reattaching) runs in a task tracked by the client.
+A :class:`Call` owns everything about its call and talks to its host (the
+:class:`~softphone.client.client.Client`) only through the small :class:`CallHost` port:
+send an intent, emit an event, spawn a task, get media for this call. The host hands it
+the session's events through ONE entry, :meth:`Call.handle`, which never awaits: anything
+slow (opening devices, applying SDP, reattaching) runs in a task spawned through the port.
 
-DTMF received is reported once per key press whichever path saw it first: the
-server's ``telnyx_rtc.info`` or in-band tones found in the received audio. A digit
-reported by one path suppresses the same digit from the *other* path for
-:data:`DTMF_DEDUP_WINDOW` seconds (one suppression per report, so "55" still
-yields two fives).
+Policy is not here: which local tones play and when, hanging up when media fails and
+de-duplicating DTMF received on two paths belong to the application
+(:class:`softphone.app.phone.Phone`). A call reports what happened
+(:class:`~softphone.client.events.CallMediaFailed`, one
+:class:`~softphone.client.events.CallDtmf` per digit per path) and offers the mechanisms
+(:meth:`Call.play_tone`, :meth:`Call.hangup`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import math
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from softphone.errors import CallError, CommandError, LocalProtocolError, MediaError
+from softphone.client import events as ce
+from softphone.errors import CallError, CommandError, LocalProtocolError, MediaError, SoftphoneError
 from softphone.media.frames import Frame
-from softphone.media.hub import ringback_tone, ringtone_tone
 from softphone.media.sinks import AudioSink, BaseSink, NullSink
-from softphone.media.sources import AudioSource, NullSource, ToneSource
+from softphone.media.sources import AudioSource, NullSource
 from softphone.protocol import events as ev
 from softphone.protocol import verto as v
+from softphone.protocol.dtmf import check_digits
 from softphone.protocol.session import CallLeg
 from softphone.protocol.states import CallState
 
 if TYPE_CHECKING:
-    from softphone.client.client import Client
-    from softphone.media.peer import MediaPeer
     from softphone.media.stats import MediaStats
+
+__all__ = [
+    "Answer", "AttachAnswer", "Call", "CallHost", "CallMedia", "Hangup", "Intent", "Invite", "Modify", "Peer",
+    "Reject", "SendDtmf",
+]
 
 logger = logging.getLogger("softphone.client.call")
 
-DTMF_DEDUP_WINDOW = 1.0
-"""Seconds within which the same digit from the other path is a duplicate."""
+
+# --- intents: what a call asks its host to send ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invite:
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True)
+class AttachAnswer:
+    call_id: str
+    sdp: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    call_id: str
+    cause: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Reject:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class SendDtmf:
+    call_id: str
+    digits: str
+
+
+@dataclass(frozen=True)
+class Modify:
+    call_id: str
+    action: str  #: hold | unhold | toggleHold
+
+
+Intent = Invite | Answer | AttachAnswer | Hangup | Reject | SendDtmf | Modify
+"""A protocol intent; the host applies it to the session (raising LocalProtocolError) and sends it."""
+
+
+# --- the port ---------------------------------------------------------------------------------
+
+
+class Peer(Protocol):
+    """What a call needs of its media peer (:class:`softphone.media.peer.MediaPeer`); SDP crosses as text."""
+
+    async def create_offer(self) -> str: ...
+    async def accept_offer(self, sdp: str) -> str: ...
+    async def set_answer(self, sdp: str) -> None: ...
+    async def close(self) -> None: ...
+    async def stats(self) -> MediaStats: ...
+    def mute(self) -> None: ...
+    def unmute(self) -> None: ...
+    def set_source(self, source: AudioSource) -> None: ...
+    def set_send_tap(self, sink: AudioSink | None) -> None: ...
+    @property
+    def negotiated_codec(self) -> str | None: ...
+    @property
+    def input_level_db(self) -> float: ...
+    @property
+    def output_level_db(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class CallMedia:
+    """One call's devices, from its host: the source, the sink and the recorder's local side."""
+
+    source: AudioSource
+    sink: AudioSink
+    send_tap: AudioSink | None = None  #: what the call sends goes here too (the recording's local side)
+
+
+class CallHost(Protocol):
+    """What a :class:`Call` needs from its owner (the Client); nothing else is reached for."""
+
+    def send(self, intent: Intent) -> None:
+        """Apply ``intent`` to the session and send it (raises LocalProtocolError when not allowed)."""
+
+    def emit(self, event: ce.Event) -> None:
+        """Publish an event."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, finish: bool = False) -> asyncio.Task[Any]:
+        """Run ``coro`` as a tracked task (``finish``: the host's close() waits for it, never cancels it)."""
+        ...
+
+    async def open_media(self, call_id: str) -> CallMedia:
+        """This call's source and sink (may raise device errors)."""
+        ...
+
+    def new_peer(self, source: AudioSource, sink: AudioSink, *, name: str, codecs: list[str] | None) -> Peer:
+        """A new media peer with the host's options (ICE servers, codecs ...)."""
+        ...
+
+    def set_audio_input(self, device: str | int) -> None:
+        """Switch the input device of every call."""
+
+    def set_audio_output(self, device: str | int) -> None:
+        """Switch the output device of every call."""
 
 
 class _CallTap(BaseSink):
     """The peer's sink: feeds the in-band DTMF detector, then the call's current output."""
 
-    def __init__(self, call: Call) -> None:
-        self.call = call
+    def __init__(self, output: Callable[[], AudioSink | None], on_digit: Callable[[str], None]) -> None:
         from softphone.media.dsp import DtmfDetector
 
+        self._output = output
+        self._on_digit = on_digit
         # No pre-check in front of the detector: it rejects quiet blocks before any
         # projection and costs a few microseconds a frame otherwise (bench/dtmf_bench.py).
         self.detector = DtmfDetector()
 
     def write_frame(self, frame: Frame) -> None:
-        call = self.call
-        if call._tone_task is None:  # a local ringback/ringtone owns the output until media flows
-            call.output.write_frame(frame)
+        out = self._output()
+        if out is not None:
+            out.write_frame(frame)
         for digit in self.detector.feed(frame):
-            call._report_dtmf(digit, "inband")
+            self._on_digit(digit)
 
 
 class Call:
     """A call, as the SDKs expose it. Create calls with :meth:`Client.new_call`."""
 
-    def __init__(self, client: Client, leg: CallLeg, *, offer_sdp: str | None = None) -> None:
-        self._client = client
+    def __init__(self, host: CallHost, leg: CallLeg, *, offer_sdp: str | None = None) -> None:
+        self._host = host
         self._leg = leg
         self._offer_sdp = offer_sdp
         self.id: str = leg.call_id
@@ -80,21 +192,19 @@ class Call:
         self.parked_since: float | None = None
         self.muted = False
         self.stats: MediaStats | None = None
-        self.dtmf_received = ""
-        self.peer: MediaPeer | None = None
+        self.peer: Peer | None = None
         self.input: AudioSource = NullSource()
         self.output: AudioSink = NullSink()
-        self._own_media: list[AudioSource | AudioSink] = []
-        self._send_tap: AudioSink | None = None
-        self._tap = _CallTap(self)
+        self._media: CallMedia | None = None
+        self._codecs: list[str] | None = None
+        self._prepared = False  # devices asked for (inbound/adopted); outbound calls open them in start_outbound
+        self._tap = _CallTap(self._current_output, lambda digit: self._digit(digit, "inband"))
         self._state_changed = asyncio.Event()
         self._hold_waiter: asyncio.Future[bool] | None = None
         self._tone_task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
-        self._dtmf_recent: list[tuple[str, float, str]] = []
         self._media_closing: asyncio.Task[None] | None = None
-        self._media_ready: asyncio.Task[None] | None = None
-        """The inbound call's device/recorder setup (set by the client); answer() waits for it."""
+        self._media_ready: asyncio.Task[None] | None = None  # inbound: device setup; answer() waits for it
 
     # -- plain properties ---------------------------------------------------------------------
     @property
@@ -139,6 +249,16 @@ class Call:
     @property
     def codec(self) -> str | None:
         return self.peer.negotiated_codec if self.peer is not None else None
+
+    @property
+    def input_level_db(self) -> float | None:
+        """The level sent now (dBFS, per frame), None without media."""
+        return self.peer.input_level_db if self.peer is not None else None
+
+    @property
+    def output_level_db(self) -> float | None:
+        """The level received now (dBFS, per frame), None without media."""
+        return self.peer.output_level_db if self.peer is not None else None
 
     @property
     def duration(self) -> float:
@@ -194,76 +314,83 @@ class Call:
         return True
 
     def cost(self, rate_per_minute: float = 0.002) -> float:
-        """The call's price billed per started second at ``rate_per_minute``."""
-        d = self.duration
-        return 0.0 if d <= 0 else round(math.ceil(d - 1e-9) * rate_per_minute / 60.0, 6)
+        """The call's price, billed per started second at ``rate_per_minute`` (:func:`softphone.app.billing.cost`)."""
+        from softphone.app.billing import cost
+
+        return cost(self.duration, rate_per_minute)
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self.direction} {self.state.value} {self.remote_number or self.destination!r}>"
 
     # -- intents --------------------------------------------------------------------------------
+    def _send(self, intent: Intent) -> None:
+        try:
+            self._host.send(intent)
+        except LocalProtocolError as exc:
+            raise CommandError(str(exc)) from exc
+
+    async def start_outbound(self, codecs: list[str] | None = None) -> None:
+        """Open this call's media, build the offer and send the invite (``Client.new_call`` does this)."""
+        self._codecs = codecs
+        try:
+            self._prepared = True
+            await self._open_media()
+            sdp = await (await self._new_peer()).create_offer()
+        except BaseException:
+            if not self.state.is_terminal:  # never sent: ends locally, no BYE
+                self._host.send(Hangup(self.id, reason="media setup failed"))
+            raise
+        if self.state != CallState.NEW:
+            raise CommandError(f"call ended before the invite ({self.state.value})")
+        self._host.send(Invite(self.id, sdp))
+
     async def answer(self) -> None:
-        """Answer a ringing inbound call (media first, then ``telnyx_rtc.answer``)."""
+        """Answer a ringing inbound call (media first, then ``telnyx_rtc.answer``).
+
+        When the offer cannot be accepted this raises :class:`MediaError` and reports
+        :class:`~softphone.client.events.CallMediaFailed`; the call is left ringing.
+        """
         if self.direction != "inbound" or self.state != CallState.RINGING:
             raise CommandError(f"cannot answer a {self.direction} call in state {self.state.value}")
         if self._offer_sdp is None:
             raise CallError("no offer to answer")
-        self._stop_tone()
         if self._media_ready is not None:  # answering from a call.incoming handler: the source is not there yet
             await asyncio.shield(self._media_ready)
             if self.state != CallState.RINGING:
                 raise CallError(f"call ended while answering ({self.state.value})")
-        peer = await self._new_peer()
         try:
-            sdp = await peer.accept_offer(self._offer_sdp)
-        except MediaError:
+            sdp = await (await self._new_peer()).accept_offer(self._offer_sdp)
+        except MediaError as exc:
             if not self.state.is_terminal:
-                self._client._session.hangup(self.id, "INCOMPATIBLE_DESTINATION", reason="media failed")
-                self._client._pump()
+                self._host.emit(ce.CallMediaFailed(call_id=self.id, stage="answer", message=str(exc)))
             raise
         if self.state != CallState.RINGING:
             raise CallError(f"call ended while answering ({self.state.value})")
-        self._client._session.answer(self.id, sdp)
-        self._client._pump()
+        self._host.send(Answer(self.id, sdp))
 
     async def reject(self) -> None:
         """Reject a ringing inbound call (BYE USER_BUSY)."""
-        try:
-            self._client._session.reject(self.id)
-        except LocalProtocolError as exc:
-            raise CommandError(str(exc)) from exc
-        self._client._pump()
+        self._send(Reject(self.id))
 
-    async def hangup(self, cause: str | None = None) -> None:
+    async def hangup(self, cause: str | None = None, *, reason: str = "local hangup") -> None:
         """Hang up. Default cause by state as the SDKs: NORMAL_CLEARING once answered, else USER_BUSY."""
         if self.state.is_terminal:
             return
-        self._client._session.hangup(self.id, cause, reason="local hangup")
-        self._client._pump()
+        self._host.send(Hangup(self.id, cause, reason))
 
     async def dtmf(self, digits: str, delay: float = 0.15) -> None:
         """Send ``digits`` (0-9 * # A-D, a-d accepted), one ``telnyx_rtc.info`` per digit, ``delay`` apart."""
-        digits = digits.upper()  # the wire wants upper-case A-D (PROTOCOL.md §4.10)
-        if not digits or not v.valid_dtmf(digits):
-            raise CommandError(f"invalid DTMF {digits!r}: use 0-9 * # A-D")
+        digits = check_digits("dtmf", digits)  # the wire wants upper-case A-D (PROTOCOL.md §4.10)
         for i, digit in enumerate(digits):
             if i:
                 await asyncio.sleep(delay)
-            try:
-                self._client._session.dtmf(self.id, digit)
-            except LocalProtocolError as exc:
-                raise CommandError(str(exc)) from exc
-            self._client._pump()
+            self._send(SendDtmf(self.id, digit))
 
     async def _modify(self, action: str, timeout: float = 10.0) -> bool:
+        self._send(Modify(self.id, action))
+        self._hold_waiter = waiter = asyncio.get_running_loop().create_future()
         try:
-            self._client._session.modify(self.id, action)
-        except LocalProtocolError as exc:
-            raise CommandError(str(exc)) from exc
-        self._hold_waiter = asyncio.get_running_loop().create_future()
-        self._client._pump()
-        try:
-            return await asyncio.wait_for(self._hold_waiter, timeout)
+            return await asyncio.wait_for(waiter, timeout)
         except TimeoutError as exc:
             raise CallError(f"{action}: no answer") from exc
         finally:
@@ -294,7 +421,7 @@ class Call:
     def set_input(self, source_or_device: AudioSource | str | int) -> None:
         """Send from an :class:`AudioSource`, or switch the input device (for every call of the client)."""
         if isinstance(source_or_device, str | int):
-            self._client.set_audio_input(source_or_device)
+            self._host.set_audio_input(source_or_device)
             return
         self.input = source_or_device
         if self.peer is not None:
@@ -303,7 +430,7 @@ class Call:
     def set_output(self, sink_or_device: AudioSink | str | int) -> None:
         """Deliver received audio to an :class:`AudioSink`, or switch the output device (every call)."""
         if isinstance(sink_or_device, str | int):
-            self._client.set_audio_output(sink_or_device)
+            self._host.set_audio_output(sink_or_device)
             return
         self.output = sink_or_device
 
@@ -330,38 +457,15 @@ class Call:
 
         await asyncio.wait_for(_wait(), timeout)
 
-    # -- media helpers -----------------------------------------------------------------------------
-    async def _prepare_media(self) -> None:
-        """Get this call's source and sink from the client's audio manager (may raise device errors)."""
-        source, sink = await self._client._audio.call_media()
-        self.input, self.output = source, sink
-        self._own_media = [source, sink]
-        self._send_tap = getattr(sink, "send_tap", None)  # what we send, for the recording's local side
+    # -- local tones (the application decides when: softphone.app.phone) ----------------------------
+    @property
+    def playing_tone(self) -> bool:
+        """True while a local tone owns the output (received audio is not played meanwhile)."""
+        return self._tone_task is not None
 
-    async def _new_peer(self) -> MediaPeer:
-        from softphone.media.peer import MediaPeer
-
-        old, self.peer = self.peer, None
-        if old is not None:
-            await old.close()
-        peer = MediaPeer(self._client._peer_options(), source=self.input, sink=self._tap, name=f"call-{self.id[:8]}")
-        if self._send_tap is not None:
-            peer.set_send_tap(self._send_tap)
-        self.peer = peer
-        self._apply_send_state()
-        return peer
-
-    def _apply_send_state(self) -> None:
-        if self.peer is None:
-            return
-        if self.muted or self.held:
-            self.peer.mute()
-        else:
-            self.peer.unmute()
-
-    def _play_tone(self, tone: ToneSource) -> None:
-        """Play a local tone into the output until stopped (20 ms pacing on the loop)."""
-        self._stop_tone()
+    def play_tone(self, tone: AudioSource) -> None:
+        """Play ``tone`` (e.g. ringback) into this call's output until :meth:`stop_tone` (20 ms pacing)."""
+        self.stop_tone()
 
         async def _run() -> None:
             loop = asyncio.get_running_loop()
@@ -375,16 +479,148 @@ class Call:
                 n += 1
                 await asyncio.sleep(max(0.0, start + n * 0.02 - loop.time()))
 
-        self._tone_task = self._client._spawn(_run(), name=f"tone-{self.id[:8]}")
+        self._tone_task = self._host.spawn(_run(), f"tone-{self.id[:8]}")
 
-    def _stop_tone(self) -> None:
+    def stop_tone(self) -> None:
+        """Stop the local tone, if one plays; received audio is played again."""
         task, self._tone_task = self._tone_task, None
         if task is not None:
             task.cancel()
 
+    # -- shutdown ---------------------------------------------------------------------------------
+    async def close_media(self) -> None:
+        """Close the peer, source and sink (once; ``Client.close()`` waits for every call's)."""
+        await asyncio.shield(self._start_closing_media())
+
+    # -- the one entry for protocol events (from the host's reader; never awaits) --------------------
+    def handle(self, event: ev.Event) -> None:
+        """Apply one session event about this call."""
+        match event:
+            case ev.IncomingCall():
+                self._prepared = True
+                # Media first: a call.incoming handler may answer at once, and answer() waits for this task.
+                self._media_ready = self._host.spawn(self._prepare_media(), f"inbound-{self.id[:8]}")
+            case ev.AttachOffer():
+                name = f"reattach-{self.id[:8]}" if self._prepared or self.peer else f"adopt-{self.id[:8]}"
+                self._host.spawn(self._reattach(event), name)
+            case ev.CallStateChanged(old=old, new=new):
+                self._on_state(old, new)
+            case ev.CallHangup():
+                self._hangup = event
+                self._host.emit(ce.CallHangup(
+                    call_id=self.id, cause=event.cause, cause_code=event.cause_code, sip_code=event.sip_code,
+                    sip_reason=event.sip_reason, remote=event.remote, reason=event.reason))
+            case ev.RemoteEarlyMedia(sdp=sdp):
+                self._host.spawn(self._apply_remote_sdp(sdp), f"early-{self.id[:8]}")
+            case ev.RemoteAnswer(sdp=str() as sdp):
+                self._host.spawn(self._apply_remote_sdp(sdp), f"answer-{self.id[:8]}")
+            case ev.HoldChanged(held=held):
+                self._apply_send_state()
+                self._host.emit(ce.CallHeld(call_id=self.id, held=held))
+                if self._hold_waiter is not None and not self._hold_waiter.done():
+                    self._hold_waiter.set_result(held)
+            case ev.HoldFailed(message=message):
+                if self._hold_waiter is not None and not self._hold_waiter.done():
+                    self._hold_waiter.set_exception(CallError(f"hold failed: {message}"))
+            case ev.DtmfReceived(digits=digits):
+                for digit in digits:
+                    self._digit(digit, "info")
+
+    def _on_state(self, old: CallState, new: CallState) -> None:
+        if new in (CallState.ACTIVE, CallState.HELD) and self.answered_at is None:
+            self.answered_at = time.time()
+        if new.is_terminal and self._ended_at is None:
+            self._ended_at = time.time()
+        if new.is_terminal and self._hangup is None:
+            self._hangup = self._leg.hangup
+        parked_changed = self._update_parked()
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+        self._host.emit(ce.CallStateChanged(call_id=self.id, old=old, new=new))
+        if parked_changed:
+            self._host.emit(ce.CallParked(call_id=self.id, parked=self.parked, since=self.parked_since,
+                                          call_control_id=self.telnyx_call_control_id))
+        if new == CallState.RINGING:
+            self._host.emit(ce.CallRinging(call_id=self.id))
+        elif new == CallState.EARLY:
+            self._host.emit(ce.CallEarly(call_id=self.id))
+        elif new == CallState.ACTIVE:
+            self._host.emit(ce.CallActive(call_id=self.id))
+        if new in (CallState.ACTIVE, CallState.HELD, CallState.EARLY):
+            self._start_stats()
+        if new in (CallState.ACTIVE, CallState.HELD):
+            self._apply_send_state()
+        if new.is_terminal:
+            self._start_closing_media()
+
+    def _digit(self, digit: str, source: str) -> None:
+        self._host.emit(ce.CallDtmf(call_id=self.id, digits=digit, source=source))
+
+    # -- media ------------------------------------------------------------------------------------
+    def _current_output(self) -> AudioSink | None:
+        return None if self._tone_task is not None else self.output  # a local tone owns the output
+
+    async def _open_media(self) -> None:
+        media = await self._host.open_media(self.id)
+        self._media = media
+        self.input, self.output = media.source, media.sink
+
+    async def _prepare_media(self) -> None:
+        """Inbound or adopted calls: devices now; a failure is a warning (the call goes on with silence)."""
+        self._prepared = True
+        try:
+            await self._open_media()
+        except SoftphoneError as exc:
+            self._host.emit(ce.CallDeviceWarning(call_id=self.id, message=str(exc)))
+
+    async def _new_peer(self) -> Peer:
+        """A new peer for this call (the old one, if any, closed first)."""
+        old, self.peer = self.peer, None
+        if old is not None:
+            await old.close()
+        peer = self._host.new_peer(self.input, self._tap, name=f"call-{self.id[:8]}", codecs=self._codecs)
+        if self._media is not None and self._media.send_tap is not None:  # the recording's local side
+            peer.set_send_tap(self._media.send_tap)
+        self.peer = peer
+        self._apply_send_state()
+        return peer
+
+    def _apply_send_state(self) -> None:
+        if self.peer is None:
+            return
+        if self.muted or self.held:
+            self.peer.mute()
+        else:
+            self.peer.unmute()
+
+    async def _apply_remote_sdp(self, sdp: str) -> None:
+        """Remote answer or early SDP (task): apply it to our offer."""
+        if self.peer is None:
+            return
+        try:
+            await self.peer.set_answer(sdp)
+        except MediaError as exc:
+            logger.warning("call %s: cannot apply the remote SDP: %s", self.id, exc)
+            if not self.state.is_terminal:
+                self._host.emit(ce.CallMediaFailed(call_id=self.id, stage="remote_sdp", message=str(exc)))
+
+    async def _reattach(self, offer: ev.AttachOffer) -> None:
+        """Answer the server's attach with a NEW peer; id, hold intent, mute and devices stay."""
+        if not self._prepared:  # a call this client did not know (adopted after a restart)
+            await self._prepare_media()
+        try:
+            sdp = await (await self._new_peer()).accept_offer(offer.invite.sdp)
+        except MediaError as exc:
+            logger.warning("call %s: reattach failed: %s", self.id, exc)
+            if not self.state.is_terminal:
+                self._host.emit(ce.CallMediaFailed(call_id=self.id, stage="reattach", message=str(exc)))
+            return
+        if self.state == CallState.RECOVERING:
+            self._host.send(AttachAnswer(self.id, sdp))
+
     def _start_stats(self) -> None:
         if self._stats_task is None or self._stats_task.done():
-            self._stats_task = self._client._spawn(self._stats_loop(), name=f"stats-{self.id[:8]}")
+            self._stats_task = self._host.spawn(self._stats_loop(), f"stats-{self.id[:8]}")
 
     async def _stats_loop(self) -> None:
         while not self.state.is_terminal:
@@ -394,20 +630,16 @@ class Call:
                 continue
             stats = await peer.stats()
             self.stats = stats
-            self._client._emit("call.stats", dataclasses.asdict(stats), self.id)
+            self._host.emit(ce.CallStats(call_id=self.id, stats=stats))
 
     def _start_closing_media(self) -> asyncio.Task[None]:
-        """Close the peer, source and sink once (a task the client waits for in close(), never cancels)."""
+        """Close the peer, source and sink once (a task the host waits for in close(), never cancels)."""
         if self._media_closing is None:
-            self._media_closing = self._client._spawn(self._finish_media(), name=f"close-{self.id[:8]}",
-                                                      finish=True)
+            self._media_closing = self._host.spawn(self._finish_media(), f"close-{self.id[:8]}", finish=True)
         return self._media_closing
 
-    async def _close_media(self) -> None:
-        await asyncio.shield(self._start_closing_media())
-
     async def _finish_media(self) -> None:
-        self._stop_tone()
+        self.stop_tone()
         if self._stats_task is not None:
             self._stats_task.cancel()
         try:
@@ -415,100 +647,9 @@ class Call:
                 await self.peer.close()
         finally:
             # Sinks first (the recorder finishes its file without suspending), even when cancelled.
-            for item in reversed(self._own_media):
+            media = self._media
+            if media is not None:
                 with contextlib.suppress(Exception):
-                    await item.stop()
-
-    def _report_dtmf(self, digit: str, source: str) -> None:
-        now = time.monotonic()
-        self._dtmf_recent = [e for e in self._dtmf_recent if now - e[1] <= DTMF_DEDUP_WINDOW]
-        for i, (d, _t, src) in enumerate(self._dtmf_recent):
-            if d == digit and src != source:
-                del self._dtmf_recent[i]  # the other path already reported this press
-                return
-        self._dtmf_recent.append((digit, now, source))
-        self.dtmf_received += digit
-        self._client._emit("call.dtmf", {"digits": digit, "source": source}, self.id)
-
-    # -- session events (called by the client's reader; never await) ------------------------------
-    def _on_state(self, old: CallState, new: CallState) -> None:
-        if new in (CallState.ACTIVE, CallState.HELD) and self.answered_at is None:
-            self.answered_at = time.time()
-        if new not in (CallState.RINGING,) and old in (CallState.RINGING, CallState.TRYING, CallState.REQUESTING):
-            self._stop_tone()
-        if new.is_terminal and self._ended_at is None:
-            self._ended_at = time.time()
-        if new.is_terminal and self._hangup is None:
-            self._hangup = self._leg.hangup
-        parked_changed = self._update_parked()
-        self._state_changed.set()
-        self._state_changed = asyncio.Event()
-        self._client._emit("call.state", {"old": old.value, "new": new.value}, self.id)
-        if parked_changed:
-            self._client._emit("call.parked", {"parked": self.parked, "since": self.parked_since,
-                                               "call_control_id": self.telnyx_call_control_id}, self.id)
-        named = {CallState.RINGING: "call.ringing", CallState.EARLY: "call.early", CallState.ACTIVE: "call.active"}
-        if new in named:
-            self._client._emit(named[new], {}, self.id)
-        if new == CallState.RINGING and self.direction == "outbound" and self._client._audio.config.ringback \
-                and self._client.ringback:
-            self._play_tone(ringback_tone())
-        if new == CallState.RINGING and self.direction == "inbound" and self._client._audio.config.ringtone \
-                and self._client.ringtone:
-            self._play_tone(ringtone_tone())
-        if new in (CallState.ACTIVE, CallState.HELD, CallState.EARLY):
-            self._stop_tone()
-            self._start_stats()
-        if new in (CallState.ACTIVE, CallState.HELD):
-            self._apply_send_state()
-        if new.is_terminal:
-            self._start_closing_media()
-
-    def _on_hangup(self, hang: ev.CallHangup) -> None:
-        self._hangup = hang
-        self._client._emit("call.hangup", {
-            "cause": hang.cause, "cause_code": hang.cause_code, "sip_code": hang.sip_code,
-            "sip_reason": hang.sip_reason, "remote": hang.remote, "reason": hang.reason}, self.id)
-
-    def _on_hold(self, held: bool) -> None:
-        self._apply_send_state()
-        self._client._emit("call.held", {"held": held}, self.id)
-        if self._hold_waiter is not None and not self._hold_waiter.done():
-            self._hold_waiter.set_result(held)
-
-    def _on_hold_failed(self, message: str) -> None:
-        if self._hold_waiter is not None and not self._hold_waiter.done():
-            self._hold_waiter.set_exception(CallError(f"hold failed: {message}"))
-
-    async def _apply_answer(self, sdp: str) -> None:
-        """Remote answer or early SDP (task): apply it to our offer."""
-        if self.peer is None:
-            return
-        try:
-            await self.peer.set_answer(sdp)
-        except MediaError as exc:
-            logger.warning("call %s: cannot apply the remote SDP: %s", self.id, exc)
-            if not self.state.is_terminal:
-                self._client._session.hangup(self.id, "INCOMPATIBLE_DESTINATION", reason=str(exc))
-                self._client._pump()
-
-    async def _reattach(self, offer: ev.AttachOffer) -> None:
-        """Answer the server's attach with a NEW peer; id, hold intent, mute and devices stay."""
-        try:
-            peer = await self._new_peer()
-            sdp = await peer.accept_offer(offer.invite.sdp)
-        except MediaError as exc:
-            logger.warning("call %s: reattach failed: %s", self.id, exc)
-            if not self.state.is_terminal:
-                self._client._session.hangup(self.id, reason=f"reattach failed: {exc}")
-                self._client._pump()
-            return
-        if self.state == CallState.RECOVERING:
-            self._client._session.attach_answer(self.id, sdp)
-            self._client._pump()
-
-    def _snapshot(self) -> dict[str, Any]:
-        """Plain data for events and front-ends."""
-        return {"id": self.id, "direction": self.direction, "state": self.state.value,
-                "remote_name": self.remote_name, "remote_number": self.remote_number,
-                "destination": self.destination, "muted": self.muted, "held": self.held}
+                    await media.sink.stop()
+                with contextlib.suppress(Exception):
+                    await media.source.stop()

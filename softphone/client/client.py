@@ -2,13 +2,19 @@
 
 The socket, the reconnect loop (backoff, ``?voice_sdk_id=``) and the session timer live
 in :class:`softphone.client.connection.Connection`; this module turns the session's events
-into client and call events and owns the calls. Media work (applying SDP) runs in
-tasks tracked per client, never in the reader.
+into typed client events (:mod:`softphone.client.events`) and owns the calls. Each
+:class:`~softphone.client.call.Call` gets the session's events about it through its one entry,
+``Call.handle``, and talks back only through the :class:`~softphone.client.call.CallHost` port
+this client implements (send an intent, emit an event, spawn a task, get media for a call).
 
-Second inbound call while one is up: it is announced (``call.incoming``) and can be
-answered or rejected; answering it does **not** hold the first call automatically
-(each call has its own peer, and a shared microphone is copied to both). Front-ends
-that want desk-phone behaviour call ``hold()`` on the first call themselves.
+Events: ``subscribe(handler)`` receives every typed :data:`~softphone.client.events.Event`;
+``on(name, handler)`` receives :class:`~softphone.client.events.ClientEvent` (name, data,
+call_id, ts) for the named events, as docs/python-api.md describes.
+
+No policy here: a second inbound call is announced (``call.incoming``) and can be answered or
+rejected; answering it does **not** hold the first call (each call has its own peer, and a
+shared microphone is copied to both); local tones, hanging up when media fails and DTMF
+de-duplication are the application's (:class:`softphone.app.phone.Phone`).
 """
 
 from __future__ import annotations
@@ -22,17 +28,39 @@ import random as _random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from softphone import SDK_NAME, USER_AGENT, __version__
-from softphone.client.call import Call
-from softphone.client.connection import BACKOFF_JITTER, BACKOFF_MAX, BACKOFF_START, Connection, backoff_delay
+from softphone.client import events as ce
+from softphone.client.call import (
+    Answer,
+    AttachAnswer,
+    Call,
+    CallMedia,
+    Hangup,
+    Intent,
+    Invite,
+    Modify,
+    Peer,
+    Reject,
+    SendDtmf,
+)
+from softphone.client.connection import (
+    BACKOFF_JITTER,
+    BACKOFF_MAX,
+    BACKOFF_START,
+    ConnectFn,
+    Connection,
+    backoff_delay,
+)
+from softphone.client.events import ClientEvent
+from softphone.client.identity import SDK_NAME, USER_AGENT, VERSION
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
 from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError, TransportError
 from softphone.log import redact
 from softphone.media.hub import AudioConfig, AudioManager
+from softphone.media.sinks import AudioSink
+from softphone.media.sources import AudioSource
 from softphone.protocol import events as ev
 from softphone.protocol import verto as v
 from softphone.protocol.session import REQUEST_TIMEOUTS, Credentials, VertoSession
@@ -43,7 +71,7 @@ if TYPE_CHECKING:
     from softphone.media.peer import PeerOptions
 
 __all__ = ["BACKOFF_JITTER", "BACKOFF_MAX", "BACKOFF_START", "AudioConfig", "Client", "ClientEvent",
-           "backoff_delay"]
+           "PeerFactory", "backoff_delay"]
 
 logger = logging.getLogger("softphone.client.client")
 
@@ -51,21 +79,19 @@ DEFAULT_URL = "wss://rtc.telnyx.com"
 #: What a client offers when no codecs are chosen (config.Profile's default too).
 DEFAULT_CODECS = ["opus", "PCMU", "PCMA"]
 
-Handler = Callable[["ClientEvent"], object]
-
-
-@dataclass(frozen=True)
-class ClientEvent:
-    """One event: ``name`` (``socket.*``, ``client.*``, ``call.*``), JSON-able ``data``, ``call_id``, ``ts``."""
-
-    name: str
-    data: dict[str, Any] = field(default_factory=dict)
-    call_id: str | None = None
-    ts: float = field(default_factory=time.time)
+Handler = Callable[[ClientEvent], object]
+Subscriber = Callable[[ce.Event], object]
+#: Builds a call's media peer: ``factory(options, source, sink, name)`` (default: ``softphone.media.peer.MediaPeer``).
+PeerFactory = Callable[["PeerOptions", AudioSource, AudioSink, str], Peer]
 
 
 class Client:
-    """A Telnyx WebRTC client (see docs/python-api.md for the contract)."""
+    """A Telnyx WebRTC client (see docs/python-api.md for the contract).
+
+    Seams for tests: ``connect`` opens the transport (``connect(url) -> Transport``, see
+    :class:`softphone.client.connection.Connection`; an in-memory duplex in unit tests) and
+    ``peer_factory`` builds each call's media peer.
+    """
 
     def __init__(
         self,
@@ -76,8 +102,6 @@ class Client:
         codecs: list[str] | None = None,
         caller_name: str = "",
         caller_number: str = "",
-        ringback: bool = True,
-        ringtone: bool = True,
         gather_timeout: float = 1.0,
         reconnect: bool = True,
         insecure: bool = False,
@@ -86,6 +110,8 @@ class Client:
         connect_timeout: float = 10.0,
         max_reconnect_attempts: int = 0,
         jitter_buffer: int | None = None,
+        connect: ConnectFn | None = None,
+        peer_factory: PeerFactory | None = None,
     ) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -97,7 +123,6 @@ class Client:
         self.credentials = credentials
         self.codecs = list(codecs or DEFAULT_CODECS)
         self.caller_name, self.caller_number = caller_name, caller_number
-        self.ringback, self.ringtone = ringback, ringtone
         self.gather_timeout = gather_timeout
         self.insecure = insecure
         self.connect_timeout = connect_timeout
@@ -112,20 +137,22 @@ class Client:
             self.ice_servers = [s.as_dict() for s in TELNYX_DEFAULT_ICE_SERVERS]
         else:
             self.ice_servers = []
-        self._audio = AudioManager(audio or AudioConfig(ringback=ringback, ringtone=ringtone), self._device_warning)
+        self._audio = AudioManager(audio or AudioConfig(), self._device_warning)
+        self._peer_factory = peer_factory
         self._session = VertoSession(new_id=lambda: str(uuid.uuid4()), clock=time.monotonic, random=random,
-                                     sdk_name=SDK_NAME, sdk_version=__version__, user_agent=USER_AGENT)
+                                     sdk_name=SDK_NAME, sdk_version=VERSION, user_agent=USER_AGENT)
         self.calls: dict[str, Call] = {}
         self._known: dict[str, Call] = {}  # every call the session still tracks (live or hanging up)
         self._handlers: dict[str, list[Handler]] = {}
+        self._subscribers: list[Subscriber] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[asyncio.Task[Any]] = set()  # close() waits for these (calls' media teardown)
         self._ready = asyncio.Event()
         self._conn = Connection(
-            self._session, url, emit=self._emit, process_events=self._process_events,
-            spawn=lambda coro, name: self._spawn(coro, name=name), insecure=insecure,
+            self._session, url, emit=self._connection_event, process_events=self._process_events,
+            spawn=lambda coro, name: self.spawn(coro, name), insecure=insecure,
             connect_timeout=connect_timeout, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
-            random=random)
+            random=random, connect=connect)
 
     @classmethod
     def from_profile(cls, profile: Profile, **overrides: Any) -> Client:
@@ -140,13 +167,12 @@ class Client:
         audio = AudioConfig(
             backend=profile.audio_backend, input_device=profile.input_device or None,
             output_device=profile.output_device or None, input_file=profile.input_file or None,
-            record_file=profile.record_file or None, record_mode=profile.record_mode,
-            ringback=profile.ringback, ringtone=profile.ringtone)
+            record_file=profile.record_file or None, record_mode=profile.record_mode)
         kwargs: dict[str, Any] = dict(
             url=url, credentials=creds, audio=audio,
             ice_servers=[s.as_dict() for s in effective_ice_servers(profile, url)],
             codecs=list(profile.codecs), caller_name=profile.caller_id_name,
-            caller_number=profile.caller_id_number, ringback=profile.ringback, ringtone=profile.ringtone,
+            caller_number=profile.caller_id_number,
             gather_timeout=profile.gather_timeout, insecure=profile.insecure)
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -195,6 +221,11 @@ class Client:
         return self.credentials.user if self.credentials else ""
 
     @property
+    def audio(self) -> AudioManager:
+        """The audio manager (devices shared by every call)."""
+        return self._audio
+
+    @property
     def audio_note(self) -> str:
         """Why the ``auto`` audio backend fell back to a tone (one line), else ``""``."""
         self._audio.resolve()
@@ -217,16 +248,34 @@ class Client:
         elif handler in self._handlers.get(name, []):
             self._handlers[name].remove(handler)
 
-    def _emit(self, name: str, data: dict[str, Any] | None = None, call_id: str | None = None) -> None:
-        event = ClientEvent(name, data or {}, call_id)
-        logger.debug("event %s %s %s", name, call_id or "", redact(json.dumps(event.data, default=str)))
-        for handler in [*self._handlers.get(name, ()), *self._handlers.get("*", ())]:
-            try:
-                result = handler(event)
-                if inspect.isawaitable(result):
-                    self._spawn(self._guard(result, name), name=f"handler-{name}")
-            except Exception:
-                logger.exception("event handler for %s failed", name)
+    def subscribe(self, handler: Subscriber) -> Callable[[], None]:
+        """Call ``handler(event)`` with every typed event, after the named handlers; returns an unsubscribe."""
+        self._subscribers.append(handler)
+        return lambda: self._subscribers.remove(handler) if handler in self._subscribers else None
+
+    def emit(self, event: ce.Event) -> None:
+        """Publish ``event``: named handlers (``on``), then ``"*"`` handlers, then subscribers.
+
+        A handler that raises is logged, never propagated; an async handler runs as a task.
+        """
+        name = event.name
+        named = [*self._handlers.get(name, ()), *self._handlers.get("*", ())]
+        edge = ClientEvent.of(event) if named or logger.isEnabledFor(logging.DEBUG) else None
+        if edge is not None:
+            logger.debug("event %s %s %s", name, edge.call_id or "", redact(json.dumps(edge.data, default=str)))
+        for handler in named:
+            assert edge is not None
+            self._run_handler(handler, edge, name)
+        for subscriber in list(self._subscribers):
+            self._run_handler(subscriber, event, name)
+
+    def _run_handler(self, handler: Callable[[Any], object], event: object, name: str) -> None:
+        try:
+            result = handler(event)
+            if inspect.isawaitable(result):
+                self.spawn(self._guard(result, name), f"handler-{name}")
+        except Exception:
+            logger.exception("event handler for %s failed", name)
 
     @staticmethod
     async def _guard(awaitable: Awaitable[object], name: str) -> None:
@@ -235,7 +284,15 @@ class Client:
         except Exception:
             logger.exception("event handler for %s failed", name)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "", finish: bool = False) -> asyncio.Task[Any]:
+    def _connection_event(self, name: str, data: dict[str, Any]) -> None:
+        event = ce.event_from_connection(name, data)
+        if event is None:
+            logger.debug("connection event %s not known", name)
+            return
+        self.emit(event)
+
+    # -- the CallHost port (softphone.client.call) ----------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "", *, finish: bool = False) -> asyncio.Task[Any]:
         """Run ``coro`` as a tracked task; close() cancels it, or waits for it with ``finish``."""
         task = asyncio.get_running_loop().create_task(coro, name=name or None)
         self._tasks.add(task)
@@ -243,6 +300,49 @@ class Client:
             self._finishing.add(task)
         task.add_done_callback(self._task_done)
         return task
+
+    def send(self, intent: Intent) -> None:
+        """Apply a call's intent to the session and send it (raises LocalProtocolError when not allowed)."""
+        session = self._session
+        match intent:
+            case Invite(call_id, sdp):
+                session.invite(call_id, sdp)
+            case Answer(call_id, sdp):
+                session.answer(call_id, sdp)
+            case AttachAnswer(call_id, sdp):
+                session.attach_answer(call_id, sdp)
+            case Hangup(call_id, cause, reason):
+                session.hangup(call_id, cause, reason=reason)
+            case Reject(call_id):
+                session.reject(call_id)
+            case SendDtmf(call_id, digits):
+                session.dtmf(call_id, digits)
+            case Modify(call_id, action):
+                session.modify(call_id, action)
+        self._conn.pump()
+
+    async def open_media(self, call_id: str) -> CallMedia:
+        """A call's source and sink from the audio manager (device errors raise)."""
+        source, sink = await self._audio.call_media()
+        # When recording both sides the sink carries the recorder's local side (media.hub).
+        send_tap: AudioSink | None = getattr(sink, "send_tap", None)
+        return CallMedia(source, sink, send_tap)
+
+    def new_peer(self, source: AudioSource, sink: AudioSink, *, name: str, codecs: list[str] | None) -> Peer:
+        """A media peer with this client's options (ICE servers, codecs, gather timeout, jitter buffer)."""
+        options = self._peer_options(codecs)
+        if self._peer_factory is not None:
+            return self._peer_factory(options, source, sink, name)
+        from softphone.media.peer import MediaPeer
+
+        return MediaPeer(options, source=source, sink=sink, name=name)
+
+    def _peer_options(self, codecs: list[str] | None = None) -> PeerOptions:
+        from softphone.media.peer import PeerOptions
+
+        return PeerOptions(ice_servers=list(self.ice_servers), loopback_only=self._loopback,
+                           codecs=list(codecs or self.codecs), gather_timeout=self.gather_timeout,
+                           jitter_prefetch=self.jitter_buffer)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -253,9 +353,9 @@ class Client:
     def _device_warning(self, message: str) -> None:
         logger.warning("%s", message)
         for call in self.calls.values():
-            self._emit("call.device_warning", {"message": message}, call.id)
+            self.emit(ce.CallDeviceWarning(call_id=call.id, message=message))
         if not self.calls:
-            self._emit("client.error", {"code": 0, "message": message})
+            self.emit(ce.ClientError(code=0, message=message))
 
     # -- connection (softphone.client.connection) --------------------------------------------------------
     async def connect(self) -> None:
@@ -272,15 +372,7 @@ class Client:
         """Wait until the client is ready."""
         await asyncio.wait_for(self._ready.wait(), timeout)
 
-    @property
-    def _ws(self) -> Any:
-        return self._conn.ws
-
-    def _pump(self) -> None:
-        """Dispatch the session's events and send what it queued (never awaits)."""
-        self._conn.pump()
-
-    # -- session events -> client events --------------------------------------------------------------
+    # -- session events -> client events and calls --------------------------------------------------
     def _process_events(self) -> None:
         for event in self._session.events_received():
             try:
@@ -289,114 +381,85 @@ class Client:
                 logger.exception("error while handling %s", type(event).__name__)
 
     def _dispatch(self, e: ev.Event) -> None:
-        if isinstance(e, ev.ClientStateChanged):
-            self._emit("client.state", {"old": e.old.value, "new": e.new.value})
-            if e.new != ClientState.READY:
-                self._ready.clear()
-        elif isinstance(e, ev.LoggedIn):
-            self._emit("client.logged_in", {"sessid": e.sessid})
-        elif isinstance(e, ev.LoginRejected):
-            self._emit("client.login_failed", {"code": e.code, "message": e.message})
-            self._conn.fail(LoginFailed(e.code, e.message, "login"))
-        elif isinstance(e, ev.GatewayStateChanged):
-            self._emit("client.gateway_state", {"state": e.state.value})
-        elif isinstance(e, ev.Ready):
-            self._conn.ready()  # backoff reset; connect() returns
-            self._ready.set()
-            self._emit("client.ready", {"dc": e.dc, "region": e.region})
-        elif isinstance(e, ev.RegistrationFailed):
-            self._emit("client.error", {"code": e.code, "message": e.message})
-            if not self._conn.was_ready and e.code != -32004:
-                self._emit("client.login_failed", {"code": e.code, "message": e.message})
-                self._conn.fail(LoginFailed(e.code, e.message, "gatewayState"))
-        elif isinstance(e, ev.ReconnectRequested):
-            if e.reason == f"{v.LOGIN} timed out" and not self._conn.was_ready:
-                # A server that accepted the socket but never answers the login: give up, say so.
-                secs = REQUEST_TIMEOUTS[v.LOGIN]
-                self._conn.fail(TransportError(f"timed out waiting for the login reply ({secs:g} s)"))
-                return
-            logger.info("reconnect requested: %s", e.reason)
-            self._conn.close_socket()
-        elif isinstance(e, ev.Punted):
-            self._emit("client.punted", {"reason": e.reason})
-            logger.warning("%s; not reconnecting", e.reason)
-            self._conn.close_socket()
-        elif isinstance(e, ev.RpcErrorReceived):
-            self._emit("client.error", {"code": e.code, "message": e.message, "method": e.method})
-        elif isinstance(e, ev.ProtocolViolation):
-            logger.warning("protocol violation: %s", e.detail)
-        elif isinstance(e, ev.CallsNotReattached):
-            logger.info("calls not reattached after reconnect: %s", ", ".join(e.call_ids))
-        else:
-            self._dispatch_call(e)
-
-    def _dispatch_call(self, e: ev.Event) -> None:
-        if isinstance(e, ev.IncomingCall):
-            leg = self._session.calls.get(e.invite.call_id)
-            if leg is None:
-                return
-            call = Call(self, leg, offer_sdp=e.invite.sdp)
-            self.calls[call.id] = self._known[call.id] = call
-            # Media first: a call.incoming handler may answer at once, and answer() waits for this task.
-            call._media_ready = self._spawn(self._prepare_inbound(call), name=f"inbound-{call.id[:8]}")
-            self._emit("call.created", {"direction": "inbound", "remote": leg.remote_number}, call.id)
-            self._emit("call.incoming", {"remote_name": leg.remote_name, "remote_number": leg.remote_number,
-                                         "active_calls": len(self.calls) - 1}, call.id)
-            return
-        call_id = getattr(e, "call_id", None)
-        found = self._known.get(call_id) if isinstance(call_id, str) else None
-        if isinstance(e, ev.AttachOffer):
-            known = self.calls.get(e.invite.call_id)
-            if known is None:
-                leg = self._session.calls.get(e.invite.call_id)
-                if leg is None:
+        match e:
+            case ev.ClientStateChanged(old=old, new=new):
+                self.emit(ce.ClientStateChanged(old=old, new=new))
+                if new != ClientState.READY:
+                    self._ready.clear()
+            case ev.LoggedIn(sessid=sessid):
+                self.emit(ce.LoggedIn(sessid=sessid))
+            case ev.LoginRejected(code=code, message=message):
+                self.emit(ce.LoginRefused(code=code, message=message))
+                self._conn.fail(LoginFailed(code, message, "login"))
+            case ev.GatewayStateChanged(state=state):
+                self.emit(ce.GatewayStateChanged(state=state))
+            case ev.Ready(dc=dc, region=region):
+                self._conn.ready()  # backoff reset; connect() returns
+                self._ready.set()
+                self.emit(ce.Ready(dc=dc, region=region))
+            case ev.RegistrationFailed(code=code, message=message):
+                self.emit(ce.ClientError(code=code, message=message))
+                if not self._conn.was_ready and code != -32004:
+                    self.emit(ce.LoginRefused(code=code, message=message))
+                    self._conn.fail(LoginFailed(code, message, "gatewayState"))
+            case ev.ReconnectRequested(reason=reason):
+                if reason == f"{v.LOGIN} timed out" and not self._conn.was_ready:
+                    # A server that accepted the socket but never answers the login: give up, say so.
+                    secs = REQUEST_TIMEOUTS[v.LOGIN]
+                    self._conn.fail(TransportError(f"timed out waiting for the login reply ({secs:g} s)"))
                     return
-                adopted = Call(self, leg)
-                self.calls[adopted.id] = self._known[adopted.id] = adopted
-                self._spawn(self._adopt(adopted, e), name=f"adopt-{adopted.id[:8]}")
-                return
-            self._spawn(known._reattach(e), name=f"reattach-{known.id[:8]}")
+                logger.info("reconnect requested: %s", reason)
+                self._conn.close_socket()
+            case ev.Punted(reason=reason):
+                self.emit(ce.Punted(reason=reason))
+                logger.warning("%s; not reconnecting", reason)
+                self._conn.close_socket()
+            case ev.RpcErrorReceived(code=code, message=message, method=method):
+                self.emit(ce.ClientError(code=code, message=message, method=method))
+            case ev.ProtocolViolation(detail=detail):
+                logger.warning("protocol violation: %s", detail)
+            case ev.CallsNotReattached(call_ids=ids):
+                logger.info("calls not reattached after reconnect: %s", ", ".join(ids))
+            case ev.IncomingCall(invite=invite):
+                self._incoming(e, invite.call_id)
+            case ev.AttachOffer(invite=invite):
+                call = self.calls.get(invite.call_id) or self._adopt(invite.call_id)
+                if call is not None:
+                    call.handle(e)
+            case (ev.CallStateChanged() | ev.CallHangup() | ev.RemoteEarlyMedia() | ev.RemoteAnswer()
+                  | ev.HoldChanged() | ev.HoldFailed() | ev.DtmfReceived()):
+                self._to_call(e, e.call_id)
+
+    def _incoming(self, e: ev.IncomingCall, call_id: str) -> None:
+        leg = self._session.calls.get(call_id)
+        if leg is None:
             return
-        if found is None:
+        call = Call(self, leg, offer_sdp=e.invite.sdp)
+        self.calls[call.id] = self._known[call.id] = call
+        call.handle(e)  # opens its media first: a call.incoming handler may answer at once
+        self.emit(ce.CallCreated(call_id=call.id, direction="inbound", remote=leg.remote_number))
+        self.emit(ce.CallIncoming(call_id=call.id, remote_name=leg.remote_name, remote_number=leg.remote_number,
+                                  active_calls=len(self.calls) - 1))
+
+    def _adopt(self, call_id: str) -> Call | None:
+        """A call the server re-offers that this client did not know (e.g. after a restart)."""
+        leg = self._session.calls.get(call_id)
+        if leg is None:
+            return None
+        call = Call(self, leg)
+        self.calls[call.id] = self._known[call.id] = call
+        return call
+
+    def _to_call(self, e: ev.Event, call_id: str) -> None:
+        call = self._known.get(call_id)
+        if call is None:
             return
-        call = found
+        call.handle(e)
         if isinstance(e, ev.CallStateChanged):
-            call._on_state(e.old, e.new)
             if e.new.is_terminal:  # client.calls holds live calls only
                 self.calls.pop(call.id, None)
             if e.new == CallState.DESTROYED:
                 self._known.pop(call.id, None)
-        elif isinstance(e, ev.CallHangup):
-            call._on_hangup(e)
-        elif isinstance(e, ev.RemoteEarlyMedia):
-            self._spawn(call._apply_answer(e.sdp), name=f"early-{call.id[:8]}")
-        elif isinstance(e, ev.RemoteAnswer):
-            if e.sdp is not None:
-                self._spawn(call._apply_answer(e.sdp), name=f"answer-{call.id[:8]}")
-        elif isinstance(e, ev.HoldChanged):
-            call._on_hold(e.held)
-        elif isinstance(e, ev.HoldFailed):
-            call._on_hold_failed(e.message)
-        elif isinstance(e, ev.DtmfReceived):
-            for digit in e.digits:
-                call._report_dtmf(digit, "info")
-
-    async def _prepare_inbound(self, call: Call) -> None:
-        try:
-            await call._prepare_media()
-        except SoftphoneError as exc:
-            self._emit("call.device_warning", {"message": str(exc)}, call.id)
-
-    async def _adopt(self, call: Call, offer: ev.AttachOffer) -> None:
-        await self._prepare_inbound(call)
-        await call._reattach(offer)
-
-    def _peer_options(self, codecs: list[str] | None = None) -> PeerOptions:
-        from softphone.media.peer import PeerOptions
-
-        return PeerOptions(ice_servers=list(self.ice_servers), loopback_only=self._loopback,
-                           codecs=list(codecs or self.codecs), gather_timeout=self.gather_timeout,
-                           jitter_prefetch=self.jitter_buffer)
 
     # -- calls -----------------------------------------------------------------------------------------
     async def new_call(
@@ -421,26 +484,8 @@ class Client:
             codecs=codecs or (self.codecs if self.codecs != DEFAULT_CODECS else None))
         call = Call(self, leg)
         self.calls[call_id] = self._known[call_id] = call
-        self._emit("call.created", {"direction": "outbound", "remote": destination}, call_id)
-        try:
-            await call._prepare_media()
-            from softphone.media.peer import MediaPeer
-
-            peer = MediaPeer(self._peer_options(codecs), source=call.input, sink=call._tap,
-                             name=f"call-{call_id[:8]}")
-            if call._send_tap is not None:  # the recording's local side
-                peer.set_send_tap(call._send_tap)
-            call.peer = peer
-            sdp = await peer.create_offer()
-        except BaseException:
-            if not call.state.is_terminal:
-                self._session.hangup(call_id, reason="media setup failed")
-                self._pump()
-            raise
-        if call.state != CallState.NEW:
-            raise CommandError(f"call ended before the invite ({call.state.value})")
-        self._session.invite(call_id, sdp)
-        self._pump()
+        self.emit(ce.CallCreated(call_id=call_id, direction="outbound", remote=destination))
+        await call.start_outbound(codecs)
         return call
 
     def set_audio_input(self, device: str | int) -> None:
@@ -449,7 +494,7 @@ class Client:
 
         if self._audio.resolve() == "pyaudio":
             find_device(device, output=False)  # DeviceNotFound now, not later
-        self._spawn(self._switch(self._audio.set_input(device)), name="audio-input")
+        self.spawn(self._switch(self._audio.set_input(device)), "audio-input")
 
     def set_audio_output(self, device: str | int) -> None:
         """Switch the output device for every live and future call."""
@@ -457,7 +502,7 @@ class Client:
 
         if self._audio.resolve() == "pyaudio":
             find_device(device, output=True)
-        self._spawn(self._switch(self._audio.set_output(device)), name="audio-output")
+        self.spawn(self._switch(self._audio.set_output(device)), "audio-output")
 
     async def _switch(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
@@ -470,9 +515,9 @@ class Client:
         """Hang up live calls (BYE), log out, close the socket; the state becomes ``closed``."""
         if self.state == ClientState.CLOSED:
             return
-        if self._ws is not None and self.state == ClientState.READY:
+        if self._conn.ws is not None and self.state == ClientState.READY:
             self._session.logout()
-            self._pump()
+            self._conn.pump()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._byes_done(), 2.0)
         await self._conn.close_socket_and_wait(2.0)
@@ -480,7 +525,7 @@ class Client:
         self._session.close()
         self._process_events()
         for call in list(self._known.values()):
-            await call._close_media()
+            await call.close_media()
         if self._finishing:  # calls that ended earlier: their recordings are complete only once closed
             await asyncio.wait(list(self._finishing), timeout=5.0)
         self.calls.clear()
@@ -503,6 +548,6 @@ class Client:
         await self.close()
 
     # -- test hooks ------------------------------------------------------------------------------------
-    def _kill_transport(self) -> None:
+    def kill_transport(self) -> None:
         """Abort the socket without a closing handshake (tests: simulate a network loss)."""
         self._conn.kill_transport()

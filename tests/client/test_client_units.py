@@ -8,6 +8,7 @@ import pytest
 
 from softphone.client.client import Client, ClientEvent, backoff_delay
 from softphone.client.connection import frame_for_log
+from softphone.client.events import SocketError, SocketOpen
 from softphone.errors import ConfigError, MediaError
 from softphone.media import hub as audio_mod
 from softphone.media.hub import AudioConfig, AudioManager
@@ -54,13 +55,13 @@ def test_handler_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture) 
     def bad(event: ClientEvent) -> None:
         raise RuntimeError("boom")
 
-    client.on("x.y", bad)
+    client.on("socket.error", bad)
     client.on("*", seen.append)
     with caplog.at_level(logging.ERROR, logger="softphone.client.client"):
-        client._emit("x.y", {"a": 1})
-    assert seen and seen[0].name == "x.y" and "boom" in caplog.text
-    client.off("x.y")
-    client._emit("x.y")
+        client.emit(SocketError(message="m"))
+    assert seen and seen[0].name == "socket.error" and seen[0].data == {"message": "m"} and "boom" in caplog.text
+    client.off("socket.error")
+    client.emit(SocketOpen())
     assert len(seen) == 2
 
 

@@ -146,8 +146,8 @@ async def test_portaudio_call_and_output_switch(switch: Switch) -> None:
             module = out.stdout.strip()
             os.environ["PULSE_SINK"] = "spk2"  # read by libpulse when the 'pulse' ALSA PCM opens
             demo.set_audio_output("pulse")
-            await until(lambda: demo._audio.hub is not None and demo._audio.hub.output is not None
-                        and demo._audio.hub.output.name == "pulse")
+            await until(lambda: demo.audio.hub is not None and demo.audio.hub.output is not None
+                        and demo.audio.hub.output.name == "pulse")
             await asyncio.sleep(0.3)
             moved = await asyncio.to_thread(record_pulse_monitor, "spk2.monitor")
             assert abs(dominant_frequency(moved) - 880) < 15 and rms(moved) > 300

@@ -143,12 +143,13 @@ async def test_client_to_client_two_tones_dtmf_hold_remote_hangup(make_client: M
     await inbound.wait_state(CallState.ACTIVE)
     await hears(d_buf, 880.0)
     await hears(a_buf, 660.0)
-    # DTMF by telnyx_rtc.info, reported once
+    # DTMF by telnyx_rtc.info (first), each digit once per path
     dtmf: list[ClientEvent] = []
     alice.on("call.dtmf", dtmf.append)
     await out.dtmf("12#")
-    await wait_for(lambda: inbound.dtmf_received == "12#", 3)
-    assert [e.data["source"] for e in dtmf] == ["info"] * 3
+    await wait_for(lambda: "".join(e.data["digits"] for e in dtmf if e.data["source"] == "info") == "12#", 3)
+    assert dtmf[0].data == {"digits": "1", "source": "info"}
+    assert "".join(e.data["digits"] for e in dtmf if e.data["source"] == "inband") in ("", "1", "12", "12#")
     # hold: the held party hears the hold tone (440 Hz), the holder hears nothing
     assert await out.hold() is True and out.held and out.state == CallState.HELD
     await hears(a_buf, 440.0, 4)
@@ -162,29 +163,21 @@ async def test_client_to_client_two_tones_dtmf_hold_remote_hangup(make_client: M
     assert out.cause == "NORMAL_CLEARING" and inbound.cause == "NORMAL_CLEARING"
 
 
-async def test_dtmf_service_info_and_inband_deduplicated(make_client: MakeClient) -> None:
+async def test_dtmf_service_reports_both_paths(make_client: MakeClient) -> None:
+    """The dtmf service answers each digit with telnyx_rtc.info AND in-band tones: the client reports every
+    digit once per path, with its source (softphone.app.Phone de-duplicates: tests/e2e/test_client_phone_dtmf.py)."""
     client = await make_client(DEMO)
     events: list[ClientEvent] = []
     client.on("call.dtmf", events.append)
     call = await client.new_call("dtmf")
-    raw: list[tuple[str, str]] = []
-    report = call._report_dtmf
-
-    def spy(digit: str, source: str) -> None:
-        raw.append((digit, source))
-        report(digit, source)
-
-    call._report_dtmf = spy  # type: ignore[method-assign]
     await call.wait_state(CallState.ACTIVE)
     await asyncio.sleep(0.3)
     await call.dtmf("15d#")  # lower-case a-d is accepted and sent as A-D
-    await wait_for(lambda: len(call.dtmf_received) >= 4, 5)
-    await asyncio.sleep(1.0)  # the later path's copies arrive and must be dropped
-    assert call.dtmf_received == "15D#"
-    assert [e.data["digits"] for e in events] == list("15D#")
-    # both paths saw every digit; each press was reported once
-    assert "".join(d for d, src in raw if src == "info") == "15D#"
-    assert "".join(d for d, src in raw if src == "inband") == "15D#"
+    await wait_for(lambda: len(events) >= 8, 5)
+    await asyncio.sleep(1.0)  # nothing more arrives
+    assert len(events) == 8
+    assert "".join(e.data["digits"] for e in events if e.data["source"] == "info") == "15D#"
+    assert "".join(e.data["digits"] for e in events if e.data["source"] == "inband") == "15D#"
 
 
 async def test_busy_and_reject_and_early(make_client: MakeClient) -> None:
@@ -240,7 +233,7 @@ async def test_socket_killed_mid_call_reattaches(make_client: MakeClient) -> Non
     await hears(buf, 440.0)
     call.mute()
     sessid, old_peer = client.sessid, call.peer
-    client._kill_transport()
+    client.kill_transport()
     await wait_for(lambda: call.state == CallState.RECOVERING, 3)
     killed = time.monotonic()
     await call.wait_state(CallState.ACTIVE, 5)

@@ -109,7 +109,7 @@ async def test_calls_not_reattached_after_reconnect_end_locally() -> None:
         call = await client.new_call("echo")
         await call.wait_state(CallState.ACTIVE)
         sessid = client.sessid
-        client._kill_transport()
+        client.kill_transport()
         await old.stop()  # its BYE cannot reach the client: the socket is gone
         new = Switch(accounts=default_accounts(), port=port)  # knows neither the session nor the call
         await new.start()
