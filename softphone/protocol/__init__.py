@@ -7,19 +7,22 @@ the message builders and parsers in :mod:`~softphone.protocol.verto` serve the l
 
 from __future__ import annotations
 
+from softphone.protocol.events import Event
 from softphone.protocol.jsonrpc import ErrorResponse, Message, Request, Response, parse_message
 from softphone.protocol.session import Credentials, VertoSession
-from softphone.protocol.states import CallState, ClientState, GatewayState
+from softphone.protocol.states import CallState, ClientState, GatewayState, Trigger
 
 __all__ = [
     "CallState",
     "ClientState",
     "Credentials",
     "ErrorResponse",
+    "Event",
     "GatewayState",
     "Message",
     "Request",
     "Response",
+    "Trigger",
     "VertoSession",
     "parse_message",
 ]

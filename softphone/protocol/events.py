@@ -1,35 +1,68 @@
-"""Events the client session reports: frozen dataclasses, plain data (wsproto style)."""
+"""Events the client session reports: frozen dataclasses, plain data (wsproto ``events.py`` style).
+
+:data:`Event` is the union of them all, so a consumer can ``match`` on it and mypy checks the
+cases; :meth:`VertoSession.events_received() <softphone.protocol.session.VertoSession.events_received>`
+returns ``list[Event]``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from softphone.protocol.states import CallState, ClientState, GatewayState
 from softphone.protocol.verto import InviteParams, TelnyxIds
 
-
-@dataclass(frozen=True)
-class Event:
-    """Base of every session event."""
+__all__ = [
+    "AttachOffer",
+    "CallConfirmed",
+    "CallCreated",
+    "CallHangup",
+    "CallRinging",
+    "CallStateChanged",
+    "CallsNotReattached",
+    "ClientStateChanged",
+    "DisplayChanged",
+    "DtmfReceived",
+    "Event",
+    "GatewayRetryScheduled",
+    "GatewayStateChanged",
+    "HoldChanged",
+    "HoldFailed",
+    "IncomingCall",
+    "LoggedIn",
+    "LoginRejected",
+    "Notification",
+    "ProtocolViolation",
+    "Punted",
+    "Ready",
+    "ReconnectRequested",
+    "RegistrationFailed",
+    "RemoteAnswer",
+    "RemoteCandidate",
+    "RemoteEarlyMedia",
+    "RemoteEndOfCandidates",
+    "RpcErrorReceived",
+    "UnknownRequest",
+]
 
 
 # --- client / session --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ClientStateChanged(Event):
+class ClientStateChanged:
     old: ClientState
     new: ClientState
 
 
 @dataclass(frozen=True)
-class LoggedIn(Event):
+class LoggedIn:
     sessid: str
 
 
 @dataclass(frozen=True)
-class LoginRejected(Event):
+class LoginRejected:
     """Login refused: code -32000/-32001 (typed by the I/O layer into ``LoginFailed``)."""
 
     code: int
@@ -37,14 +70,14 @@ class LoginRejected(Event):
 
 
 @dataclass(frozen=True)
-class GatewayStateChanged(Event):
+class GatewayStateChanged:
     state: GatewayState
     dc: str = ""
     region: str = ""
 
 
 @dataclass(frozen=True)
-class Ready(Event):
+class Ready:
     """Gateway REGED: calls can be made."""
 
     dc: str = ""
@@ -52,7 +85,7 @@ class Ready(Event):
 
 
 @dataclass(frozen=True)
-class GatewayRetryScheduled(Event):
+class GatewayRetryScheduled:
     """Not yet registered: the I/O layer should call ``query_gateway_state()`` after ``delay``."""
 
     state: GatewayState
@@ -61,7 +94,7 @@ class GatewayRetryScheduled(Event):
 
 
 @dataclass(frozen=True)
-class RegistrationFailed(Event):
+class RegistrationFailed:
     """Registration gave up. ``code`` is -32003 (timeout) or -32004 (failure)."""
 
     state: GatewayState
@@ -70,21 +103,21 @@ class RegistrationFailed(Event):
 
 
 @dataclass(frozen=True)
-class ReconnectRequested(Event):
+class ReconnectRequested:
     """The core wants the socket closed and reopened (gateway FAILED, critical timeout)."""
 
     reason: str
 
 
 @dataclass(frozen=True)
-class Punted(Event):
+class Punted:
     """The server ended our session (``telnyx_rtc.punt``); do not reconnect."""
 
     reason: str
 
 
 @dataclass(frozen=True)
-class RpcErrorReceived(Event):
+class RpcErrorReceived:
     """A JSON-RPC error answer to one of our requests (other than login)."""
 
     request_id: str | int | None
@@ -95,14 +128,14 @@ class RpcErrorReceived(Event):
 
 
 @dataclass(frozen=True)
-class ProtocolViolation(Event):
+class ProtocolViolation:
     """The server sent something malformed; it was dropped."""
 
     detail: str
 
 
 @dataclass(frozen=True)
-class UnknownRequest(Event):
+class UnknownRequest:
     """A server request we do not know; acknowledged and reported."""
 
     method: str
@@ -110,7 +143,7 @@ class UnknownRequest(Event):
 
 
 @dataclass(frozen=True)
-class Notification(Event):
+class Notification:
     """Server ``telnyx_rtc.event`` or an ``info`` without DTMF: passed through."""
 
     method: str
@@ -122,34 +155,34 @@ class Notification(Event):
 
 
 @dataclass(frozen=True)
-class CallCreated(Event):
+class CallCreated:
     call_id: str
     direction: str
     destination: str = ""
 
 
 @dataclass(frozen=True)
-class CallStateChanged(Event):
+class CallStateChanged:
     call_id: str
     old: CallState
     new: CallState
 
 
 @dataclass(frozen=True)
-class IncomingCall(Event):
+class IncomingCall:
     """A server invite. The offer SDP is in ``invite.sdp``."""
 
     invite: InviteParams
 
 
 @dataclass(frozen=True)
-class CallRinging(Event):
+class CallRinging:
     call_id: str
     ids: TelnyxIds
 
 
 @dataclass(frozen=True)
-class RemoteEarlyMedia(Event):
+class RemoteEarlyMedia:
     """Early SDP (``telnyx_rtc.media``): apply it as the remote answer."""
 
     call_id: str
@@ -157,7 +190,7 @@ class RemoteEarlyMedia(Event):
 
 
 @dataclass(frozen=True)
-class RemoteAnswer(Event):
+class RemoteAnswer:
     """The far end answered. ``sdp`` is None when early media delivered it already."""
 
     call_id: str
@@ -167,14 +200,14 @@ class RemoteAnswer(Event):
 
 
 @dataclass(frozen=True)
-class CallConfirmed(Event):
+class CallConfirmed:
     """The server accepted our answer/attach for an inbound or reattached call."""
 
     call_id: str
 
 
 @dataclass(frozen=True)
-class CallHangup(Event):
+class CallHangup:
     call_id: str
     cause: str
     cause_code: int
@@ -185,19 +218,19 @@ class CallHangup(Event):
 
 
 @dataclass(frozen=True)
-class HoldChanged(Event):
+class HoldChanged:
     call_id: str
     held: bool
 
 
 @dataclass(frozen=True)
-class HoldFailed(Event):
+class HoldFailed:
     call_id: str
     message: str
 
 
 @dataclass(frozen=True)
-class DtmfReceived(Event):
+class DtmfReceived:
     """Digits the server sent as ``telnyx_rtc.info``."""
 
     call_id: str
@@ -205,7 +238,7 @@ class DtmfReceived(Event):
 
 
 @dataclass(frozen=True)
-class DisplayChanged(Event):
+class DisplayChanged:
     call_id: str
     name: str
     number: str
@@ -213,7 +246,7 @@ class DisplayChanged(Event):
 
 
 @dataclass(frozen=True)
-class AttachOffer(Event):
+class AttachOffer:
     """The server re-offered a call after reconnect: build a new peer and call ``attach_answer``."""
 
     invite: InviteParams
@@ -221,14 +254,14 @@ class AttachOffer(Event):
 
 
 @dataclass(frozen=True)
-class CallsNotReattached(Event):
+class CallsNotReattached:
     """Calls the server no longer knows after a reconnect; they were ended locally without BYE."""
 
     call_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class RemoteCandidate(Event):
+class RemoteCandidate:
     call_id: str
     candidate: str
     sdp_mid: str
@@ -236,5 +269,39 @@ class RemoteCandidate(Event):
 
 
 @dataclass(frozen=True)
-class RemoteEndOfCandidates(Event):
+class RemoteEndOfCandidates:
     call_id: str
+
+
+#: Every event the session publishes.
+Event: TypeAlias = (
+    ClientStateChanged
+    | LoggedIn
+    | LoginRejected
+    | GatewayStateChanged
+    | Ready
+    | GatewayRetryScheduled
+    | RegistrationFailed
+    | ReconnectRequested
+    | Punted
+    | RpcErrorReceived
+    | ProtocolViolation
+    | UnknownRequest
+    | Notification
+    | CallCreated
+    | CallStateChanged
+    | IncomingCall
+    | CallRinging
+    | RemoteEarlyMedia
+    | RemoteAnswer
+    | CallConfirmed
+    | CallHangup
+    | HoldChanged
+    | HoldFailed
+    | DtmfReceived
+    | DisplayChanged
+    | AttachOffer
+    | CallsNotReattached
+    | RemoteCandidate
+    | RemoteEndOfCandidates
+)

@@ -24,8 +24,9 @@ from softphone.protocol.states import (
     CallState,
     ClientState,
     GatewayState,
-    check_call_transition,
-    check_client_transition,
+    Trigger,
+    call_transition,
+    client_transition,
 )
 
 #: Request timeouts in seconds (PROTOCOL.md §1.5: modify/bye/ping 10 s; BYE guard 5 s).
@@ -39,6 +40,8 @@ REQUEST_TIMEOUTS: dict[str, float] = {
     v.ANSWER: 30.0,
     v.ATTACH: 30.0,
 }
+#: The ``modify`` actions and the intents they are in the state tables.
+_MODIFY_INTENTS = {"hold": Trigger.HOLD, "unhold": Trigger.UNHOLD, "toggleHold": Trigger.TOGGLE_HOLD}
 KEEPALIVE_INTERVAL = 35.0  # JS KEEPALIVE_INTERVAL: ping if the server has been silent this long
 GATEWAY_RETRIES = 5  # JS RETRY_REGISTER_TIME
 
@@ -183,22 +186,32 @@ class VertoSession:
     def pending_methods(self) -> dict[str | int, str]:
         return {k: p.method for k, p in self._pending.items()}
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _set_state(self, new: ClientState) -> None:
-        if new == self.state:
-            return
-        check_client_transition(self.state, new)
-        old, self.state = self.state, new
-        self._events.append(ev.ClientStateChanged(old, new))
+    # -- the state machines (softphone.protocol.states: every state check reads the tables) -------
+    def _client_handles(self, trigger: Trigger) -> bool:
+        """Whether ``trigger`` does anything in the client's state (raises if it is illegal there)."""
+        return client_transition(self.state, trigger) is not None
 
-    def _set_call_state(self, leg: CallLeg, new: CallState) -> None:
-        if new == leg.state:
-            return
-        check_call_transition(leg.state, new)
-        old, leg.state = leg.state, new
-        self._events.append(ev.CallStateChanged(leg.call_id, old, new))
-        if new == CallState.DESTROYED:
-            self.calls.pop(leg.call_id, None)
+    def _move(self, trigger: Trigger) -> bool:
+        """Apply ``trigger`` to the client; False when the table says it changes nothing here."""
+        new = client_transition(self.state, trigger)
+        if new is None:
+            return False
+        if new != self.state:
+            old, self.state = self.state, new
+            self._events.append(ev.ClientStateChanged(old, new))
+        return True
+
+    def _call_move(self, leg: CallLeg, trigger: Trigger) -> bool:
+        """Apply ``trigger`` to ``leg``; False when the table says it changes nothing in its state."""
+        new = call_transition(leg.state, trigger)
+        if new is None:
+            return False
+        if new != leg.state:
+            old, leg.state = leg.state, new
+            self._events.append(ev.CallStateChanged(leg.call_id, old, new))
+            if new == CallState.DESTROYED:
+                self.calls.pop(leg.call_id, None)
+        return True
 
     def _request(self, method: str, params: dict[str, Any], *, call_id: str | None = None,
                  action: str = "", **extra: Any) -> str:
@@ -219,20 +232,20 @@ class VertoSession:
             raise LocalProtocolError(f"no call {call_id}")
         return leg
 
-    def _require_logged_in(self) -> str:
-        if self.state not in (ClientState.LOGGED_IN, ClientState.READY) or not self.sessid:
-            raise LocalProtocolError(f"not logged in (client is {self.state.value})")
+    def _logged_in_for(self, intent: Trigger) -> str:
+        """The ``sessid`` for ``intent``, which the client table allows only once logged in."""
+        self._move(intent)
+        assert self.sessid, "logged_in and ready are entered only with a sessid"
         return self.sessid
 
     # -- connection lifecycle ------------------------------------------------------------------
     def connecting(self) -> None:
         """The I/O layer started opening a socket."""
-        self._set_state(ClientState.CONNECTING)
+        self._move(Trigger.CONNECTING)
 
     def connection_made(self) -> None:
         """The socket is open: log in (again, with the same ``sessid`` on a reconnect)."""
-        if self.state in (ClientState.DISCONNECTED, ClientState.RECONNECTING):
-            self._set_state(ClientState.CONNECTING)
+        self._move(Trigger.CONNECTION_MADE)
         self._last_rx = self._clock()
         if self.credentials is not None:
             self._send_login()
@@ -240,7 +253,7 @@ class VertoSession:
     def login(self, credentials: Credentials) -> None:
         """Remember ``credentials`` and log in now if the socket is open."""
         self.credentials = credentials
-        if self.state in (ClientState.CONNECTING, ClientState.LOGGED_IN, ClientState.READY):
+        if self._client_handles(Trigger.LOGIN):
             self._send_login()
 
     def _send_login(self) -> None:
@@ -251,7 +264,7 @@ class VertoSession:
             sessid=self.sessid if self._reconnecting else None,
             reconnection=self._reconnecting, sdk_version=self.sdk_version, user_agent=self.user_agent,
         )
-        self._set_state(ClientState.LOGGING_IN)
+        self._move(Trigger.SEND_LOGIN)
         self._request(v.LOGIN, params)
 
     def connection_lost(self, *, will_reconnect: bool = True) -> None:
@@ -262,25 +275,30 @@ class VertoSession:
             del self._pending[rid]
         self._gateway_retry_at = None
         self.gateway_state = GatewayState.UNKNOWN
-        if self.state == ClientState.CLOSED:
-            return
-        if will_reconnect and not self.punted:
+        trigger = Trigger.SOCKET_LOST if will_reconnect and not self.punted else Trigger.SOCKET_CLOSED
+        if not self._client_handles(trigger):
+            return  # closed for good
+        if trigger == Trigger.SOCKET_LOST:
             self._reconnecting = self.sessid is not None
             for leg in list(self.calls.values()):
-                if not leg.state.is_terminal:
-                    if leg.state == CallState.HELD:
-                        leg.held = True
-                    self._set_call_state(leg, CallState.RECOVERING)
-            self._set_state(ClientState.RECONNECTING)
+                self._recover(leg, Trigger.SOCKET_LOST)
         else:
             self._end_all_locally("PURGE", "connection closed")
-            self._set_state(ClientState.DISCONNECTED)
+        self._move(trigger)
+
+    def _recover(self, leg: CallLeg, trigger: Trigger) -> bool:
+        """Move a live call to ``recovering`` (remembering a hold across the reattach)."""
+        held = leg.state == CallState.HELD
+        if not self._call_move(leg, trigger):
+            return False
+        leg.held = leg.held or held
+        return True
 
     def close(self) -> None:
         """Give the session up: calls end locally, no reconnect."""
         self._end_all_locally("PURGE", "client closed")
         self._pending.clear()
-        self._set_state(ClientState.CLOSED)
+        self._move(Trigger.CLOSE)
 
     def logout(self) -> None:
         """Hang up every live call (BYE) before the I/O layer closes the socket."""
@@ -292,26 +310,28 @@ class VertoSession:
         for leg in list(self.calls.values()):
             self._end_locally(leg, cause, reason)
 
-    def _end_locally(self, leg: CallLeg, cause: str, reason: str) -> None:
-        if leg.state == CallState.DESTROYED:
-            return
-        if leg.state != CallState.HANGUP:
-            hang = ev.CallHangup(leg.call_id, cause, v.cause_code(cause), None, "", False, reason)
-            leg.hangup = hang
-            self._set_call_state(leg, CallState.HANGUP)
-            self._events.append(hang)
+    def _end_locally(self, leg: CallLeg, cause: str, reason: str, trigger: Trigger = Trigger.END_LOCALLY) -> None:
+        self._hung_up(leg, trigger, ev.CallHangup(leg.call_id, cause, v.cause_code(cause), None, "", False, reason))
         self._finish(leg)
 
+    def _hung_up(self, leg: CallLeg, trigger: Trigger, hang: ev.CallHangup) -> bool:
+        """Apply a trigger that ends the call and report ``hang``; False if the call had ended already."""
+        if call_transition(leg.state, trigger) is None:
+            return False
+        leg.hangup = hang
+        self._call_move(leg, trigger)
+        self._events.append(hang)
+        return True
+
     def _finish(self, leg: CallLeg) -> None:
-        if leg.state == CallState.HANGUP:
-            self._set_call_state(leg, CallState.DESTROYED)
+        self._call_move(leg, Trigger.FINISH)
 
     # -- timers (the I/O layer calls tick() periodically) --------------------------------------
     def next_deadline(self) -> float | None:
         times = [p.deadline for p in self._pending.values() if p.deadline is not None]
         if self._gateway_retry_at is not None:
             times.append(self._gateway_retry_at)
-        if self.state == ClientState.READY:
+        if self._client_handles(Trigger.KEEPALIVE):
             times.append(self._last_rx + KEEPALIVE_INTERVAL)
         return min(times) if times else None
 
@@ -323,7 +343,7 @@ class VertoSession:
         if self._gateway_retry_at is not None and self._gateway_retry_at <= now:
             self._gateway_retry_at = None
             self.query_gateway_state()
-        if self.state == ClientState.READY and now - self._last_rx >= KEEPALIVE_INTERVAL \
+        if self._client_handles(Trigger.KEEPALIVE) and now - self._last_rx >= KEEPALIVE_INTERVAL \
                 and not any(p.method == v.PING for p in self._pending.values()):
             self.ping()
 
@@ -385,20 +405,19 @@ class VertoSession:
                 self.sessid = sessid
             if not self.sessid:
                 raise RemoteProtocolError("login result without a sessid")
-            if self.state == ClientState.LOGGING_IN:
-                self._set_state(ClientState.LOGGED_IN)
+            self._move(Trigger.LOGIN_ACCEPTED)
             self._events.append(ev.LoggedIn(self.sessid))
         elif method == v.GATEWAY_STATE:
             inner = result.get("params")
             self._on_gateway_state(inner if isinstance(inner, dict) else result)
         elif method == v.INVITE:
             leg = self.calls.get(pending.call_id or "")
-            if leg is not None and leg.state == CallState.REQUESTING:
-                self._set_call_state(leg, CallState.TRYING)
+            if leg is not None:
+                self._call_move(leg, Trigger.INVITE_ACCEPTED)
         elif method in (v.ANSWER, v.ATTACH):
             leg = self.calls.get(pending.call_id or "")
-            if leg is not None and leg.state in (CallState.ANSWERING, CallState.RECOVERING):
-                self._set_call_state(leg, CallState.HELD if leg.held else CallState.ACTIVE)
+            confirmed = Trigger.ANSWER_CONFIRMED_HELD if leg is not None and leg.held else Trigger.ANSWER_CONFIRMED
+            if leg is not None and self._call_move(leg, confirmed):
                 self._events.append(ev.CallConfirmed(leg.call_id))
         elif method == v.BYE:
             leg = self.calls.get(pending.call_id or "")
@@ -407,14 +426,15 @@ class VertoSession:
         elif method == v.MODIFY:
             leg = self.calls.get(pending.call_id or "")
             hold = result.get("holdState")
-            if leg is not None and leg.state in (CallState.ACTIVE, CallState.HELD):
-                if hold not in ("held", "active"):
-                    self._events.append(ev.HoldFailed(leg.call_id, f"no holdState in result ({hold!r})"))
-                    return
-                held = hold == "held"
-                leg.held = held
-                self._set_call_state(leg, CallState.HELD if held else CallState.ACTIVE)
-                self._events.append(ev.HoldChanged(leg.call_id, held))
+            trigger = Trigger.HOLD_RESULT_HELD if hold == "held" else \
+                Trigger.HOLD_RESULT_ACTIVE if hold == "active" else Trigger.HOLD_RESULT_INVALID
+            if leg is None or not self._call_move(leg, trigger):
+                return
+            if trigger == Trigger.HOLD_RESULT_INVALID:
+                self._events.append(ev.HoldFailed(leg.call_id, f"no holdState in result ({hold!r})"))
+                return
+            leg.held = trigger == Trigger.HOLD_RESULT_HELD
+            self._events.append(ev.HoldChanged(leg.call_id, leg.held))
 
     @staticmethod
     def _unwrap_blade(result: dict[str, Any]) -> dict[str, Any]:
@@ -430,9 +450,12 @@ class VertoSession:
     def _on_error(self, msg: ErrorResponse) -> None:
         pending = self._pending.pop(msg.id, None) if msg.id is not None else None
         method = pending.method if pending else ""
-        if method == v.LOGIN or (pending is None and self.state == ClientState.LOGGING_IN):
+        # An error to our login, or to nothing while we log in, is the login's rejection.
+        rejected = Trigger.LOGIN_REJECTED if method == v.LOGIN else Trigger.UNMATCHED_ERROR if pending is None \
+            else None
+        if rejected is not None and self._client_handles(rejected):
             self._events.append(ev.LoginRejected(msg.code, msg.message))
-            self._set_state(ClientState.DISCONNECTED)
+            self._move(rejected)
             return
         call_id = pending.call_id if pending else None
         self._events.append(ev.RpcErrorReceived(msg.id, method, msg.code, msg.message, call_id))
@@ -444,7 +467,7 @@ class VertoSession:
             return
         if method == v.MODIFY:
             self._events.append(ev.HoldFailed(leg.call_id, msg.message))
-        elif method in (v.INVITE, v.ANSWER, v.ATTACH) and not leg.state.is_terminal:
+        elif method in (v.INVITE, v.ANSWER, v.ATTACH) and call_transition(leg.state, Trigger.REQUEST_FAILED):
             # JS: SDP_SEND_FAILED and hang up with USER_BUSY (PROTOCOL.md §4.2, §4.5)
             self.hangup(leg.call_id, "USER_BUSY", reason=f"{method} failed: {msg.message}")
         elif method == v.BYE:
@@ -462,10 +485,9 @@ class VertoSession:
             self._events.append(ev.GatewayStateChanged(state, self.dc, self.region))
         if state.is_ready:
             self._gateway_retry_at = None
-            if self.state == ClientState.LOGGED_IN:
+            if self._move(Trigger.GATEWAY_READY):
                 self._gateway_attempts = 0
                 self._reconnecting = False
-                self._set_state(ClientState.READY)
                 self._events.append(ev.Ready(self.dc, self.region))
         elif state.is_failure:
             self._events.append(ev.RegistrationFailed(state, v.GATEWAY_FAILURE, "Gateway registration has failed"))
@@ -493,7 +515,7 @@ class VertoSession:
         handler = self._HANDLERS.get(method)
         if method == v.PING:
             # JS answers a server ping with a new ping request, only once logged in (§1.6).
-            if self.state in (ClientState.LOGGED_IN, ClientState.READY):
+            if self._client_handles(Trigger.SERVER_PING):
                 self._request(v.PING, {}, voice_sdk_id=req.voice_sdk_id or self.voice_sdk_id)
             return
         if method == v.GATEWAY_STATE:
@@ -508,9 +530,11 @@ class VertoSession:
     def _on_client_ready(self, req: Request) -> None:
         attached = req.params.get("reattached_sessions")
         ids = {x for x in attached if isinstance(x, str)} if isinstance(attached, list) else set()
-        dead = [leg for leg in self.calls.values() if leg.state == CallState.RECOVERING and leg.call_id not in ids]
+        dead = [leg for leg in self.calls.values()
+                if leg.call_id not in ids and call_transition(leg.state, Trigger.NOT_REATTACHED)]
         for leg in dead:
-            self._end_locally(leg, "NORMAL_TEMPORARY_FAILURE", "not reattached after reconnect")
+            self._end_locally(leg, "NORMAL_TEMPORARY_FAILURE", "not reattached after reconnect",
+                              Trigger.NOT_REATTACHED)
         if dead:
             self._events.append(ev.CallsNotReattached(tuple(leg.call_id for leg in dead)))
         self._gateway_attempts = 0
@@ -530,7 +554,7 @@ class VertoSession:
                       client_state=inv.client_state)
         self.calls[inv.call_id] = leg
         self._events.append(ev.CallCreated(inv.call_id, "inbound", inv.callee_number))
-        self._set_call_state(leg, CallState.RINGING)
+        self._call_move(leg, Trigger.INVITE_RECEIVED)
         self._events.append(ev.IncomingCall(inv))
 
     def _on_ringing(self, req: Request) -> None:
@@ -539,8 +563,7 @@ class VertoSession:
         leg.ids = leg.ids.merge(ids)
         leg.dialog.ids = leg.ids
         self._take_headers(leg, req.params)
-        if leg.state in (CallState.REQUESTING, CallState.TRYING):
-            self._set_call_state(leg, CallState.RINGING)
+        self._call_move(leg, Trigger.RINGING)
         self._events.append(ev.CallRinging(leg.call_id, leg.ids))
 
     def _on_media(self, req: Request) -> None:
@@ -549,9 +572,8 @@ class VertoSession:
         if not isinstance(sdp, str) or not sdp.strip():
             raise RemoteProtocolError("media without SDP")
         self._take_headers(leg, req.params)
-        if leg.state in (CallState.REQUESTING, CallState.TRYING, CallState.RINGING) and leg.direction == "outbound":
+        if leg.direction == "outbound" and self._call_move(leg, Trigger.EARLY_MEDIA):
             leg.got_early_sdp = True
-            self._set_call_state(leg, CallState.EARLY)
             self._events.append(ev.RemoteEarlyMedia(leg.call_id, sdp))
 
     @staticmethod
@@ -566,7 +588,7 @@ class VertoSession:
         leg = self._leg(v.call_id_of(req.params))
         sdp = req.params.get("sdp")
         sdp = sdp if isinstance(sdp, str) and sdp.strip() else None
-        if leg.direction != "outbound" or leg.state.is_terminal or leg.state.is_established:
+        if leg.direction != "outbound" or call_transition(leg.state, Trigger.REMOTE_ANSWER) is None:
             return
         leg.ids = leg.ids.merge(v.TelnyxIds.from_params(req.params))
         leg.dialog.ids = leg.ids
@@ -578,21 +600,18 @@ class VertoSession:
             # AND: no SDP and no early SDP is an error (PROTOCOL.md §4.4)
             self.hangup(leg.call_id, "INCOMPATIBLE_DESTINATION", reason="answer without SDP")
             return
-        self._set_call_state(leg, CallState.ACTIVE)
+        self._call_move(leg, Trigger.REMOTE_ANSWER)
         self._events.append(ev.RemoteAnswer(leg.call_id, sdp, leg.ids, headers))
 
     def _on_bye(self, req: Request) -> None:
         bye = v.ByeParams.parse(req.params)
         leg = self.calls.get(bye.call_id)
-        if leg is None or leg.state == CallState.DESTROYED:
+        if leg is None:
             return
         if bye.client_state:
             leg.client_state = bye.client_state
-        if leg.state != CallState.HANGUP:
-            hang = ev.CallHangup(leg.call_id, bye.cause, bye.cause_code, bye.sip_code, bye.sip_reason, True)
-            leg.hangup = hang
-            self._set_call_state(leg, CallState.HANGUP)
-            self._events.append(hang)
+        self._hung_up(leg, Trigger.REMOTE_BYE,
+                      ev.CallHangup(leg.call_id, bye.cause, bye.cause_code, bye.sip_code, bye.sip_reason, True))
         self._finish(leg)
 
     def _on_attach(self, req: Request) -> None:
@@ -610,12 +629,8 @@ class VertoSession:
             leg = CallLeg(inv.call_id, "inbound", dialog, ids=inv.ids, remote_name=inv.caller_name,
                           remote_number=inv.caller_number)
             self.calls[inv.call_id] = leg
-        if leg.state.is_terminal:
-            return
-        if leg.state == CallState.HELD:
-            leg.held = True
-        self._set_call_state(leg, CallState.RECOVERING)
-        self._events.append(ev.AttachOffer(inv, leg.held))
+        if self._recover(leg, Trigger.ATTACH):
+            self._events.append(ev.AttachOffer(inv, leg.held))
 
     def _on_info(self, req: Request) -> None:
         digits = req.params.get("dtmf")
@@ -690,7 +705,7 @@ class VertoSession:
         codecs: list[str] | None = None,
     ) -> CallLeg:
         """Create an outbound call in state ``new``; send it with :meth:`invite` once the offer is ready."""
-        self._require_logged_in()
+        self._logged_in_for(Trigger.NEW_CALL)
         if not destination:
             raise LocalProtocolError("a call needs a destination")
         if call_id in self.calls:
@@ -706,45 +721,45 @@ class VertoSession:
 
     def invite(self, call_id: str, sdp: str) -> None:
         """Send the invite with the complete local offer."""
-        sessid = self._require_logged_in()
+        sessid = self._logged_in_for(Trigger.INVITE)
         leg = self._leg(call_id)
-        self._set_call_state(leg, CallState.REQUESTING)
+        self._call_move(leg, Trigger.INVITE)
         self._request(v.INVITE, v.invite_params(sessid, sdp, leg.dialog, self.call_user_agent), call_id=call_id)
 
     def answer(self, call_id: str, sdp: str, *, custom_headers: list[tuple[str, str]] | None = None) -> None:
         """Answer an inbound call with the complete local answer SDP."""
-        sessid = self._require_logged_in()
+        sessid = self._logged_in_for(Trigger.ANSWER)
         leg = self._leg(call_id)
         if leg.direction != "inbound":
             raise LocalProtocolError("only an inbound call can be answered")
+        call_transition(leg.state, Trigger.ANSWER)  # check before touching the dialog
         if custom_headers:
             leg.dialog.custom_headers = list(custom_headers)
-        self._set_call_state(leg, CallState.ANSWERING)
+        self._call_move(leg, Trigger.ANSWER)
         self._request(v.ANSWER, v.answer_params(sessid, sdp, leg.dialog, self.call_user_agent), call_id=call_id)
 
     def attach_answer(self, call_id: str, sdp: str) -> None:
         """Answer the server's reattach offer (C→S ``telnyx_rtc.attach``, ``attach: true``)."""
-        sessid = self._require_logged_in()
+        sessid = self._logged_in_for(Trigger.ATTACH_ANSWER)
         leg = self._leg(call_id)
-        if leg.state != CallState.RECOVERING:
-            raise LocalProtocolError(f"call {call_id} is not recovering")
+        self._call_move(leg, Trigger.ATTACH_ANSWER)
         self._request(v.ATTACH, v.answer_params(sessid, sdp, leg.dialog, self.call_user_agent, attach=True),
                       call_id=call_id)
 
     def hangup(self, call_id: str, cause: str | None = None, *, reason: str = "") -> ev.CallHangup:
         """Send a BYE. Default cause by state, as the JS SDK: before active USER_BUSY/17, else NORMAL_CLEARING/16."""
-        leg = self._leg(call_id)
-        if leg.state.is_terminal:
-            raise LocalProtocolError(f"call {call_id} is already {leg.state.value}")
+        return self._hangup(self._leg(call_id), Trigger.HANGUP, cause, reason)
+
+    def _hangup(self, leg: CallLeg, trigger: Trigger, cause: str | None, reason: str) -> ev.CallHangup:
+        call_transition(leg.state, trigger)  # raises if the call cannot be hung up (already ended)
         if cause is None:
             cause = "NORMAL_CLEARING" if leg.state.is_established or leg.state == CallState.RECOVERING \
                 else "USER_BUSY"
+        call_id = leg.call_id
         hang = ev.CallHangup(call_id, cause, v.cause_code(cause), None, "", False, reason)
-        leg.hangup = hang
         was_sent = leg.state != CallState.NEW
-        self._set_call_state(leg, CallState.HANGUP)
-        self._events.append(hang)
-        if was_sent and self.sessid and self.state in (ClientState.LOGGED_IN, ClientState.READY):
+        self._hung_up(leg, trigger, hang)
+        if was_sent and self.sessid and self._client_handles(Trigger.HANGUP):
             self._request(v.BYE, v.bye_params(self.sessid, leg.dialog, cause, v.cause_code(cause)), call_id=call_id)
         else:
             self._finish(leg)
@@ -753,35 +768,31 @@ class VertoSession:
     def reject(self, call_id: str) -> ev.CallHangup:
         """Reject a ringing inbound call (BYE USER_BUSY/17, as every SDK does)."""
         leg = self._leg(call_id)
-        if leg.direction != "inbound" or leg.state != CallState.RINGING:
-            raise LocalProtocolError("only a ringing inbound call can be rejected")
-        return self.hangup(call_id, "USER_BUSY", reason="rejected")
+        if leg.direction != "inbound":
+            raise LocalProtocolError("only an inbound call can be rejected")
+        return self._hangup(leg, Trigger.REJECT, "USER_BUSY", "rejected")
 
     def dtmf(self, call_id: str, digits: str) -> None:
         """Send ``digits`` in one ``telnyx_rtc.info`` (callers send one digit per call, spaced)."""
-        sessid = self._require_logged_in()
+        sessid = self._logged_in_for(Trigger.DTMF)
         if not v.valid_dtmf(digits):
             raise LocalProtocolError(f"invalid DTMF {digits!r}: use 0-9 * # A-D")
         leg = self._leg(call_id)
-        if leg.state not in (CallState.ACTIVE, CallState.HELD, CallState.EARLY):
-            raise LocalProtocolError(f"cannot send DTMF in state {leg.state.value}")
+        self._call_move(leg, Trigger.DTMF)
         self._request(v.INFO, v.info_params(sessid, leg.dialog, digits), call_id=call_id)
 
     def modify(self, call_id: str, action: str) -> None:
         """``hold``, ``unhold`` or ``toggleHold``; the result's ``holdState`` sets the state."""
-        sessid = self._require_logged_in()
-        if action not in ("hold", "unhold", "toggleHold"):
+        intent = _MODIFY_INTENTS.get(action)
+        if intent is None:
+            self._logged_in_for(Trigger.HOLD)
             raise LocalProtocolError(f"unknown modify action {action!r}")
+        sessid = self._logged_in_for(intent)
         leg = self._leg(call_id)
-        if leg.state not in (CallState.ACTIVE, CallState.HELD):
-            raise LocalProtocolError(f"cannot {action} a call in state {leg.state.value}")
+        self._call_move(leg, intent)
         self._request(v.MODIFY, v.modify_params(sessid, leg.dialog, action), call_id=call_id, action=action)
 
     def ping(self) -> None:
         """Send a client ``telnyx_rtc.ping`` (keepalive / health probe)."""
         self._request(v.PING, {}, voice_sdk_id=self.voice_sdk_id)
 
-
-def describe(obj: Any) -> str:
-    """Compact JSON for debug output (callers must still redact)."""
-    return json.dumps(obj, separators=(",", ":"), default=str)

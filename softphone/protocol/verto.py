@@ -7,11 +7,11 @@ by the local switch.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from softphone.errors import LocalProtocolError, RemoteProtocolError
+from softphone.protocol.dtmf import DTMF_DIGITS
 from softphone.protocol.jsonrpc import build_request, build_result
 
 # --- methods (PROTOCOL.md §4.0) ---------------------------------------------------------
@@ -86,7 +86,6 @@ CAUSE_SIP: dict[str, tuple[int, str]] = {
     "ALLOTTED_TIMEOUT": (408, "Request Timeout"),
 }
 
-DTMF_RE = re.compile(r"[0-9*#A-D]+")
 
 #: The dialogParams keys the JS SDK sends on every call message besides the call's own.
 JS_DIALOG_DEFAULTS: dict[str, Any] = {
@@ -130,8 +129,8 @@ def cause_code(cause: str) -> int:
 
 
 def valid_dtmf(digits: str) -> bool:
-    """True if ``digits`` holds only 0-9, *, #, A-D (upper case)."""
-    return bool(DTMF_RE.fullmatch(digits))  # fullmatch: "$" would accept a trailing newline
+    """True if ``digits`` holds only 0-9, *, #, A-D (upper case): the digit set of :mod:`.dtmf`."""
+    return bool(digits) and all(d in DTMF_DIGITS for d in digits)
 
 
 # --- typed views of incoming params -------------------------------------------------------

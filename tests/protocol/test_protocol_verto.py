@@ -19,7 +19,6 @@ from softphone.protocol.jsonrpc import (
     message_from_obj,
     parse_message,
 )
-from softphone.protocol.session import describe
 
 
 def test_jsonrpc_builders_roundtrip() -> None:
@@ -135,6 +134,3 @@ def test_session_builds_messages_the_server_parses() -> None:
     assert v.DialogParams.parse(ans["params"]).destination == "alice"
 
 
-def test_describe() -> None:
-    assert describe({"a": object.__new__(object)}).startswith('{"a":"<object')
-    assert describe([1, "x"]) == '[1,"x"]'
