@@ -164,3 +164,44 @@ async def sdk_env(
 async def sdk(tmp_path: Path) -> AsyncIterator[SdkEnv]:
     async with sdk_env(tmp_path) as env:
         yield env
+
+
+def _literals(annotation: Any) -> list[str]:
+    import typing
+
+    out: list[str] = []
+    for arg in typing.get_args(annotation) or ():
+        if isinstance(arg, str):
+            out.append(arg)
+        else:
+            out.extend(_literals(arg))
+    return out
+
+
+def webhook_models() -> dict[str, type[telnyx.BaseModel]]:
+    """``{event_type: the SDK's <...>WebhookEvent model}`` for every webhook event type the SDK declares."""
+    import typing
+
+    import telnyx.types as types
+
+    found: dict[str, type[telnyx.BaseModel]] = {}
+    for name in sorted(dir(types)):
+        cls = getattr(types, name)
+        if not (name.endswith("WebhookEvent") and isinstance(cls, type) and issubclass(cls, telnyx.BaseModel)):
+            continue
+        data = cls.model_fields.get("data")
+        if data is None:
+            continue
+        for inner in typing.get_args(data.annotation) or (data.annotation,):
+            fields = getattr(inner, "model_fields", {})
+            if "event_type" in fields:
+                for event_type in _literals(fields["event_type"].annotation):
+                    found.setdefault(event_type, cls)
+    return found
+
+
+def validate_webhook(body: str | dict[str, Any]) -> telnyx.BaseModel:
+    """A webhook body validated strictly by pydantic against the SDK's model of its event type
+    (raises ``KeyError`` for an event type the SDK does not know, ``ValidationError`` for a bad shape)."""
+    doc = json.loads(body) if isinstance(body, str) else body
+    return webhook_models()[doc["data"]["event_type"]].model_validate(doc)

@@ -34,7 +34,7 @@ from softphone.switch.callcontrol.gather import end_gather, gather_digit
 from softphone.switch.callcontrol.legs import CCLeg, WebRtcCall, dialled_call, new_control_id, telnyx_cause
 from softphone.switch.callcontrol.mediafiles import MediaRefused, load_media
 from softphone.switch.callcontrol.pstn import PstnEndpoint
-from softphone.switch.callcontrol.webhooks import WebhookSender
+from softphone.switch.callcontrol.webhooks import SigningKey, WebhookSender
 from softphone.switch.routing import NoRoute, Route, ServiceRoute, SlotRoute, is_number, route
 
 if TYPE_CHECKING:
@@ -104,6 +104,8 @@ class CallControl:
         """Hook into the switch's routing and start the commands API (unless ``api`` is False or there
         is no :attr:`api_factory`)."""
         check_apps(self.apps, allow_remote=self.options.allow_remote_webhooks)
+        if self.webhooks.signing_key is None:  # webhooks are signed as Telnyx signs them
+            self.webhooks.signing_key = SigningKey.for_switch(self.options.data_dir)
         self.switch.park_hook = self._park_hook
         if api and self.api_factory is not None:
             self._api = self.api_factory(self, self.options.api_host, self.options.api_port)

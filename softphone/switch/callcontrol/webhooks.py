@@ -14,6 +14,13 @@ is logged and dropped (recorded in :attr:`WebhookSender.deliveries`).
 Only loopback URLs are allowed unless the sender was built with ``allow_remote=True``:
 the local switch must not be turned into a way to POST to arbitrary hosts.
 
+Signatures: with a :class:`SigningKey` (the engine loads it from its data directory at start),
+every POST carries Telnyx's ``telnyx-signature-ed25519`` (base64 ed25519 signature of
+``f"{timestamp}|{body}"``) and ``telnyx-timestamp`` (Unix seconds) headers, so a backend
+verifies them as it does Telnyx's (the SDK's ``client.webhooks.unwrap(body, headers=..., key=...)``
+with :attr:`SigningKey.public_key_b64`). Each attempt is signed afresh (its ``meta.attempt``
+differs, and so does its timestamp).
+
 HTTP is a few lines on asyncio streams (HTTP/1.1, ``Connection: close``), so no client
 library is needed.
 """
@@ -21,16 +28,23 @@ library is needed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import json
 import logging
+import os
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +56,91 @@ KEEP_EVENTS = 10_000
 """Events and deliveries kept in memory for inspection (the oldest are dropped past this)."""
 POST_TIMEOUT_S = 5.0
 """Time allowed for one POST (connect, send, read the status line)."""
+
+
+SIGNATURE_HEADER = "telnyx-signature-ed25519"
+TIMESTAMP_HEADER = "telnyx-timestamp"
+KEY_FILE = "webhook_signing_key.pem"
+"""The switch's ed25519 private key (PKCS#8 PEM, mode 0600) in its data directory."""
+
+
+class SigningKey:
+    """The switch's webhook-signing key (ed25519), as Telnyx signs its webhooks."""
+
+    def __init__(self, private_key: Ed25519PrivateKey, path: Path | None = None) -> None:
+        self._key = private_key
+        self.path = path
+        """Where the key is stored (None: in memory only)."""
+        raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.public_key_b64 = base64.b64encode(raw).decode()
+        """The public key, base64 of its 32 raw bytes (the form Telnyx's portal shows and the SDKs take)."""
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        """A fresh key kept in memory only."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def load_or_create(cls, data_dir: str | Path) -> SigningKey:
+        """The key in ``<data_dir>/webhook_signing_key.pem``, generated (mode 0600) the first time.
+
+        A key file readable by others is tightened to 0600; an unreadable or corrupt one raises
+        ``ValueError``/``OSError`` (the file is never overwritten: backends trust its public key).
+        """
+        path = Path(data_dir).expanduser() / KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it meanwhile: use theirs
+                return cls.load_or_create(data_dir)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            logger.info("webhook signing key generated in %s", path)
+            return cls(key, path)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an ed25519 private key")
+        return cls(loaded, path)
+
+    @classmethod
+    def for_switch(cls, data_dir: str | Path) -> SigningKey | None:
+        """:meth:`load_or_create`, or None (logged) when the key file cannot be read or written:
+        the switch then sends unsigned webhooks rather than not starting."""
+        try:
+            return cls.load_or_create(data_dir)
+        except (OSError, ValueError) as exc:
+            logger.error("webhook signing key unavailable in %s (webhooks go unsigned): %s", data_dir, exc)
+            return None
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """The two signature headers for ``body`` sent at ``timestamp`` (default: now)."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self._key.sign(ts.encode() + b"|" + body)
+        return {SIGNATURE_HEADER: base64.b64encode(signature).decode(), TIMESTAMP_HEADER: ts}
+
+
+def verify_signature(
+    public_key_b64: str, body: bytes, headers: Mapping[str, str], *, tolerance_s: float = 300.0
+) -> bool:
+    """True when ``headers`` carry a valid signature of ``body`` by ``public_key_b64``, made within
+    ``tolerance_s`` of now (what a backend checks; the SDK does the same with PyNaCl)."""
+    low = {k.lower(): v for k, v in headers.items()}
+    ts, sig = low.get(TIMESTAMP_HEADER, ""), low.get(SIGNATURE_HEADER, "")
+    if not ts.isdigit() or abs(time.time() - int(ts)) > tolerance_s:
+        return False
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
+        key.verify(base64.b64decode(sig, validate=True), ts.encode() + b"|" + body)
+    except Exception:  # bad base64, wrong length, bad signature
+        return False
+    return True
 
 
 class WebhookURLError(ValueError):
@@ -89,14 +188,21 @@ def build_event(event_type: str, payload: dict[str, Any], *, event_id: str, occu
 
 
 async def post_json(
-    url: str, body: dict[str, Any], *, allow_remote: bool = False, timeout: float = POST_TIMEOUT_S
+    url: str,
+    body: dict[str, Any],
+    *,
+    allow_remote: bool = False,
+    timeout: float = POST_TIMEOUT_S,
+    signing_key: SigningKey | None = None,
 ) -> int:
-    """POST ``body`` as JSON; returns the HTTP status (raises ``OSError``/``TimeoutError``)."""
+    """POST ``body`` as JSON (signed when a ``signing_key`` is given); returns the HTTP status
+    (raises ``OSError``/``TimeoutError``)."""
     host, port, path = check_url(url, allow_remote=allow_remote)
     data = json.dumps(body).encode()
+    signed = "".join(f"{k}: {v}\r\n" for k, v in signing_key.sign(data).items()) if signing_key else ""
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"User-Agent: softphone-switch\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        f"User-Agent: softphone-switch\r\n{signed}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
     ).encode()
 
     async def run() -> int:
@@ -169,6 +275,8 @@ class WebhookSender:
         self._new_id = new_id or (lambda: str(uuid.uuid4()))
         self._clock = clock or iso_now
         self._targets: dict[tuple[str, str], _Target] = {}
+        self.signing_key: SigningKey | None = None
+        """Signs every POST (set by the engine at start; None: unsigned)."""
         self.deliveries: list[Delivery] = []
         """Events sent (oldest first, the last :data:`KEEP_EVENTS`), with their outcome once known."""
         self.events: list[dict[str, Any]] = []
@@ -231,7 +339,7 @@ class WebhookSender:
                 record.attempts += 1
                 body = {"data": data, "meta": {"attempt": attempt, "delivered_to": url}}
                 try:
-                    status = await post_json(url, body, allow_remote=self.allow_remote)
+                    status = await post_json(url, body, allow_remote=self.allow_remote, signing_key=self.signing_key)
                 except WebhookURLError as exc:
                     record.error = str(exc)
                     logger.warning("webhook %s not sent: %s", data["event_type"], exc)
