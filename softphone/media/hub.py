@@ -1,4 +1,4 @@
-"""Audio for calls: :class:`AudioConfig`, backends, devices, local tones, in-band DTMF.
+"""Audio for calls: :class:`AudioConfig`, backends and the shared PortAudio devices.
 
 The media engine (:mod:`softphone.media`) moves 20 ms frames of 48 kHz mono int16
 between sources, peers and sinks. This module decides *which* sources and sinks a
@@ -40,12 +40,6 @@ from softphone.media.devices import quiet_stderr as _quiet_stderr
 from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from softphone.media.sinks import RECORD_MODES, AudioSink, BaseSink, NullSink, TeeSink, WavRecorder
 from softphone.media.sources import AudioSource, BaseSource, FileSource, NullSource, ToneSource
-
-# The tones live in softphone.media.tones; these two names stay importable from here until the
-# last caller (client/call.py at 14b8cf6) imports softphone.media.tones instead.
-from softphone.media.tones import ringback_tone, ringtone  # noqa: F401
-
-ringtone_tone = ringtone
 
 logger = logging.getLogger("softphone.media.hub")
 

@@ -78,6 +78,7 @@ def test_one_matching_rule_one_find_device() -> None:
 def test_tones_live_in_one_place() -> None:
     for name in ("ringback_tone", "ringtone", "hold_tone", "busy_tone"):
         assert not hasattr(dsp, name), name
+    assert not hasattr(hub, "ringback_tone") and not hasattr(hub, "ringtone_tone")
     back, ring = tones.ringback_tone(), tones.ringtone()
     assert back.freqs == (440.0, 480.0) and ring.freqs == (480.0, 620.0)
     # cadence in 20 ms frames: ringback 2 s on / 4 s off, ringtone 1 s on / 3 s off (PROTOCOL.md §6.7)
