@@ -114,6 +114,9 @@ def serve(
             if sw.call_control is not None:
                 apps = ", ".join(sorted(sw.call_control.apps))
                 typer.echo(f"call control API on {sw.api_url}/v2 (applications: {apps})")
+                signing = sw.call_control.webhooks.signing_key
+                if signing is not None:
+                    typer.echo(f"webhook public key (ed25519, base64): {signing.public_key_b64}")
             typer.echo(f"accounts: {', '.join(accts.usernames())}")
             typer.echo(f"call records: {rec_path}")
             await stop.wait()
@@ -227,3 +230,19 @@ def accounts_cmd(
             f"{r['connection']:<12} {r['username']:<12} {r['kind']:<10} {r['password']:<8} "
             f"{nums:<16} {r['inbound_format']:<13} {r['webhook_url']}".rstrip()
         )
+    _print_webhook_key(accounts)
+
+
+def _print_webhook_key(accounts: Path | None) -> None:
+    """The public key webhooks are signed with (generated into the data directory if needed)."""
+    from softphone.errors import ConfigError
+    from softphone.switch.callcontrol.apps import load_options
+    from softphone.switch.callcontrol.webhooks import SigningKey
+
+    try:
+        data_dir = load_options(accounts).data_dir
+    except ConfigError:
+        return
+    signing = SigningKey.for_switch(data_dir)
+    if signing is not None:
+        typer.echo(f"webhook public key (ed25519, base64): {signing.public_key_b64}  ({signing.path})")
