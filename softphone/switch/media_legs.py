@@ -25,7 +25,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
@@ -104,12 +104,26 @@ def _merge_candidates(sdp: str, candidates: list[str]) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+class AudioTap(Protocol):
+    """Sees a leg's audio both ways, 20 ms frames as they pass (media streaming, transcription).
+
+    Called on the media path, so it must only copy or queue. ``None`` is a frame time with
+    nothing to say (silence).
+    """
+
+    def said(self, frame: Frame | None) -> None:
+        """What the leg's party said (Telnyx's ``inbound`` track)."""
+
+    def heard(self, frame: Frame | None) -> None:
+        """What the leg's party hears (Telnyx's ``outbound`` track)."""
+
+
 class LegAudio:
     """The audio plumbing every kind of switch leg shares (WebRTC legs here, outside legs in pstn.py).
 
     ``inbox`` takes bridged audio (what the other party says), ``mix`` adds overlays to it (hold
-    tone, in-band DTMF, playback) and is what the leg's party hears; the receiver gets what the
-    leg's party says.
+    tone, in-band DTMF, playback) and is what the leg's party hears, read through
+    :meth:`read_heard`; the receiver gets what the leg's party says. ``taps`` see both.
     """
 
     def __init__(self, label: str) -> None:
@@ -119,6 +133,25 @@ class LegAudio:
         self.inbox = PushSource(max_frames=8)
         self.mix = MixSource([self.inbox])
         self._receiver: Callable[[Frame], Any] | None = None
+        self.taps: list[AudioTap] = []
+        """Observers of this leg's audio (:class:`AudioTap`), added and removed by their owners."""
+
+    def read_heard(self) -> Frame | None:
+        """The next 20 ms of what this leg's party hears (the mix), shown to the taps."""
+        frame = self.mix.read_frame()
+        for tap in self.taps:
+            tap.heard(frame)
+        return frame
+
+    def read_frame(self) -> Frame | None:
+        """:meth:`read_heard` under the AudioSource name, so the leg itself is its peer's source."""
+        return self.read_heard()
+
+    async def start(self) -> None:
+        """AudioSource surface (nothing to start)."""
+
+    async def stop(self) -> None:
+        """AudioSource surface (nothing to stop)."""
 
     def set_receiver(self, fn: Callable[[Frame], Any] | None) -> None:
         """Where what this leg's party says goes (None: dropped)."""
@@ -169,7 +202,7 @@ class MediaLeg(LegAudio):
         if self.peer is not None:
             self._old_peers.append(self.peer)
         options = PeerOptions.loopback(jitter_prefetch=LEG_JITTER_FRAMES)
-        self.peer = MediaPeer(options, source=self.mix, sink=self._sink, name=self.label)
+        self.peer = MediaPeer(options, source=self, sink=self._sink, name=self.label)
         self._candidates = []
         self._eoc = asyncio.Event()
         return self.peer
@@ -221,6 +254,8 @@ class MediaLeg(LegAudio):
 
     def _on_frame(self, frame: Frame) -> None:
         self.frames_in += 1
+        for tap in self.taps:
+            tap.said(frame)
         receiver = self._receiver
         if receiver is not None:
             receiver(frame)

@@ -323,3 +323,7 @@ ACTIONS: dict[str, LegCommand] = {
     "playback_stop": playback_stop,
     "gather": gather,
 }
+
+from softphone.switch.callcontrol import streaming, transcription  # noqa: E402  (I12-STREAM's actions)
+
+ACTIONS.update(streaming.ACTIONS | transcription.ACTIONS)

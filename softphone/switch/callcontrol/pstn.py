@@ -85,8 +85,10 @@ class PstnEndpoint(LegAudio):
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while not self.closed:
-            heard = self.mix.read_frame()
+            heard = self.read_heard()
             said = heard if self.echo else self.source.read_frame()
+            for tap in self.taps:
+                tap.said(said)
             receiver = self._receiver
             if said is not None and receiver is not None:
                 self.frames_out += 1

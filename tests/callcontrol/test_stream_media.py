@@ -1,0 +1,284 @@
+# ruff: noqa: F811  (the sdk fixture is imported from sdkfixtures)
+"""Media streaming through the official SDK: ``streaming_start``/``streaming_stop`` against a real switch,
+a real softphone leg (aiortc) and a loopback websocket server written here, as a voice-AI backend would.
+
+The server decodes the media frames and finds the phone's tone in them; it sends another tone back
+(bidirectional) and the phone hears it. Latency from a tone change at the phone to the first frame
+with the new tone at the server is measured and bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import time
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import telnyx
+from phones import Phone, PhoneCall, heard_hz, wait_hz
+from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk  # noqa: F401
+from websockets.asyncio.server import ServerConnection, serve
+
+from softphone.media.dsp import dominant_frequency
+from softphone.media.sources import ToneSource
+from softphone.switch.callcontrol.streaming import Codec, ulaw_encode
+
+PHONE_HZ = 600.0
+BACK_HZ = 1000.0
+
+
+def tone(hz: float, seconds: float, rate: int, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * hz * t) * level * 32767).astype(np.int16)
+
+
+@dataclass
+class StreamServer:
+    """A loopback websocket server receiving Telnyx media-stream frames."""
+
+    url: str = ""
+    frames: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    reply: list[dict[str, Any]] = field(default_factory=list)
+    """Frames sent back once ``start`` arrives."""
+    got: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    conn: ServerConnection | None = None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.conn = ws
+        self.headers = dict(ws.request.headers) if ws.request is not None else {}
+        try:
+            async for raw in ws:
+                msg = json.loads(raw)
+                self.frames.append((time.monotonic(), msg))
+                self.got.set()
+                if msg["event"] == "start":
+                    for out in self.reply:
+                        await ws.send(json.dumps(out))
+        finally:
+            self.closed.set()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [m for _, m in self.frames if m["event"] == name]
+
+    def audio(self, track: str, codec: Codec, *, since: float = 0.0) -> np.ndarray:
+        chunks = [
+            codec.decode(base64.b64decode(m["media"]["payload"]))
+            for t, m in self.frames
+            if m["event"] == "media" and m["media"]["track"] == track and t >= since
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+    async def wait(self, pred: Any, timeout: float = 10.0) -> None:
+        async def scan() -> None:
+            while not pred():
+                self.got.clear()
+                await self.got.wait()
+
+        await asyncio.wait_for(scan(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def stream_server(reply: list[dict[str, Any]] | None = None) -> AsyncIterator[StreamServer]:
+    srv = StreamServer(reply=reply or [])
+    async with serve(srv.handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        srv.url = f"ws://127.0.0.1:{port}/media"
+        yield srv
+
+
+async def answered_leg(sdk: SdkEnv, phone: Phone) -> tuple[str, PhoneCall]:
+    res = await sdk.run(sdk.client.calls.dial, connection_id="app", to=phone.user, from_=APP_NUMBER)
+    assert res.data is not None
+    inc = await phone.next_incoming()
+    await phone.answer(inc)
+    ccid = res.data.call_control_id
+    await sdk.hooks.wait("call.answered", lambda p: p["call_control_id"] == ccid)
+    return ccid, inc
+
+
+def pcmu_back(hz: float, seconds: float) -> dict[str, Any]:
+    payload = base64.b64encode(ulaw_encode(tone(hz, seconds, 8000))).decode()
+    return {"event": "media", "media": {"payload": payload}}
+
+
+async def test_both_tracks_pcmu_with_bidirectional_rtp_and_marks(sdk: SdkEnv) -> None:
+    pcmu = Codec("PCMU", 8000)
+    reply = [pcmu_back(BACK_HZ, 3.0), {"event": "mark", "mark": {"name": "after-tone"}}]
+    async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server(reply) as srv:
+        ccid, call = await answered_leg(sdk, phone)
+        res = await sdk.run(
+            sdk.client.calls.actions.start_streaming,
+            ccid,
+            stream_url=srv.url,
+            stream_track="both_tracks",
+            stream_bidirectional_mode="rtp",
+            stream_bidirectional_codec="PCMU",
+            custom_parameters=[{"name": "customer_id", "value": "c-42"}],
+            client_state="c3RyZWFt",
+        )
+        assert res.data is not None and res.data.result == "ok"
+        started = await sdk.hooks.wait("streaming.started", lambda p: p["call_control_id"] == ccid)
+        assert started["payload"]["stream_url"] == srv.url and started["payload"]["client_state"] == "c3RyZWFt"
+
+        # The phone hears the tone the server sent back, then the mark comes back when it has played.
+        await wait_hz(call, BACK_HZ)
+        await srv.wait(lambda: srv.events("mark"), timeout=8.0)
+        assert srv.events("mark")[0]["mark"]["name"] == "after-tone"
+
+        await srv.wait(lambda: len(srv.events("media")) > 100)
+        connected, start = srv.frames[0][1], srv.frames[1][1]
+        assert connected == {"event": "connected", "version": "1.0.0"}
+        assert start["event"] == "start" and start["stream_id"]
+        assert start["start"]["call_control_id"] == ccid
+        assert start["start"]["media_format"] == {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}
+        assert start["start"]["custom_parameters"] == {"customer_id": "c-42"}
+        assert start["start"]["client_state"] == "c3RyZWFt"
+        media = srv.events("media")
+        assert {m["media"]["track"] for m in media} == {"inbound", "outbound"}
+        inbound = [m for m in media if m["media"]["track"] == "inbound"]
+        assert [int(m["media"]["chunk"]) for m in inbound[:5]] == [1, 2, 3, 4, 5]
+        assert all(len(base64.b64decode(m["media"]["payload"])) == 160 for m in media)  # 20 ms of PCMU
+        seqs = [int(m["sequence_number"]) for _, m in srv.frames if "sequence_number" in m]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+        # Inbound is what the phone says (its tone); outbound is what it hears (the tone sent back).
+        said = srv.audio("inbound", pcmu)
+        assert abs(dominant_frequency(said[-4000:], 8000) - PHONE_HZ) < 15
+        heard = srv.audio("outbound", pcmu)
+        assert abs(dominant_frequency(heard[8000:16000], 8000) - BACK_HZ) < 15
+
+        # Latency: the phone changes its tone; the first inbound frame carrying it at the server.
+        t0 = time.monotonic()
+        call.peer.set_source(ToneSource(800.0, 0.3))
+
+        def new_tone_arrived() -> bool:
+            return any(
+                t >= t0
+                and m["event"] == "media"
+                and m["media"]["track"] == "inbound"
+                and abs(dominant_frequency(pcmu.decode(base64.b64decode(m["media"]["payload"])), 8000) - 800) < 30
+                for t, m in srv.frames
+            )
+
+        await srv.wait(new_tone_arrived, timeout=5.0)
+        first = min(
+            t
+            for t, m in srv.frames
+            if t >= t0
+            and m["event"] == "media"
+            and m["media"]["track"] == "inbound"
+            and abs(dominant_frequency(pcmu.decode(base64.b64decode(m["media"]["payload"])), 8000) - 800) < 30
+        )
+        latency_ms = (first - t0) * 1000
+        print(f"stream latency (tone onset at the phone -> first media frame with it): {latency_ms:.0f} ms")
+        assert latency_ms < 300, latency_ms
+
+        # Stopped through the async client: a stop frame, the socket closed, streaming.stopped.
+        res2 = await sdk.aclient.calls.actions.stop_streaming(ccid, client_state="c3RvcA==")
+        assert res2.data is not None and res2.data.result == "ok"
+        await asyncio.wait_for(srv.closed.wait(), 5.0)
+        assert srv.frames[-1][1]["event"] == "stop"
+        assert srv.frames[-1][1]["stop"]["call_control_id"] == ccid
+        stopped = await sdk.hooks.wait("streaming.stopped", lambda p: p["call_control_id"] == ccid)
+        assert stopped["payload"]["client_state"] == "c3RvcA=="
+        # No stream left to stop: Telnyx's error shape.
+        with pytest.raises(telnyx.UnprocessableEntityError) as ue:
+            await sdk.aclient.calls.actions.stop_streaming(ccid)
+        assert ue.value.response.json()["errors"][0]["code"]
+
+
+async def test_inbound_track_l16_and_hangup_stops_the_stream(sdk: SdkEnv) -> None:
+    l16 = Codec("L16", 16000)
+    async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server() as srv:
+        ccid, _ = await answered_leg(sdk, phone)
+        await sdk.run(
+            sdk.client.calls.actions.start_streaming,
+            ccid,
+            stream_url=srv.url,
+            stream_codec="L16",
+            stream_auth_token="tok-123",
+        )
+        await srv.wait(lambda: len(srv.events("media")) > 60)
+        start = srv.events("start")[0]
+        assert start["start"]["media_format"] == {"encoding": "L16", "sample_rate": 16000, "channels": 1}
+        assert srv.headers.get("x-telnyx-streaming-auth-token") == "tok-123"
+        assert srv.events("connected")[0]["x-telnyx-streaming-auth-token"] == "tok-123"
+        assert {m["media"]["track"] for m in srv.events("media")} == {"inbound"}  # the default track
+        assert all(len(base64.b64decode(m["media"]["payload"])) == 640 for m in srv.events("media"))
+        said = srv.audio("inbound", l16)
+        assert abs(dominant_frequency(said[-8000:], 16000) - PHONE_HZ) < 15
+
+        await sdk.run(sdk.client.calls.actions.hangup, ccid)
+        await asyncio.wait_for(srv.closed.wait(), 5.0)
+        assert srv.frames[-1][1]["event"] == "stop"
+        await sdk.hooks.wait("streaming.stopped", lambda p: p["call_control_id"] == ccid)
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return buf.getvalue()
+
+
+async def test_file_mode_payload_is_played_and_clear_stops_it(sdk: SdkEnv) -> None:
+    # Default bidirectional mode (Telnyx: mp3): each payload is a whole audio file, decoded by PyAV.
+    payload = base64.b64encode(wav_bytes(tone(BACK_HZ, 20.0, 16000), 16000)).decode()
+    reply = [{"event": "media", "media": {"payload": payload}}]
+    async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server(reply) as srv:
+        ccid, call = await answered_leg(sdk, phone)
+        await sdk.run(sdk.client.calls.actions.start_streaming, ccid, stream_url=srv.url)
+        await wait_hz(call, BACK_HZ)
+        assert srv.conn is not None
+        await srv.conn.send(json.dumps({"event": "clear"}))
+        await srv.conn.send(json.dumps({"event": "bogus"}))
+        await srv.wait(lambda: srv.events("error"))
+        assert srv.events("error")[0]["payload"]["title"] == "unknown_event"
+        await asyncio.sleep(1.0)
+        assert abs(heard_hz(call, 0.5) - BACK_HZ) > 50  # cleared: the 20 s tone is gone
+        # The server closing the socket ends the stream.
+        await srv.conn.close()
+        await sdk.hooks.wait("streaming.stopped", lambda p: p["call_control_id"] == ccid)
+
+
+async def test_bad_stream_urls_and_params_are_422_and_an_unreachable_one_fails(sdk: SdkEnv) -> None:
+    async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone:
+        ccid, _ = await answered_leg(sdk, phone)
+        for kwargs in (
+            {"stream_url": "ws://203.0.113.5/media"},
+            {"stream_url": "http://127.0.0.1:1/media"},
+            {},
+            {"stream_url": "ws://127.0.0.1:1/m", "stream_track": "sideways"},
+            {
+                "stream_url": "ws://127.0.0.1:1/m",
+                "stream_bidirectional_mode": "rtp",
+                "stream_bidirectional_codec": "OPUS",
+            },
+        ):
+            with pytest.raises(telnyx.UnprocessableEntityError) as ue:
+                await sdk.aclient.calls.actions.start_streaming(ccid, **kwargs)  # type: ignore[arg-type]
+            err = ue.value.response.json()["errors"][0]
+            assert err["code"] == "10015" and err["title"] and err["detail"]
+
+        # Loopback, but nobody listening: accepted, then streaming.failed with a reason.
+        await sdk.run(sdk.client.calls.actions.start_streaming, ccid, stream_url="ws://127.0.0.1:9/nothing")
+        failed = await sdk.hooks.wait("streaming.failed", lambda p: p["call_control_id"] == ccid)
+        assert "127.0.0.1:9" in failed["payload"]["failure_reason"]
+        assert failed["payload"]["stream_params"] == {
+            "stream_url": "ws://127.0.0.1:9/nothing",
+            "track": "inbound_track",
+        }
+        assert not sdk.hooks.events("streaming.started")
