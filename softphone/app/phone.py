@@ -12,7 +12,7 @@ to the :class:`~softphone.app.history.CallHistory`.
 Policy lives here, not in the client:
 
 - local tones: ringback while an outbound call rings (profile ``ringback``), a ringtone while
-  an inbound call rings (``ringtone``); they stop on any other state;
+  an inbound call rings (``ringtone``, from its ``call.incoming``); they stop on any other state;
 - a call whose media fails (the remote SDP cannot be applied, a reattach fails) is hung up;
 - DTMF received twice for one key press (``telnyx_rtc.info`` and in-band tones) is reported
   once: a digit from one path suppresses the same digit from the other path for
@@ -315,6 +315,8 @@ class Phone:
                     self._sync_call(call)
             case ce.CallIncoming(call_id=call_id) | ce.CallCreated(call_id=call_id, direction="inbound"):
                 if (call := self._call(call_id)) is not None:
+                    if isinstance(event, ce.CallIncoming):
+                        self._tones(call, call.state)  # an inbound call is ringing when announced
                     self._sync_call(call)
                     self._set(current=self._snap.current or call.id)
                     ringing = self._snap.call(call.id)

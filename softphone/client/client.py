@@ -81,8 +81,9 @@ DEFAULT_CODECS = ["opus", "PCMU", "PCMA"]
 
 Handler = Callable[[ClientEvent], object]
 Subscriber = Callable[[ce.Event], object]
-#: Builds a call's media peer: ``factory(options, source, sink, name)`` (default: ``softphone.media.peer.MediaPeer``).
-PeerFactory = Callable[["PeerOptions", AudioSource, AudioSink, str], Peer]
+#: Builds a call's media peer: ``factory(source, sink, name, codecs)``; the default is a
+#: ``softphone.media.peer.MediaPeer`` with this client's ICE servers, codecs and timeouts.
+PeerFactory = Callable[[AudioSource, AudioSink, str, list[str]], Peer]
 
 
 class Client:
@@ -330,12 +331,11 @@ class Client:
 
     def new_peer(self, source: AudioSource, sink: AudioSink, *, name: str, codecs: list[str] | None) -> Peer:
         """A media peer with this client's options (ICE servers, codecs, gather timeout, jitter buffer)."""
-        options = self._peer_options(codecs)
         if self._peer_factory is not None:
-            return self._peer_factory(options, source, sink, name)
+            return self._peer_factory(source, sink, name, list(codecs or self.codecs))
         from softphone.media.peer import MediaPeer
 
-        return MediaPeer(options, source=source, sink=sink, name=name)
+        return MediaPeer(self._peer_options(codecs), source=source, sink=sink, name=name)
 
     def _peer_options(self, codecs: list[str] | None = None) -> PeerOptions:
         from softphone.media.peer import PeerOptions
