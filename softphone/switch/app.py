@@ -80,6 +80,9 @@ class Switch(SwitchServer):
 
         options = setting if isinstance(setting, CallControlOptions) else CallControlOptions()
         self.call_control = CallControl(self, options=options, api_factory=ApiServer)
+        from softphone.switch.callcontrol.texml import attach_texml
+
+        attach_texml(self.call_control)  # TeXML applications (and the TeXML Calls API routes)
         await self.call_control.start()
         logger.info("call control API on %s", self.call_control.api_url)
 

@@ -102,7 +102,7 @@ def serve(
             records_path=rec_path,
             tls_cert=tls_cert,
             tls_key=tls_key,
-            call_control=cc_options if accts.connections and _has_apps(accts) else None,
+            call_control=cc_options if accts.connections and (_has_apps(accts) or cc_options.texml_apps) else None,
             login_throttle=throttle,
         )
         stop = asyncio.Event()

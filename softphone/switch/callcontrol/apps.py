@@ -19,7 +19,27 @@ webhook (and optionally a failover webhook and an API key for the commands API):
 
 These keys are read by :mod:`softphone.switch.accounts` (``Connection.webhook_url``,
 ``webhook_failover_url``, ``api_key``); the ``[call_control]`` table by
-:func:`load_options`. A connection without ``api_key`` accepts any (or no) bearer token: the API listens on
+:func:`load_options`.
+
+A connection can instead (or as well) name a **TeXML application**: the switch then runs
+the document at ``texml_voice_url`` for outside calls to the connection's numbers, for its
+clients' calls that no user or number takes, and for the TeXML Calls API::
+
+    [[connection]]
+    id = "ivr"
+    password = "ivr-secret"
+    numbers = ["+13125550160"]
+    inbound_format = "e164"      # so a client dialling the number reaches the TeXML app too
+    texml_voice_url = "http://127.0.0.1:9000/texml/voice"   # or a file: "ivr.xml" (a TeXML Bin)
+    texml_voice_method = "POST"                         # or GET
+    texml_status_callback = "http://127.0.0.1:9000/texml/status"
+    texml_fallback_url = "http://127.0.0.1:9001/texml/voice"
+
+A file path (absolute, ``~/...``, ``file://...``, or relative to the accounts file) must exist;
+its ``{{From}}``-style placeholders are replaced by the request parameters. These keys are
+read here (:func:`texml_apps_from_dict`) into :attr:`CallControlOptions.texml_apps`.
+
+A connection without ``api_key`` accepts any (or no) bearer token: the API listens on
 loopback only. Webhook URLs must be loopback unless ``allow_remote_webhooks = true``.
 """
 
@@ -36,6 +56,8 @@ from softphone.switch.callcontrol.mediafiles import default_data_dir
 from softphone.switch.callcontrol.webhooks import WebhookURLError, check_url
 
 DEFAULT_API_PORT = 8766
+TEXML_KEYS = ("texml_voice_url", "texml_voice_method", "texml_status_callback", "texml_fallback_url",
+              "texml_status_callback_method")
 DEFAULT_PARK_TIMEOUT_S = 60.0
 
 
@@ -47,6 +69,19 @@ class CallControlApp:
     webhook_url: str = ""
     webhook_failover_url: str = ""
     api_key: str = ""
+
+
+@dataclass(frozen=True)
+class TexmlApp:
+    """A connection's TeXML application (see the module docstring)."""
+
+    connection_id: str
+    voice_url: str
+    """An ``http://`` URL on loopback, or a local file (a TeXML Bin)."""
+    voice_method: str = "POST"
+    status_callback: str = ""
+    status_callback_method: str = "POST"
+    fallback_url: str = ""
 
 
 @dataclass
@@ -68,6 +103,9 @@ class CallControlOptions:
     """Where recordings go (``<data_dir>/recordings/<name>``)."""
     media_dir: Path | None = None
     """Files ``audio_url`` may name (default ``<data_dir>/media``)."""
+
+    texml_apps: dict[str, TexmlApp] = field(default_factory=dict)
+    """TeXML applications by connection id (``texml_*`` keys of ``[[connection]]`` tables)."""
 
     @property
     def media_root(self) -> Path:
@@ -119,7 +157,73 @@ def options_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Call
             raise ConfigError(f"call_control.{key} must be a directory path", path=path, key=key)
         setattr(opts, key, Path(value).expanduser())
     opts.allow_remote_webhooks = remote is True
+    opts.texml_apps = texml_apps_from_dict(data, path=path, allow_remote=opts.allow_remote_webhooks)
     return opts
+
+
+def texml_apps_from_dict(
+    data: dict[str, Any], *, path: str = "<accounts>", allow_remote: bool = False
+) -> dict[str, TexmlApp]:
+    """The TeXML applications named by ``[[connection]]`` tables; raises :class:`ConfigError`."""
+    raw_conns = data.get("connection", [])
+    apps: dict[str, TexmlApp] = {}
+    if not isinstance(raw_conns, list):
+        return apps  # accounts_from_dict reports this one
+    base = Path(path).parent if not path.startswith("<") else Path.cwd()
+    for i, raw in enumerate(raw_conns):
+        if not isinstance(raw, dict) or not any(k in raw for k in TEXML_KEYS):
+            continue
+        conn_id = raw.get("id")
+        where = f"connection {conn_id}" if isinstance(conn_id, str) and conn_id else f"connection[{i}]"
+        values: dict[str, str] = {}
+        for key in TEXML_KEYS:
+            v = raw.get(key, "")
+            if not isinstance(v, str):
+                raise ConfigError(f"{where}: {key} must be a string", path=path, key=key)
+            values[key] = v.strip()
+        if not values["texml_voice_url"]:
+            raise ConfigError(f"{where}: texml_* settings need texml_voice_url", path=path, key="texml_voice_url")
+        for key in ("texml_voice_method", "texml_status_callback_method"):
+            values[key] = values[key].upper() or "POST"
+            if values[key] not in ("GET", "POST"):
+                raise ConfigError(f"{where}: {key} must be GET or POST", path=path, key=key)
+        for key in ("texml_voice_url", "texml_fallback_url"):
+            if values[key]:
+                values[key] = _document_ref(values[key], base, where, key, path, allow_remote)
+        if values["texml_status_callback"]:
+            try:
+                check_url(values["texml_status_callback"], allow_remote=allow_remote)
+            except WebhookURLError as exc:
+                raise ConfigError(f"{where}: texml_status_callback: {exc}", path=path,
+                                  key="texml_status_callback") from exc
+        cid = conn_id if isinstance(conn_id, str) else ""
+        apps[cid] = TexmlApp(
+            cid,
+            values["texml_voice_url"],
+            values["texml_voice_method"],
+            values["texml_status_callback"],
+            values["texml_status_callback_method"],
+            values["texml_fallback_url"],
+        )
+    return apps
+
+
+def _document_ref(ref: str, base: Path, where: str, key: str, path: str, allow_remote: bool) -> str:
+    """An http URL (checked) or a file path made absolute (and checked to exist)."""
+    if ref.lower().startswith(("http://", "https://")):
+        try:
+            check_url(ref, allow_remote=allow_remote)
+        except WebhookURLError as exc:
+            raise ConfigError(f"{where}: {key}: {str(exc).replace('webhook', 'TeXML')}", path=path, key=key) from exc
+        return ref
+    if "://" in ref and not ref.startswith("file://"):
+        raise ConfigError(f"{where}: {key} must be an http:// URL or a file path: {ref!r}", path=path, key=key)
+    p = Path(ref[7:] if ref.startswith("file://") else ref).expanduser()
+    if not p.is_absolute():
+        p = base / p
+    if not p.is_file():
+        raise ConfigError(f"{where}: {key}: no such file {str(p)!r}", path=path, key=key)
+    return str(p.resolve())
 
 
 def load_options(path: str | Path | None) -> CallControlOptions:

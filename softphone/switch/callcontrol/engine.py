@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -97,6 +97,11 @@ class CallControl:
         self.conferences: dict[str, Conference] = {}
         self._api: ApiPort | None = None
         self.api_url = ""
+        self.inbound_programs: list[Callable[[CCLeg], bool]] = []
+        """Programs that may take an outside call before webhooks do (TeXML applications):
+        ``program(leg) -> True`` when it took the leg."""
+        self.client_call_programs: list[Callable[[Call], Awaitable[bool]]] = []
+        """Programs that may take a client's unroutable call before parking does (TeXML)."""
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -367,6 +372,9 @@ class CallControl:
 
     async def _park_hook(self, call: Call) -> bool:
         """The switch found no route for a client's call: park it if its connection has a webhook."""
+        for program in self.client_call_programs:
+            if await program(call):
+                return True
         app = self.apps.get(call.a.session.login.connection_id)
         if app is None or not app.webhook_url:
             return False
@@ -442,7 +450,9 @@ class CallControl:
         endpoint.play(tone)
         leg.extras["ringback"] = tone
         app = self.apps.get(conn.id)
-        if app is not None and app.webhook_url:
+        if any(program(leg) for program in self.inbound_programs):
+            pass
+        elif app is not None and app.webhook_url:
             self._park(leg)
         else:
             # No Call Control app: ring the connection's client and join the two on answer.

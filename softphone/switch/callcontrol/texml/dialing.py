@@ -1,0 +1,134 @@
+"""``<Dial>``: ring numbers, SIP URIs and registered clients, take a queued caller, or join a conference.
+
+The caller hears ringback while the dialled legs ring; the first to answer is bridged to it
+(the others are hung up). The bridge is made with ``park_after_unbridge``, so when the far
+side hangs up the caller stays and the document goes on (or the Dial ``action`` is requested
+with ``DialCallStatus``, ``DialCallSid`` and ``DialCallDuration``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from softphone.switch.callcontrol.texml.session import call_status
+
+if TYPE_CHECKING:
+    from softphone.switch.callcontrol.legs import CCLeg
+    from softphone.switch.callcontrol.texml.document import Verb
+    from softphone.switch.callcontrol.texml.session import TexmlSession
+
+
+def _int(v: Verb, name: str, default: int) -> int:
+    raw = v.attr(name)
+    return int(raw) if raw.isdigit() else default
+
+
+async def dial_parties(s: TexmlSession, v: Verb, targets: list[tuple[str, str]]) -> dict[str, str]:
+    """Ring every target at once; bridge the first that answers."""
+    from softphone.switch import media_legs
+
+    cc, leg = s.cc, s.leg
+    timeout = max(1, _int(v, "timeout", 30))
+    caller = v.attr("callerId") or leg.from_
+    legs: list[CCLeg] = [
+        cc.dial(leg.connection_id, text.strip(), caller, timeout=float(timeout), link_to=leg)
+        for _, text in targets
+        if text.strip()
+    ]
+    if not legs:
+        return {"DialCallStatus": "failed"}
+    ringback = media_legs.ringback_source()
+    leg.endpoint.play(ringback)
+    deadline = time.monotonic() + timeout + 1.0
+    winner: CCLeg | None = None
+    try:
+        while leg.alive and time.monotonic() < deadline:
+            winner = next((o for o in legs if o.alive and o.answered_at is not None), None)
+            if winner is not None or all(not o.alive for o in legs):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        leg.endpoint.stop_playing(ringback)
+    for other in legs:
+        if other is not winner and other.alive:
+            cc.spawn(cc.hangup_leg(other, "ORIGINATOR_CANCEL" if other.answered_at is None else "NORMAL_CLEARING"),
+                     "texml-dial-cancel")
+    if winner is None:
+        if not leg.alive:
+            status = "canceled"
+        elif all(not o.alive for o in legs):
+            status = call_status(legs[0])
+        else:
+            status = "no-answer"
+        return {"DialCallStatus": status, "DialCallSid": legs[0].call_control_id, "DialCallDuration": "0"}
+    return await _bridged(s, v, winner)
+
+
+async def _bridged(s: TexmlSession, v: Verb, other: CCLeg) -> dict[str, str]:
+    cc, leg = s.cc, s.leg
+    if not leg.alive:
+        await cc.hangup_leg(other, "NORMAL_CLEARING")
+        return {"DialCallStatus": "canceled", "DialCallSid": other.call_control_id, "DialCallDuration": "0"}
+    cc.bridge(leg, other, park_after_unbridge=True)
+    started = time.monotonic()
+    limit = started + max(1, _int(v, "timeLimit", 14400))
+    while leg.alive and other.alive and leg.bridged_to is other:
+        if time.monotonic() > limit:
+            await cc.hangup_leg(other, "ALLOTTED_TIMEOUT")
+            break
+        await asyncio.sleep(0.05)
+    return {
+        "DialCallStatus": "completed",
+        "DialCallSid": other.call_control_id,
+        "DialCallDuration": str(int(time.monotonic() - started)),
+    }
+
+
+async def dial_queue(s: TexmlSession, v: Verb, name: str) -> dict[str, str]:
+    """Bridge the caller to the longest-waiting caller of queue ``name`` (waiting up to ``timeout``)."""
+    cc, leg = s.cc, s.leg
+    name = name.strip()
+    deadline = time.monotonic() + max(1, _int(v, "timeout", 30))
+    while leg.alive and time.monotonic() < deadline:
+        q = cc.queues.get(name)
+        waiting = [x for x in (q.legs if q is not None else []) if x is not leg and x.alive]
+        if waiting:
+            result = await _bridged(s, v, waiting[0])
+            result["QueueSid"] = name
+            return result
+        await asyncio.sleep(0.05)
+    return {"DialCallStatus": "no-answer" if leg.alive else "canceled", "QueueSid": name, "DialCallDuration": "0"}
+
+
+async def dial_conference(s: TexmlSession, v: Verb, noun: Verb) -> dict[str, str]:
+    """Join (or start) the conference called ``noun.text``; returns when the caller leaves it."""
+    from softphone.switch.callcontrol import commands
+    from softphone.switch.callcontrol.engine import CommandError
+
+    cc, leg, name = s.cc, s.leg, noun.text.strip()
+    conf = next(
+        (c for c in cc.conferences.values() if c.name == name and not c.ended and c.connection_id == leg.connection_id),
+        None,
+    )
+    try:
+        if conf is None:
+            record = await commands.conference_create(cc, {"call_control_id": leg.call_control_id, "name": name})
+            conf = cc.conferences[record["id"]]
+        else:
+            await commands.conference_join(cc, conf, {"call_control_id": leg.call_control_id})
+    except CommandError as exc:
+        return {"DialCallStatus": "failed", "ErrorMessage": exc.detail or exc.title}
+    started = time.monotonic()
+    while leg.alive and leg.conference_id == conf.id:
+        await asyncio.sleep(0.05)
+    if noun.attr("endConferenceOnExit").lower() == "true":
+        for other in list(conf.participants):
+            if other is not leg:
+                await cc.hangup_leg(other, "NORMAL_CLEARING")
+    return {
+        "DialCallStatus": "completed",
+        "ConferenceSid": conf.id,
+        "DialCallDuration": str(int(time.monotonic() - started)),
+    }

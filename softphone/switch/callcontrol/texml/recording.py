@@ -1,0 +1,120 @@
+"""``<Record>``: what the caller says, to a WAV file the switch serves, with ``recordingStatusCallback``.
+
+After an optional beep, the caller's audio is kept until a ``finishOnKey`` digit, ``timeout``
+seconds of silence, ``maxLength`` seconds, or the hangup. The file goes to
+``<data_dir>/recordings/<RecordingSid>.wav`` (48 kHz mono 16-bit) and is served on the commands
+API at ``GET /v2/texml/recordings/<RecordingSid>.wav`` (the ``RecordingUrl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import wave
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from softphone.switch.callcontrol.texml.document import Verb
+    from softphone.switch.callcontrol.texml.session import TexmlSession
+
+logger = logging.getLogger("softphone.switch.callcontrol.texml")
+
+SILENCE_RMS = 150.0
+"""Below this RMS level (int16, about -47 dBFS) a frame counts as silence for ``timeout``."""
+
+
+def _int(v: Verb, name: str, default: int) -> int:
+    raw = v.attr(name)
+    return int(raw) if raw.isdigit() else default
+
+
+def recordings_dir(data_dir: Path) -> Path:
+    return data_dir / "recordings"
+
+
+async def record(s: TexmlSession, v: Verb) -> dict[str, str] | None:
+    """Record the caller; the action parameters, or None when the call ended before anything was kept."""
+    import numpy as np
+
+    from softphone.media.sources import ToneSource
+    from softphone.switch.callcontrol.gather import Gather, end_gather
+
+    cc, leg = s.cc, s.leg
+    max_len = max(1, _int(v, "maxLength", 3600))
+    quiet_s = max(1, _int(v, "timeout", 5))
+    finish = v.attrs.get("finishOnKey", "1234567890*#")
+    if v.attr("playBeep", "true").lower() != "false":
+        await s.play(ToneSource(1000.0, 0.3, duration_ms=300), interruptible=False)
+    if not leg.alive:
+        return None
+    frames: list[Any] = []
+    leg.endpoint.set_receiver(frames.append)
+    g: Gather | None = None
+    if finish:
+        if isinstance(leg.extras.get("gather"), Gather):
+            end_gather(cc, leg, "cancelled")
+        g = Gather(maximum_digits=1, minimum_digits=1, terminating_digit="", valid_digits=finish)
+        leg.extras["gather"] = g
+    started = time.monotonic()
+    last_voice = started
+    checked = 0
+    try:
+        while leg.alive:
+            if g is not None and leg.extras.get("gather") is not g:
+                break
+            now = time.monotonic()
+            for frame in frames[checked:]:
+                if float(np.sqrt(np.mean(np.square(frame.astype(np.float64))))) >= SILENCE_RMS:
+                    last_voice = now
+            checked = len(frames)
+            if now - started >= max_len or now - last_voice >= quiet_s:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        if leg.bridged_to is None and not leg.conference_id:
+            leg.endpoint.set_receiver(None)
+        if g is not None and leg.extras.get("gather") is g:
+            leg.extras.pop("gather", None)
+    digits = (g.digits if g is not None else "") or ("hangup" if not leg.alive else "")
+    sid = s.new_sid("RE")
+    path = recordings_dir(cc.options.data_dir) / f"{sid}.wav"
+    samples = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+    await asyncio.to_thread(_write_wav, path, samples)
+    duration = samples.shape[0] / 48000.0
+    url = f"{cc.api_url}/v2/texml/recordings/{sid}.wav" if cc.api_url else path.as_uri()
+    params = {
+        "RecordingSid": sid,
+        "RecordingUrl": url,
+        "RecordingDuration": str(round(duration)),
+        "RecordingStatus": "completed",
+        "RecordingChannels": "1",
+        "RecordingSource": "RecordVerb",
+        "Digits": digits,
+    }
+    s.leg.extras.setdefault("texml_recordings", []).append(str(path))
+    callback = v.attr("recordingStatusCallback")
+    if callback:
+        cc.spawn(_status_callback(s, callback, v.attr("recordingStatusCallbackMethod", "POST"), params),
+                 "texml-recording-callback")
+    return params if leg.alive else None
+
+
+def _write_wav(path: Path, samples: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+async def _status_callback(s: TexmlSession, url: str, method: str, extra: dict[str, str]) -> None:
+    from softphone.switch.callcontrol.texml.fetch import FetchError, request, resolve
+
+    target = resolve(s.document_url if s.document_url != "inline" else s.url, url)
+    try:
+        await request(target, method, s.params(**extra), allow_remote=s.cc.options.allow_remote_webhooks)
+    except FetchError as exc:
+        logger.warning("TeXML recordingStatusCallback %s failed: %s", target, exc)

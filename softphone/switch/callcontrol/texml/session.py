@@ -1,0 +1,371 @@
+"""One TeXML call: fetch the document, run its verbs on the leg, follow action URLs, report.
+
+A :class:`TexmlSession` owns one Call Control leg (an outside call to the application's
+number, a client's call, or a call the TeXML Calls API placed) for as long as the document
+runs. Verbs run in order through the engine's primitives (answer, play, gather, bridge,
+queues, conferences, hangup); a verb with an ``action`` URL (or a ``<Redirect>``) requests
+a new document with the request parameters Telnyx posts, and that document replaces the
+current one. When a document runs out the call is hung up, as Telnyx does.
+
+Failures are reported once: a document that is not XML, or has an unknown verb or attribute,
+ends the call (``NORMAL_TEMPORARY_FAILURE``, SIP 503), writes ONE warning naming the
+document URL and the line, and the status callback carries ``ErrorCode``/``ErrorMessage``.
+An unreachable ``voice_url`` is retried on the application's fallback URL, then the call is
+hung up the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from softphone.switch.callcontrol.texml.document import TexmlError, Verb, parse
+from softphone.switch.callcontrol.texml.fetch import FetchError, fetch, request, resolve
+
+if TYPE_CHECKING:
+    from softphone.media.sources import AudioSource
+    from softphone.switch.callcontrol.apps import TexmlApp
+    from softphone.switch.callcontrol.engine import CallControl
+    from softphone.switch.callcontrol.legs import CCLeg
+
+logger = logging.getLogger("softphone.switch.callcontrol.texml")
+
+FAIL_CAUSE = "NORMAL_TEMPORARY_FAILURE"
+"""How a call whose document cannot run ends (SIP 503)."""
+ERROR_DOCUMENT = "12100"
+"""``ErrorCode`` for a document that cannot be parsed or run (Twilio's code, kept by TeXML)."""
+ERROR_FETCH = "11200"
+"""``ErrorCode`` for a document that could not be fetched."""
+MAX_DOCUMENTS = 500
+"""Documents one call may go through (a Redirect loop ends the call instead of spinning)."""
+
+_STATUS_BY_CAUSE = {
+    "USER_BUSY": "busy",
+    "CALL_REJECTED": "busy",
+    "NO_ANSWER": "no-answer",
+    "NO_USER_RESPONSE": "no-answer",
+    "RECOVERY_ON_TIMER_EXPIRE": "no-answer",
+    "ORIGINATOR_CANCEL": "canceled",
+}
+
+
+def call_status(leg: CCLeg) -> str:
+    """TeXML's ``CallStatus`` of a leg."""
+    if leg.alive:
+        return "in-progress" if leg.answered_at is not None else "ringing"
+    if leg.answered_at is not None:
+        return "completed"
+    return _STATUS_BY_CAUSE.get(leg.hangup_cause, "failed")
+
+
+@dataclass(eq=False)
+class Next:
+    """What a verb asks for: fetch ``url`` (with ``extra`` parameters) and run that document."""
+
+    url: str
+    method: str = "POST"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Hangup:
+    """The document ended the call (Hangup, Reject)."""
+
+
+class _Prompt:
+    """A played source, registered like a playback so a digit (gather) or a hangup stops it."""
+
+    def __init__(self, source: AudioSource) -> None:
+        self.source = source
+        self.stopped = ""
+
+
+class Timed:
+    """A source wrapper noting when its first frame was taken (the first audio of a Say)."""
+
+    def __init__(self, source: AudioSource, on_first: Any) -> None:
+        self.source = source
+        self._on_first = on_first
+
+    @property
+    def finished(self) -> bool:
+        return bool(getattr(self.source, "finished", False))
+
+    def read_frame(self) -> Any:
+        if self._on_first is not None:
+            self._on_first()
+            self._on_first = None
+        return self.source.read_frame()
+
+    async def start(self) -> None:
+        await self.source.start()
+
+    async def stop(self) -> None:
+        await self.source.stop()
+
+
+class TexmlSession:
+    """One call running TeXML (see the module docstring)."""
+
+    def __init__(
+        self,
+        cc: CallControl,
+        leg: CCLeg,
+        app: TexmlApp,
+        *,
+        direction: str,
+        url: str = "",
+        method: str = "",
+        inline: str = "",
+        status_callback: str = "",
+        status_callback_method: str = "",
+        fallback_url: str = "",
+        account_sid: str = "",
+    ) -> None:
+        self.cc = cc
+        self.leg = leg
+        self.app = app
+        self.direction = direction
+        self.url = url or app.voice_url
+        self.method = (method or app.voice_method or "POST").upper()
+        self.inline = inline
+        self.status_callback = status_callback if status_callback else app.status_callback
+        self.status_callback_method = (status_callback_method or app.status_callback_method or "POST").upper()
+        self.fallback_url = fallback_url if fallback_url else app.fallback_url
+        self.account_sid = account_sid or app.connection_id
+        self.document_url = ""
+        """Where the document being run came from (``inline`` for a TeXML Calls API ``Texml``)."""
+        self.error: tuple[str, str] | None = None
+        """``(ErrorCode, ErrorMessage)`` once the document failed."""
+        self.started = time.monotonic()
+        self.timings: dict[str, float] = {}
+        """Seconds from the session's start: ``answered``, ``first_say_audio``."""
+        self.verbs_run: list[str] = []
+        self.task: asyncio.Task[None] | None = None
+        self.interrupt: Any = None
+        """A predicate: True stops the prompt being played (queue wait documents)."""
+        leg.extras["texml"] = self
+
+    # --- parameters ---------------------------------------------------------------------
+
+    def params(self, **extra: str) -> dict[str, str]:
+        """The request parameters Telnyx posts with every TeXML request."""
+        leg = self.leg
+        out = {
+            "AccountSid": self.account_sid,
+            "CallSid": leg.call_control_id,
+            "CallSidLegacy": leg.call_control_id,
+            "CallSessionId": leg.call_session_id,
+            "ConnectionId": leg.connection_id,
+            "ApplicationSid": self.app.connection_id,
+            "From": leg.from_,
+            "To": leg.to,
+            "CallerId": leg.from_,
+            "CallStatus": call_status(leg),
+            "Direction": self.direction,
+            "ApiVersion": "2010-04-01",
+        }
+        out.update(extra)
+        return out
+
+    # --- the main loop -------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        self.task = self.cc.spawn(self.run(), f"texml {self.leg.call_control_id}")
+        return self.task
+
+    async def run(self) -> None:
+        """Run the call's documents to the end, then the status callback."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the call hanging without a cause
+            logger.exception("TeXML %s failed", self.document_url or self.url)
+            await self.fail(ERROR_DOCUMENT, f"internal error: {exc}")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.leg.ended.wait(), 5.0)
+            await self.report()
+
+    async def _run(self) -> None:
+        if self.leg.direction == "outgoing" and not await self.ensure_answered():
+            return  # a TeXML Calls API call nobody answered: only the status callback
+        verbs = await self.first_document()
+        documents = 1
+        while verbs is not None and self.leg.alive:
+            outcome = await self.run_verbs(verbs)
+            if isinstance(outcome, Next):
+                documents += 1
+                if documents > MAX_DOCUMENTS:
+                    await self.fail(ERROR_DOCUMENT, f"more than {MAX_DOCUMENTS} documents (a Redirect loop?)")
+                    return
+                verbs = await self.document(outcome.url, outcome.method, self.params(**outcome.extra))
+                continue
+            if outcome is None and self.leg.alive:
+                await self.cc.hangup_leg(self.leg, "NORMAL_CLEARING")  # the document ran out
+            return
+
+    async def first_document(self) -> list[Verb] | None:
+        if self.inline:
+            self.document_url = "inline"
+            return await self.parse("inline", self.inline)
+        params = self.params()
+        try:
+            got = await fetch(self.url, self.method, params, allow_remote=self.cc.options.allow_remote_webhooks)
+        except FetchError as exc:
+            if not self.fallback_url:
+                await self.fail(ERROR_FETCH, f"voice_url unreachable: {exc}", url=self.url)
+                return None
+            logger.warning("TeXML %s unreachable (%s); trying the fallback %s", self.url, exc, self.fallback_url)
+            params.update(ErrorCode=ERROR_FETCH, ErrorUrl=self.url)
+            try:
+                got = await fetch(self.fallback_url, self.method, params,
+                                  allow_remote=self.cc.options.allow_remote_webhooks)
+            except FetchError as exc2:
+                await self.fail(ERROR_FETCH, f"voice_url and fallback unreachable: {exc}; {exc2}",
+                                url=self.fallback_url)
+                return None
+        self.document_url = got.url
+        return await self.parse(got.url, got.text)
+
+    async def document(self, url: str, method: str, params: dict[str, str]) -> list[Verb] | None:
+        """Fetch and parse an action/Redirect document (no fallback: Telnyx falls back on voice_url only)."""
+        target = resolve(self.document_url if self.document_url != "inline" else self.url, url)
+        try:
+            got = await fetch(target, method, params, allow_remote=self.cc.options.allow_remote_webhooks)
+        except FetchError as exc:
+            await self.fail(ERROR_FETCH, f"cannot fetch {target}: {exc}", url=target)
+            return None
+        self.document_url = got.url
+        return await self.parse(got.url, got.text)
+
+    async def parse(self, url: str, text: str) -> list[Verb] | None:
+        try:
+            return parse(text)
+        except TexmlError as exc:
+            await self.fail(ERROR_DOCUMENT, exc.message, url=url, line=exc.line)
+            return None
+
+    async def fail(self, code: str, message: str, *, url: str = "", line: int = 0) -> None:
+        """End the call because the document cannot run: ONE log line, the status callback says why."""
+        if self.error is not None:
+            return
+        where = url or self.document_url or self.url
+        self.error = (code, f"{where} line {line}: {message}" if line else f"{where}: {message}")
+        if line:
+            logger.warning("TeXML document %s line %d: %s; ending call %s", where, line, message,
+                           self.leg.call_control_id)
+        else:
+            logger.warning("TeXML document %s: %s; ending call %s", where, message, self.leg.call_control_id)
+        self.leg.extras["texml_error"] = self.error[1]
+        if self.leg.alive:
+            await self.cc.hangup_leg(self.leg, FAIL_CAUSE)
+
+    async def run_verbs(self, verbs: list[Verb]) -> Next | Hangup | None:
+        """Run one document's verbs; a :class:`Next` or :class:`Hangup` ends it early."""
+        from softphone.switch.callcontrol.texml import verbs as run
+
+        for verb in verbs:
+            if not self.leg.alive:
+                return Hangup()
+            if self.interrupt is not None and self.interrupt():
+                return None
+            self.verbs_run.append(verb.name)
+            outcome = await run.VERBS[verb.name](self, verb)
+            if outcome is not None:
+                return outcome
+        return None
+
+    async def report(self) -> None:
+        """The status callback at the end of the call (form-encoded, like every TeXML request)."""
+        leg = self.leg
+        if not self.status_callback:
+            return
+        duration = int((leg.ended_at or time.time()) - leg.answered_at) if leg.answered_at is not None else 0
+        extra = {"CallDuration": str(duration), "Timestamp": _rfc2822(time.time()),
+                 "CallbackSource": "call-progress-events", "SequenceNumber": "1"}
+        if leg.hangup_cause:
+            extra["HangupCause"] = leg.hangup_cause
+        if self.error is not None:
+            extra["ErrorCode"], extra["ErrorMessage"] = self.error
+        try:
+            await request(self.status_callback, self.status_callback_method, self.params(**extra),
+                          allow_remote=self.cc.options.allow_remote_webhooks)
+        except FetchError as exc:
+            logger.warning("TeXML status callback %s failed: %s", self.status_callback, exc)
+
+    # --- helpers for verbs ------------------------------------------------------------------
+
+    async def ensure_answered(self) -> bool:
+        """Answer an incoming call before the first verb that needs media (False if it ended)."""
+        leg = self.leg
+        if leg.answered_at is not None:
+            return leg.alive
+        if not leg.alive:
+            return False
+        if leg.direction == "incoming":
+            from softphone.switch.callcontrol.commands import answer_leg
+            from softphone.switch.callcontrol.engine import CommandError
+
+            try:
+                await answer_leg(self.cc, leg)
+            except CommandError:
+                return False
+        else:
+            await _first(leg.answered.wait(), leg.ended.wait())
+        self.timings.setdefault("answered", time.monotonic() - self.started)
+        return leg.alive and leg.answered_at is not None
+
+    async def play(self, source: AudioSource, *, interruptible: bool = True) -> bool:
+        """Play ``source`` on the leg to its end; False when a digit, the caller or :attr:`interrupt` stopped it."""
+        leg = self.leg
+        prompt = _Prompt(source)
+        key = f"texml-{id(prompt)}"
+        if interruptible:
+            leg.extras.setdefault("playbacks", {})[key] = prompt
+        leg.endpoint.play(source)
+        try:
+            while leg.alive and not prompt.stopped and not getattr(source, "finished", False):
+                if self.interrupt is not None and self.interrupt():
+                    return False
+                await asyncio.sleep(0.02)
+        finally:
+            leg.endpoint.stop_playing(source)
+            leg.extras.get("playbacks", {}).pop(key, None)
+        return leg.alive and not prompt.stopped
+
+    async def sleep(self, seconds: float) -> bool:
+        """Wait (Pause) unless the call ends or :attr:`interrupt` fires; False if cut short."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.leg.alive or (self.interrupt is not None and self.interrupt()):
+                return False
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.leg.alive
+
+    def first_say_audio(self) -> None:
+        self.timings.setdefault("first_say_audio", time.monotonic() - self.started)
+
+    def new_sid(self, prefix: str) -> str:
+        return f"{prefix}{uuid.uuid4().hex}"
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+def _rfc2822(ts: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(ts, usegmt=True)
