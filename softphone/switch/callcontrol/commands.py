@@ -11,50 +11,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from softphone.switch.callcontrol import recording, voice
 from softphone.switch.callcontrol.conference import Conference
 from softphone.switch.callcontrol.engine import CommandError, gone
-from softphone.switch.callcontrol.gather import Gather, end_gather, stop_playbacks
+from softphone.switch.callcontrol.gather import Gather, end_gather
+from softphone.switch.callcontrol.params import OK, alive, bad, get_num, get_str, take_state
 
 if TYPE_CHECKING:
-    from softphone.media.sources import AudioSource
     from softphone.switch.callcontrol.engine import CallControl
     from softphone.switch.callcontrol.legs import CCLeg
 
-OK: dict[str, Any] = {"result": "ok"}
-
-
-def _bad(param: str, detail: str) -> CommandError:
-    return CommandError(422, "10015", f"Invalid value for {param}", detail)
-
-
-def _str(body: dict[str, Any], key: str, default: str = "") -> str:
-    v = body.get(key, default)
-    if v is None:
-        return default
-    if not isinstance(v, str):
-        raise _bad(key, f"{key} must be a string")
-    return v
-
-
-def _num(body: dict[str, Any], key: str, default: float) -> float:
-    v = body.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise _bad(key, f"{key} must be a number")
-    return float(v)
-
-
-def _alive(leg: CCLeg) -> None:
-    if not leg.alive:
-        raise gone(leg)
-
-
-def _state(leg: CCLeg, body: dict[str, Any]) -> None:
-    cs = body.get("client_state")
-    if isinstance(cs, str) and cs:
-        leg.client_state = cs
+_bad = bad
+_str = get_str
+_num = get_num
+_alive = alive
+_state = take_state
 
 
 # --- answer / hangup -------------------------------------------------------------------
@@ -191,54 +164,6 @@ async def leave_queue(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict
     return OK
 
 
-# --- playback ----------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class Playback:
-    source: AudioSource
-    audio_url: str
-    stopped: str = ""
-    task: asyncio.Task[None] | None = None
-
-
-async def playback_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
-    _alive(leg)
-    _state(leg, body)
-    url = _str(body, "audio_url") or _str(body, "media_name")
-    if not url:
-        raise _bad("audio_url", "playback_start needs audio_url (a media-directory file, loopback http:// URL "
-                   "or tone:HZ[:MS])")
-    loop = body.get("loop", 1)
-    looping = loop == "infinity" or (isinstance(loop, int) and not isinstance(loop, bool) and loop > 1)
-    src = await cc.media(url, loop=looping)
-    if _str(body, "overlay") != "true" and body.get("overlay") is not True:
-        stop_playbacks(leg, "stopped")
-    pb = Playback(src, url)
-    leg.extras.setdefault("playbacks", {})[id(pb)] = pb
-    leg.endpoint.play(src)
-    cc.emit(leg, "call.playback.started", media_url=url, overlay=bool(body.get("overlay")))
-    pb.task = cc.spawn(_watch_playback(cc, leg, pb), "playback")
-    return OK
-
-
-async def _watch_playback(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
-    while not pb.stopped and not getattr(pb.source, "finished", False):
-        await asyncio.sleep(0.05)
-    leg.endpoint.stop_playing(pb.source)
-    leg.extras.get("playbacks", {}).pop(id(pb), None)
-    status = pb.stopped or "completed"
-    if status != "call_hangup":
-        cc.emit(leg, "call.playback.ended", media_url=pb.audio_url, status=status)
-
-
-async def playback_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
-    _alive(leg)
-    _state(leg, body)
-    stop_playbacks(leg, "stopped")
-    return OK
-
-
 # --- gather --------------------------------------------------------------------------------------
 
 
@@ -264,7 +189,7 @@ async def gather(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str,
     g.timer = loop.call_later(timeout_s, end_gather, cc, leg, "timeout")
     url = _str(body, "audio_url")
     if url:
-        await playback_start(cc, leg, {"audio_url": url})
+        await voice.playback_start(cc, leg, {"audio_url": url})
     return OK
 
 
@@ -319,10 +244,10 @@ ACTIONS: dict[str, LegCommand] = {
     "transfer": transfer,
     "enqueue": enqueue,
     "leave_queue": leave_queue,
-    "playback_start": playback_start,
-    "playback_stop": playback_stop,
     "gather": gather,
 }
+ACTIONS.update(voice.ACTIONS)  # playback, speak, gathers with prompts, DTMF, client_state (I12-MEDIA)
+ACTIONS.update(recording.ACTIONS)  # record_start/stop/pause/resume (I12-MEDIA)
 
 from softphone.switch.callcontrol import streaming, transcription  # noqa: E402  (I12-STREAM's actions)
 

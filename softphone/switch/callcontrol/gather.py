@@ -33,6 +33,34 @@ class Gather:
     prompt: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # Subclasses (``gather_using_speak``/``gather_using_audio`` in callcontrol/voice.py: prompts,
+    # retries, invalid input) override these two; :func:`gather_digit` and :func:`end_gather` call them.
+
+    def on_digit(self, cc: Emitter, leg: CCLeg, digit: str) -> None:
+        """A DTMF digit for this gather (the plain ``gather`` command's rules)."""
+        if self.terminating_digit and digit == self.terminating_digit:
+            end_gather(cc, leg, "valid" if len(self.digits) >= self.minimum_digits else "invalid")
+            return
+        if digit not in self.valid_digits:
+            return
+        if not self.digits:
+            stop_playbacks(leg, "stopped")  # the first digit interrupts the prompt
+        self.digits += digit
+        if len(self.digits) >= self.maximum_digits:
+            end_gather(cc, leg, "valid")
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.inter_digit_s, end_gather, cc, leg, "timeout")
+
+    def on_end(self, cc: Emitter, leg: CCLeg, status: str) -> None:
+        """The gather ends (``valid``, ``invalid``, ``timeout``, ``cancelled``, ``call_hangup``)."""
+        if leg.extras.get("gather") is self:
+            leg.extras.pop("gather", None)
+        if self.timer is not None:
+            self.timer.cancel()
+        cc.emit(leg, "call.gather.ended", digits=self.digits, status=status)
+
 
 def stop_playbacks(leg: CCLeg, status: str) -> int:
     """Stop every playback on ``leg``, marking each with ``status``; returns how many."""
@@ -46,28 +74,12 @@ def stop_playbacks(leg: CCLeg, status: str) -> int:
 def gather_digit(cc: Emitter, leg: CCLeg, digit: str) -> None:
     """A DTMF digit arrived on ``leg`` (feeds a gather in progress, if any)."""
     g = leg.extras.get("gather")
-    if not isinstance(g, Gather):
-        return
-    if g.terminating_digit and digit == g.terminating_digit:
-        end_gather(cc, leg, "valid" if len(g.digits) >= g.minimum_digits else "invalid")
-        return
-    if digit not in g.valid_digits:
-        return
-    if not g.digits:
-        stop_playbacks(leg, "stopped")  # the first digit interrupts the prompt
-    g.digits += digit
-    if len(g.digits) >= g.maximum_digits:
-        end_gather(cc, leg, "valid")
-        return
-    if g.timer is not None:
-        g.timer.cancel()
-    g.timer = asyncio.get_running_loop().call_later(g.inter_digit_s, end_gather, cc, leg, "timeout")
+    if isinstance(g, Gather):
+        g.on_digit(cc, leg, digit)
 
 
 def end_gather(cc: Emitter, leg: CCLeg, status: str) -> None:
-    g = leg.extras.pop("gather", None)
-    if not isinstance(g, Gather):
-        return
-    if g.timer is not None:
-        g.timer.cancel()
-    cc.emit(leg, "call.gather.ended", digits=g.digits, status=status)
+    """End the gather in progress on ``leg`` (if any) with ``status``."""
+    g = leg.extras.get("gather")
+    if isinstance(g, Gather):
+        g.on_end(cc, leg, status)

@@ -1,0 +1,336 @@
+"""Call recording: ``record_start`` / ``record_stop`` / ``record_pause`` / ``record_resume``.
+
+A recording watches a leg's audio both ways through the leg's taps
+(:class:`~softphone.switch.media_legs.AudioTap`): *inbound* is what the leg's party says,
+*outbound* what it hears (the other party, playbacks, speech). ``channels: single`` mixes the
+chosen ``recording_track`` (both, inbound, outbound) to mono; ``dual`` puts inbound on the first
+channel (Telnyx: "the first leg on channel A") and outbound on the second. While paused
+nothing is written. ``max_length`` (seconds of audio) and ``timeout_secs`` (seconds of silence
+on both tracks) end it by themselves; a hangup ends it too.
+
+The audio is written as it comes (48 kHz, 16-bit WAV) under ``<data dir>/recordings/``; at the
+end an MP3 is encoded from it with PyAV when ``format: mp3``. Then ``call.recording.saved`` is
+posted with ``recording_urls`` / ``public_recording_urls`` pointing at
+``GET <api>/switch/recordings/<recording_id>.<wav|mp3>``, which the switch serves on loopback
+without an API key: like Telnyx's pre-signed download URLs, the unguessable id is the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import re
+import time
+import uuid
+import wave
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softphone.switch.callcontrol.engine import CommandError
+from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
+from softphone.switch.callcontrol.params import OK, alive, answered, bad, get_bool, get_choice, get_int, get_str
+from softphone.switch.callcontrol.routes import ApiContext, RawResponse, register_route
+from softphone.switch.media_legs import LegAudio
+
+if TYPE_CHECKING:
+    from softphone.media.frames import Frame
+    from softphone.switch.callcontrol.engine import CallControl
+    from softphone.switch.callcontrol.legs import CCLeg
+
+logger = logging.getLogger(__name__)
+
+RATE = 48000
+FRAME = 960
+MAX_SAID_QUEUE = 25
+"""Frames of the party's voice held waiting for the outbound clock (500 ms) before being written alone."""
+SILENCE_DBFS = -50.0
+_FILE = re.compile(r"^([0-9a-f-]{36})\.(wav|mp3)$")
+_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+
+_SAVED: weakref.WeakKeyDictionary[Any, dict[str, Path]] = weakref.WeakKeyDictionary()
+"""Per engine: ``"<id>.<fmt>"`` -> the saved file (what the download route serves)."""
+
+
+def _iso(ts: float) -> str:
+    from softphone.switch.callcontrol.webhooks import iso_now
+
+    return iso_now(ts)
+
+
+@dataclass(eq=False)
+class Recording:
+    """One recording of one leg (an :class:`~softphone.switch.media_legs.AudioTap`)."""
+
+    id: str
+    leg: CCLeg
+    fmt: str
+    channels: str
+    track: str
+    part: Path
+    """The WAV being written (48 kHz; 1 channel for single, 2 for dual)."""
+    final: Path
+    max_frames: int = 0
+    silence_frames: int = 0
+    paused: bool = False
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    frames_written: int = 0
+    quiet_run: int = 0
+    stopping: bool = False
+    _wav: wave.Wave_write | None = None
+    _said: collections.deque[Frame] = field(default_factory=collections.deque)
+    _zeros: Frame = field(default_factory=lambda: np.zeros(FRAME, np.int16))
+    on_limit: Any = None
+    """Called once when ``max_length`` or ``timeout_secs`` is reached (the engine stops it)."""
+
+    def open(self) -> None:
+        self._wav = wave.open(str(self.part), "wb")
+        self._wav.setnchannels(2 if self.channels == "dual" else 1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(RATE)
+
+    # --- AudioTap -------------------------------------------------------------------------
+
+    def said(self, frame: Frame | None) -> None:
+        """What the party said: queued for the next outbound frame (the outbound side is the clock)."""
+        if self._wav is None:
+            return
+        self._said.append(self._zeros if frame is None else np.array(frame, dtype=np.int16, copy=True))
+        while len(self._said) > MAX_SAID_QUEUE:  # nothing heard for 500 ms (no peer clock yet): write alone
+            self._write(self._said.popleft(), self._zeros)
+
+    def heard(self, frame: Frame | None) -> None:
+        """What the party heard (20 ms, steady): written beside the oldest queued inbound frame."""
+        if self._wav is None:
+            return
+        said = self._said.popleft() if self._said else self._zeros
+        self._write(said, self._zeros if frame is None else frame)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _write(self, inbound: Frame, outbound: Frame) -> None:
+        if self._wav is None or self.paused or self.stopping:
+            return
+        if self.track == "inbound":
+            outbound = self._zeros
+        elif self.track == "outbound":
+            inbound = self._zeros
+        if self.channels == "dual":
+            out = np.empty((FRAME, 2), "<i2")
+            out[:, 0] = inbound[:FRAME]
+            out[:, 1] = outbound[:FRAME]
+        else:
+            total = inbound[:FRAME].astype(np.int32) + outbound[:FRAME]
+            out = np.clip(total, -32768, 32767).astype("<i2")
+        self._wav.writeframes(out.tobytes())
+        self.frames_written += 1
+        self._check_limits(inbound, outbound)
+
+    def _check_limits(self, inbound: Frame, outbound: Frame) -> None:
+        from softphone.media.frames import level_dbfs
+
+        hit = self.max_frames and self.frames_written >= self.max_frames
+        if self.silence_frames:
+            quiet = level_dbfs(inbound) < SILENCE_DBFS and level_dbfs(outbound) < SILENCE_DBFS
+            self.quiet_run = self.quiet_run + 1 if quiet else 0
+            hit = hit or self.quiet_run >= self.silence_frames
+        if hit and not self.stopping:
+            self.stopping = True
+            if self.on_limit is not None:
+                self.on_limit()
+
+    def close(self) -> None:
+        """Finish the WAV being written (idempotent)."""
+        wav, self._wav = self._wav, None
+        if wav is not None:
+            wav.close()
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames_written * FRAME / RATE
+
+
+def encode_mp3(wav_path: Path, mp3_path: Path) -> None:
+    """Encode a 16-bit WAV as MP3 with PyAV (libmp3lame). Blocking."""
+    import av
+
+    with wave.open(str(wav_path), "rb") as wf:
+        channels, rate = wf.getnchannels(), wf.getframerate()
+        data = np.frombuffer(wf.readframes(wf.getnframes()), dtype="<i2").astype(np.int16)
+    planar = data.reshape(-1, channels).T
+    layout = "stereo" if channels == 2 else "mono"
+    with av.open(str(mp3_path), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout=layout)
+        for i in range(0, planar.shape[1], 1152):
+            chunk = np.ascontiguousarray(planar[:, i : i + 1152])
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16p", layout=layout)
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _recordings(leg: CCLeg) -> dict[str, Recording]:
+    recs = leg.extras.get("recordings")
+    if not isinstance(recs, dict):
+        recs = leg.extras["recordings"] = {}
+    return recs
+
+
+def _taps(leg: CCLeg) -> list[Any]:
+    ep = leg.endpoint
+    if not isinstance(ep, LegAudio):
+        raise CommandError(422, "90060", "Call cannot be recorded", f"{leg.call_control_id} has no audio path")
+    return ep.taps
+
+
+def _pick(leg: CCLeg, body: dict[str, Any]) -> list[Recording]:
+    """The recordings a stop/pause/resume names (``recording_id``, else all of the leg's)."""
+    recs = _recordings(leg)
+    rid = get_str(body, "recording_id")
+    if rid:
+        if rid not in recs:
+            raise bad("recording_id", f"no recording {rid} on this call")
+        return [recs[rid]]
+    if not recs:
+        raise CommandError(422, "90061", "Call is not being recorded", leg.call_control_id)
+    return list(recs.values())
+
+
+async def record_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    answered(leg, "record_start")
+    fmt = get_choice(body, "format", ("wav", "mp3"))
+    channels = get_choice(body, "channels", ("single", "dual"))
+    track = get_choice(body, "recording_track", ("both", "inbound", "outbound"), default="both")
+    max_length = get_int(body, "max_length", 0, lo=0, hi=14400)
+    timeout_secs = get_int(body, "timeout_secs", 0, lo=0, hi=14400)
+    beep = get_bool(body, "play_beep")
+    custom = get_str(body, "custom_file_name")
+    if custom and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", custom):
+        raise bad("custom_file_name", "custom_file_name may hold letters, digits, '_', '-' and '.' (at most 100)")
+    taps = _taps(leg)
+    cs = body.get("client_state")
+    if isinstance(cs, str) and cs:
+        leg.client_state = cs
+    rid = str(uuid.uuid4())
+    stem = custom.removesuffix(f".{fmt}") if custom else rid
+    try:
+        part = recording_path(cc.options.data_dir, f"{rid}.part.wav")
+        final = recording_path(cc.options.data_dir, f"{stem}.{fmt}")
+    except MediaRefused as exc:
+        raise bad("custom_file_name" if custom else "format", str(exc)) from exc
+    rec = Recording(rid, leg, fmt, channels, track, part, final,
+                    max_frames=max_length * 50, silence_frames=timeout_secs * 50)
+    try:
+        rec.open()
+    except OSError as exc:
+        raise CommandError(422, "90060", "Call cannot be recorded", exc.strerror or str(exc)) from exc
+    rec.on_limit = lambda: cc.spawn(finish(cc, rec), "record-limit")
+    _recordings(leg)[rid] = rec
+    if beep:
+        from softphone.media.sources import ToneSource
+
+        leg.endpoint.play(ToneSource(1000.0, 0.3, duration_ms=250))
+    taps.append(rec)
+    cc.spawn(_end_with_call(cc, rec), "record-hangup")
+    return OK
+
+
+async def _end_with_call(cc: CallControl, rec: Recording) -> None:
+    await rec.leg.ended.wait()
+    await finish(cc, rec)
+
+
+async def finish(cc: CallControl, rec: Recording) -> None:
+    """Stop ``rec``, write the final file and post ``call.recording.saved`` (once)."""
+    leg = rec.leg
+    if _recordings(leg).pop(rec.id, None) is None:
+        return
+    rec.stopping = True
+    with contextlib.suppress(ValueError):
+        _taps(leg).remove(rec)
+    rec.ended_at = time.time()
+    rec.close()
+    try:
+        if rec.fmt == "mp3":
+            await asyncio.to_thread(encode_mp3, rec.part, rec.final)
+            rec.part.unlink(missing_ok=True)
+        else:
+            rec.part.replace(rec.final)
+    except Exception:
+        logger.exception("recording %s: cannot write %s", rec.id, rec.final)
+        rec.part.unlink(missing_ok=True)
+        return
+    name = f"{rec.id}.{rec.fmt}"
+    _SAVED.setdefault(cc, {})[name] = rec.final
+    url = f"{cc.api_url}/switch/recordings/{name}"
+    cc.emit(
+        leg,
+        "call.recording.saved",
+        recording_id=rec.id,
+        channels=rec.channels,
+        format=rec.fmt,
+        recording_started_at=_iso(rec.started_at),
+        recording_ended_at=_iso(rec.ended_at),
+        duration_millis=int(rec.duration_s * 1000),
+        recording_urls={rec.fmt: url},
+        public_recording_urls={rec.fmt: url},
+    )
+
+
+async def record_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    recs = _pick(leg, body)
+    cs = body.get("client_state")
+    if isinstance(cs, str) and cs:
+        leg.client_state = cs
+    for rec in recs:
+        rec.stopping = True  # nothing more is written from now on
+        cc.spawn(finish(cc, rec), "record-stop")
+    return OK
+
+
+async def record_pause(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    del cc
+    alive(leg)
+    for rec in _pick(leg, body):
+        rec.paused = True
+    return OK
+
+
+async def record_resume(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    del cc
+    alive(leg)
+    for rec in _pick(leg, body):
+        rec.paused = False
+    return OK
+
+
+async def download(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """``GET /switch/recordings/<id>.<wav|mp3>``: the saved audio."""
+    del body, token
+    name = params["file"]
+    m = _FILE.match(name)
+    path = _SAVED.get(api.cc, {}).get(name) if m else None
+    if m is None or path is None or not path.is_file():
+        raise CommandError(404, "10005", "Resource not found", f"no recording {name}"[:120])
+    data = await asyncio.to_thread(path.read_bytes)
+    return RawResponse(200, _CONTENT_TYPES[m.group(2)], data)
+
+
+register_route("GET", "/switch/recordings/{file}", download)
+
+ACTIONS = {
+    "record_start": record_start,
+    "record_stop": record_stop,
+    "record_pause": record_pause,
+    "record_resume": record_resume,
+}

@@ -1,0 +1,727 @@
+"""Voice API actions that make or take audio on a leg: playback, speak, gathers with prompts, DTMF.
+
+Playback model (Telnyx's): each leg has one **main queue**. ``playback_start`` and ``speak``
+without ``overlay`` join it and play one after another (``stop: current|all`` skips the
+current item or clears the queue first); while a main item plays it **replaces the call
+audio** the leg's party hears (the bridged party, conference, hold or ring tones are gated
+off, and come back when the queue is empty). ``overlay: true`` plays at once, mixed on top of
+whatever the party hears. ``loop`` repeats an item 1-100 times or ``"infinity"``.
+
+Media comes from :meth:`~softphone.switch.callcontrol.engine.CallControl.media` (the media
+policy: a media-directory file, a loopback ``http://`` WAV/MP3 decoded with PyAV, ``tone:HZ``),
+speech from :mod:`softphone.media.tts` (flite for English, espeak-ng for other languages;
+``payload_type: ssml`` is accepted and its tags are stripped, a malformed document is a 422).
+
+Webhooks: ``call.playback.started``/``ended`` (``media_url`` or ``media_name``, ``overlay``,
+``status`` completed / stopped / call_hangup), ``call.speak.started``/``ended`` (``status``
+completed / call_hangup), ``call.gather.ended`` (``digits``, ``status`` valid / invalid /
+timeout / cancelled / call_hangup), ``call.dtmf.received`` stays the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from softphone.protocol import verto
+from softphone.switch.callcontrol.engine import CommandError
+from softphone.switch.callcontrol.gather import Emitter, Gather, end_gather
+from softphone.switch.callcontrol.params import (
+    OK,
+    alive,
+    answered,
+    bad,
+    check_base64,
+    get_bool,
+    get_choice,
+    get_int,
+    get_loop,
+    get_str,
+    take_state,
+)
+from softphone.switch.media_legs import LegAudio
+
+if TYPE_CHECKING:
+    from softphone.media.frames import Frame
+    from softphone.media.sources import AudioSource
+    from softphone.switch.callcontrol.engine import CallControl
+    from softphone.switch.callcontrol.legs import CCLeg
+
+logger = logging.getLogger(__name__)
+
+DTMF_CHARS = "0123456789*#ABCD"
+_PAUSES = {"w": 0.5, "W": 1.0}
+
+
+# --- sources: counted loops ---------------------------------------------------------------------
+
+
+class _Limit:
+    """Play a looping source for exactly ``total`` samples (``loop: N`` of an array source)."""
+
+    def __init__(self, inner: AudioSource, total: int) -> None:
+        self.inner = inner
+        self.total = total
+        self.pos = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.pos >= self.total
+
+    def read_frame(self) -> Frame | None:
+        import numpy as np
+
+        if self.finished:
+            return None
+        frame = self.inner.read_frame()
+        if frame is None:
+            frame = np.zeros(960, np.int16)
+        left = self.total - self.pos
+        self.pos += frame.shape[0]
+        if left < frame.shape[0]:
+            frame = frame.copy()
+            frame[left:] = 0
+        return frame
+
+    async def start(self) -> None:
+        """Nothing to acquire."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+
+class _Repeat:
+    """Replay a resettable finite source (``tone:HZ:MS``) ``times`` times (None: forever)."""
+
+    def __init__(self, inner: Any, times: int | None) -> None:
+        self.inner = inner
+        self.left = times
+        self.finished = False
+
+    def read_frame(self) -> Frame | None:
+        if self.finished:
+            return None
+        frame: Frame | None = self.inner.read_frame()
+        if frame is None and getattr(self.inner, "finished", False):
+            if self.left is not None:
+                self.left -= 1
+                if self.left <= 0:
+                    self.finished = True
+                    return None
+            self.inner.reset()
+            frame = self.inner.read_frame()
+        return frame
+
+    async def start(self) -> None:
+        """Nothing to acquire."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+
+def looped(source: AudioSource, times: int | None) -> AudioSource:
+    """``source`` played ``times`` times (None: forever). An array source must come loaded with
+    ``loop=True`` when ``times != 1``."""
+    from softphone.media.frames import SAMPLE_RATE
+    from softphone.media.sources import ArraySource, ToneSource
+
+    if times == 1:
+        return source
+    if isinstance(source, ArraySource):
+        return source if times is None else _Limit(source, round(source.duration_s * SAMPLE_RATE) * times)
+    if isinstance(source, ToneSource):
+        return _Repeat(source, times)
+    return source
+
+
+def _finished(source: AudioSource) -> bool:
+    return bool(getattr(source, "finished", False))
+
+
+# --- the per-leg player -------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Playback:
+    """One item played on a leg (what ``leg.extras["playbacks"]`` holds while it plays: a hangup
+    or a gather's first digit sets :attr:`stopped`)."""
+
+    source: AudioSource
+    audio_url: str = ""
+    media_name: str = ""
+    kind: str = "playback"
+    """``playback`` (call.playback.* webhooks), ``speak`` (call.speak.*) or ``silent`` (none)."""
+    overlay: bool = False
+    stopped: str = ""
+    on_end: Callable[[str], None] | None = None
+    """Called with the final status once it stopped (gathers start their timeout here)."""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class Player:
+    """A leg's main queue (``leg.extras["player"]``)."""
+
+    queue: collections.deque[Playback] = field(default_factory=collections.deque)
+    current: Playback | None = None
+    task: asyncio.Task[None] | None = None
+    overlays: list[Playback] = field(default_factory=list)
+
+
+def player(leg: CCLeg) -> Player:
+    p = leg.extras.get("player")
+    if not isinstance(p, Player):
+        p = leg.extras["player"] = Player()
+    return p
+
+
+def enqueue(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
+    """Play ``pb`` on ``leg``: at once when it is an overlay, else after the main queue."""
+    p = player(leg)
+    if pb.overlay:
+        p.overlays.append(pb)
+        cc.spawn(_play(cc, leg, pb), "overlay")
+        return
+    p.queue.append(pb)
+    if p.task is None:
+        p.task = cc.spawn(_run(cc, leg, p), "player")
+
+
+def stop_main(leg: CCLeg, how: str, status: str = "stopped") -> None:
+    """``current``: skip the item playing; ``all``: that and everything queued."""
+    p = player(leg)
+    if how == "all":
+        for pb in p.queue:
+            pb.stopped = status
+            pb.done.set()
+        p.queue.clear()
+    if p.current is not None and not p.current.stopped:
+        p.current.stopped = status
+
+
+def stop_overlays(leg: CCLeg, status: str = "stopped") -> None:
+    for pb in player(leg).overlays:
+        pb.stopped = pb.stopped or status
+
+
+async def _run(cc: CallControl, leg: CCLeg, p: Player) -> None:
+    try:
+        while p.queue and leg.alive:
+            pb = p.queue.popleft()
+            p.current = pb
+            await _play(cc, leg, pb)
+            p.current = None
+    finally:
+        p.current = None
+        p.task = None
+        for pb in p.queue:  # the leg hung up with items waiting
+            pb.stopped = "call_hangup"
+            pb.done.set()
+        p.queue.clear()
+
+
+def _gate(leg: CCLeg, on: bool) -> None:
+    """Take the call audio (the bridge's inbox) out of what the party hears, or put it back."""
+    ep = leg.endpoint
+    if not isinstance(ep, LegAudio):
+        return
+    n = int(leg.extras.get("audio_gated", 0)) + (1 if on else -1)
+    leg.extras["audio_gated"] = max(0, n)
+    if on and n == 1:
+        ep.mix.remove(ep.inbox)
+    elif not on and n <= 0:
+        ep.inbox.clear()  # what piled up while gated is stale
+        ep.play(ep.inbox)
+
+
+async def _play(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
+    key = id(pb)
+    gate = not pb.overlay
+    leg.extras.setdefault("playbacks", {})[key] = pb
+    if gate:
+        _gate(leg, True)
+    leg.endpoint.play(pb.source)
+    _emit_started(cc, leg, pb)
+    try:
+        while not pb.stopped and not _finished(pb.source) and leg.alive:
+            await asyncio.sleep(0.02)
+    finally:
+        leg.endpoint.stop_playing(pb.source)
+        leg.extras.get("playbacks", {}).pop(key, None)
+        if gate:
+            _gate(leg, False)
+        if pb in player(leg).overlays:
+            player(leg).overlays.remove(pb)
+    status = pb.stopped or ("completed" if leg.alive else "call_hangup")
+    pb.stopped = status
+    _emit_ended(cc, leg, pb, status)
+    pb.done.set()
+    if pb.on_end is not None:
+        pb.on_end(status)
+
+
+def _media_fields(pb: Playback) -> dict[str, Any]:
+    out: dict[str, Any] = {"overlay": pb.overlay}
+    if pb.media_name:
+        out["media_name"] = pb.media_name
+    else:
+        out["media_url"] = pb.audio_url
+    return out
+
+
+def _emit_started(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
+    if pb.kind == "playback":
+        cc.emit(leg, "call.playback.started", **_media_fields(pb))
+    elif pb.kind == "speak":
+        cc.emit(leg, "call.speak.started")
+
+
+def _emit_ended(cc: CallControl, leg: CCLeg, pb: Playback, status: str) -> None:
+    if pb.kind == "playback":
+        cc.emit(leg, "call.playback.ended", **_media_fields(pb), status=status)
+    elif pb.kind == "speak":
+        cc.emit(leg, "call.speak.ended", status="call_hangup" if status == "call_hangup" else "completed")
+
+
+# --- what to play ---------------------------------------------------------------------------------
+
+
+def _targets(leg: CCLeg, body: dict[str, Any]) -> list[CCLeg]:
+    which = get_choice(body, "target_legs", ("self", "opposite", "both"), default="self")
+    other = leg.bridged_to if leg.bridged_to is not None and leg.bridged_to.alive else None
+    if which == "self":
+        return [leg]
+    if other is None:
+        raise bad("target_legs", f"target_legs {which!r} needs a bridged call")
+    return [other] if which == "opposite" else [leg, other]
+
+
+async def _media_source(cc: CallControl, body: dict[str, Any], times: int | None) -> tuple[AudioSource, str, str]:
+    """The source of a playback body: ``audio_url``, ``media_name`` or base64 ``playback_content``."""
+    url = get_str(body, "audio_url")
+    name = get_str(body, "media_name")
+    content = get_str(body, "playback_content")
+    if sum(bool(x) for x in (url, name, content)) > 1:
+        raise bad("audio_url", "audio_url, media_name and playback_content cannot be used together")
+    if content:
+        return await _content_source(content, times), "", ""
+    spec = url or name
+    if not spec:
+        raise bad("audio_url", "playback_start needs audio_url (a media-directory file, loopback http:// URL "
+                  "or tone:HZ[:MS]) or media_name")
+    src = await cc.media(spec, loop=times != 1, param="audio_url" if url else "media_name")
+    return looped(src, times), url, name
+
+
+async def _content_source(content: str, times: int | None) -> AudioSource:
+    from softphone.media.sources import ArraySource
+    from softphone.switch.callcontrol.mediafiles import MediaRefused, decode_audio
+
+    try:
+        data = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise bad("playback_content", "playback_content must be base64-encoded audio") from exc
+    try:
+        samples = await asyncio.to_thread(decode_audio, data)
+    except MediaRefused as exc:
+        raise bad("playback_content", str(exc).replace("audio_url", "playback_content")) from exc
+    return looped(ArraySource(samples, loop=times != 1), times)
+
+
+def speech_text(body: dict[str, Any], key: str = "payload", *, required: bool = True) -> str:
+    """The text to speak from ``payload`` (``payload_type`` text, or ssml with its tags stripped)."""
+    from softphone.media import tts
+
+    text = get_str(body, key)
+    if not text.strip():
+        if required:
+            raise bad(key, f"{key} is required: the text to speak")
+        return ""
+    if len(text) > tts.MAX_CHARS:
+        raise bad(key, f"{key} is longer than {tts.MAX_CHARS} characters")
+    if get_choice(body, "payload_type", ("text", "ssml"), default="text") == "ssml":
+        try:
+            text = tts.strip_ssml(text)
+        except ValueError as exc:
+            raise bad(key, str(exc)) from exc
+        if not text:
+            raise bad(key, "the SSML holds no text to speak")
+    return text
+
+
+async def speech_samples(body: dict[str, Any], text: str) -> Frame:
+    """Speak ``text`` with the body's ``voice``/``language``; 48 kHz samples (422 on a bad voice)."""
+    from softphone.errors import MediaError
+    from softphone.media import tts
+    from softphone.media.frames import pcm_to_frames
+
+    voice = get_str(body, "voice", "female") or "female"
+    language = get_str(body, "language", "en-US") or "en-US"
+
+    def run() -> Frame:
+        samples, rate = tts.synthesize(text, voice=voice, language=language)
+        return pcm_to_frames(samples, rate, 1)
+
+    try:
+        return await asyncio.to_thread(run)
+    except ValueError as exc:
+        raise bad("voice", str(exc)) from exc
+    except MediaError as exc:
+        raise CommandError(422, "90050", "Text to speech unavailable", str(exc)) from exc
+
+
+def _speech_source(samples: Frame, times: int | None) -> AudioSource:
+    from softphone.media.sources import ArraySource
+
+    return looped(ArraySource(samples, loop=times != 1), times)
+
+
+# --- playback_start / playback_stop ---------------------------------------------------------------
+
+
+async def playback_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    take_state(leg, body)
+    times = get_loop(body)
+    overlay = get_bool(body, "overlay")
+    stop = get_choice(body, "stop", ("current", "all"), default="") if body.get("stop") else ""
+    targets = _targets(leg, body)
+    if overlay and len(targets) > 1:
+        raise bad("target_legs", "with overlay, target_legs is limited to self")
+    items = []
+    for target in targets:
+        src, url, name = await _media_source(cc, body, times)
+        items.append((target, Playback(src, url, name, overlay=overlay)))
+    for target, pb in items:
+        if stop:
+            stop_main(target, stop)
+        enqueue(cc, target, pb)
+    return OK
+
+
+async def playback_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    del cc
+    alive(leg)
+    take_state(leg, body)
+    how = get_choice(body, "stop", ("current", "all"), default="all")
+    if get_bool(body, "overlay"):
+        stop_overlays(leg)
+    else:
+        stop_main(leg, how)
+    return OK
+
+
+# --- speak ---------------------------------------------------------------------------------------
+
+
+async def speak(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    take_state(leg, body)
+    text = speech_text(body)
+    times = get_loop(body)
+    stop = get_choice(body, "stop", ("current", "all"), default="") if body.get("stop") else ""
+    targets = _targets(leg, body)
+    samples = await speech_samples(body, text)
+    for target in targets:
+        if stop:
+            stop_main(target, stop)
+        enqueue(cc, target, Playback(_speech_source(samples, times), kind="speak"))
+    return OK
+
+
+# --- gathers with prompts ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class PromptGather(Gather):
+    """``gather_using_speak`` / ``gather_using_audio``: a prompt, retries, an invalid-input prompt.
+
+    The prompt plays (interrupted by the first digit); ``timeout_millis`` runs from the end of the
+    prompt. Input ends on the terminating digit, at ``maximum_digits``, or after
+    ``inter_digit_timeout_millis``; it is valid with ``minimum_digits``..``maximum_digits`` digits
+    all in ``valid_digits``. Invalid input or no input replays the prompt (invalid input first
+    plays ``invalid_payload``/``invalid_audio_url``) up to ``maximum_tries`` times, then ends with
+    ``invalid`` or ``timeout``.
+    """
+
+    timeout_s: float = 60.0
+    max_tries: int = 3
+    tries: int = 0
+    make_prompt: Callable[[], Playback] | None = None
+    make_invalid: Callable[[], Playback] | None = None
+    engine: Any = None
+    playing: list[Playback] = field(default_factory=list)
+    bad_input: bool = False
+
+    def start_try(self, leg: CCLeg, *, invalid: bool) -> None:
+        self.tries += 1
+        self.digits = ""
+        self.bad_input = False
+        self._cancel_timer()
+        cc: CallControl = self.engine
+        if invalid and self.make_invalid is not None:
+            pb = self.make_invalid()
+            self.playing.append(pb)
+            enqueue(cc, leg, pb)
+        if self.make_prompt is not None:
+            pb = self.make_prompt()
+            pb.on_end = lambda status: self._prompt_done(leg, status)
+            self.playing.append(pb)
+            enqueue(cc, leg, pb)
+        else:
+            self._prompt_done(leg, "completed")
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _active(self, leg: CCLeg) -> bool:
+        return leg.extras.get("gather") is self and leg.alive
+
+    def _prompt_done(self, leg: CCLeg, status: str) -> None:
+        if not self._active(leg) or self.digits or status == "call_hangup":
+            return
+        self._cancel_timer()
+        self.timer = asyncio.get_running_loop().call_later(self.timeout_s, self._no_input, leg)
+
+    def _stop_prompts(self) -> None:
+        for pb in self.playing:
+            if not pb.done.is_set():
+                pb.stopped = pb.stopped or "stopped"
+        self.playing = [pb for pb in self.playing if not pb.done.is_set()]
+
+    def _no_input(self, leg: CCLeg) -> None:
+        if not self._active(leg):
+            return
+        if self.digits:
+            self._finish(leg)
+        elif self.tries < self.max_tries:
+            self.start_try(leg, invalid=False)
+        else:
+            end_gather(self.engine, leg, "timeout")
+
+    def _finish(self, leg: CCLeg) -> None:
+        ok = (
+            not self.bad_input
+            and self.minimum_digits <= len(self.digits) <= self.maximum_digits
+            and all(d in self.valid_digits for d in self.digits)
+        )
+        if ok:
+            end_gather(self.engine, leg, "valid")
+        elif self.tries < self.max_tries:
+            self.start_try(leg, invalid=True)
+        else:
+            end_gather(self.engine, leg, "invalid")
+
+    def on_digit(self, cc: Emitter, leg: CCLeg, digit: str) -> None:
+        del cc
+        self._stop_prompts()
+        self._cancel_timer()
+        if self.terminating_digit and digit == self.terminating_digit:
+            self._finish(leg)
+            return
+        if digit not in self.valid_digits:
+            self.bad_input = True
+        self.digits += digit
+        if len(self.digits) >= self.maximum_digits:
+            self._finish(leg)
+            return
+        self.timer = asyncio.get_running_loop().call_later(self.inter_digit_s, self._finish, leg)
+
+    def on_end(self, cc: Emitter, leg: CCLeg, status: str) -> None:
+        self._stop_prompts()
+        super().on_end(cc, leg, status)
+
+
+def _gather_limits(body: dict[str, Any]) -> dict[str, Any]:
+    max_d = get_int(body, "maximum_digits", 128, lo=1, hi=128)
+    min_d = get_int(body, "minimum_digits", 1, lo=1, hi=128)
+    if min_d > max_d:
+        raise bad("minimum_digits", "minimum_digits must not exceed maximum_digits")
+    term = get_str(body, "terminating_digit", "#")
+    valid = get_str(body, "valid_digits", "0123456789#*")
+    if len(term) > 1 or (term and term not in DTMF_CHARS):
+        raise bad("terminating_digit", "terminating_digit must be one of 0-9 * # A-D")
+    if any(ch not in DTMF_CHARS for ch in valid):
+        raise bad("valid_digits", "valid_digits may hold only 0-9 * # A-D")
+    return {
+        "maximum_digits": max_d,
+        "minimum_digits": min_d,
+        "terminating_digit": term,
+        "valid_digits": valid,
+        "inter_digit_s": get_int(body, "inter_digit_timeout_millis", 5000, lo=1, hi=120000) / 1000.0,
+        "timeout_s": get_int(body, "timeout_millis", 60000, lo=1, hi=600000) / 1000.0,
+        "max_tries": get_int(body, "maximum_tries", 3, lo=1, hi=10),
+    }
+
+
+def _start_gather(cc: CallControl, leg: CCLeg, g: PromptGather) -> None:
+    old = leg.extras.get("gather")
+    if isinstance(old, Gather):
+        end_gather(cc, leg, "cancelled")
+    g.engine = cc
+    leg.extras["gather"] = g
+    g.start_try(leg, invalid=False)
+
+
+async def gather_using_speak(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    take_state(leg, body)
+    answered(leg, "gather_using_speak")
+    limits = _gather_limits(body)
+    text = speech_text(body)
+    invalid_text = speech_text(body, "invalid_payload", required=False)
+    prompt = await speech_samples(body, text)
+    invalid = await speech_samples(body, invalid_text) if invalid_text else None
+    g = PromptGather(
+        limits.pop("maximum_digits"),
+        limits.pop("minimum_digits"),
+        limits.pop("terminating_digit"),
+        limits.pop("valid_digits"),
+        **limits,
+        make_prompt=lambda: Playback(_speech_source(prompt, 1), kind="speak"),
+        make_invalid=(lambda: Playback(_speech_source(invalid, 1), kind="speak")) if invalid is not None else None,
+    )
+    _start_gather(cc, leg, g)
+    return OK
+
+
+async def gather_using_audio(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    take_state(leg, body)
+    answered(leg, "gather_using_audio")
+    limits = _gather_limits(body)
+    url = get_str(body, "audio_url") or get_str(body, "media_name")
+    if not url:
+        raise bad("audio_url", "gather_using_audio needs audio_url or media_name")
+    bad_url = get_str(body, "invalid_audio_url") or get_str(body, "invalid_media_name")
+    # Decode once (a loopback http:// URL is fetched once); each try plays a fresh source over the samples.
+    prompt = await _samples_of(cc, url, "audio_url")
+    invalid = await _samples_of(cc, bad_url, "invalid_audio_url") if bad_url else None
+
+    def make(samples: Any, spec: str) -> Callable[[], Playback]:
+        from softphone.media.sources import ArraySource, ToneSource
+
+        def build() -> Playback:
+            src = _copy_tone(samples) if isinstance(samples, ToneSource) else ArraySource(samples)
+            return Playback(src, audio_url=spec)
+
+        return build
+
+    g = PromptGather(
+        limits.pop("maximum_digits"),
+        limits.pop("minimum_digits"),
+        limits.pop("terminating_digit"),
+        limits.pop("valid_digits"),
+        **limits,
+        make_prompt=make(prompt, url),
+        make_invalid=make(invalid, bad_url) if invalid is not None else None,
+    )
+    _start_gather(cc, leg, g)
+    return OK
+
+
+def _copy_tone(tone: Any) -> Any:
+    import copy
+
+    c = copy.copy(tone)
+    c.reset()
+    return c
+
+
+async def _samples_of(cc: CallControl, spec: str, param: str) -> Any:
+    """Decoded samples of ``spec`` (an ArraySource's audio), or the ToneSource for ``tone:``."""
+    from softphone.media.sources import ArraySource, ToneSource
+
+    src = await cc.media(spec, param=param)
+    if isinstance(src, ToneSource):
+        return src
+    if isinstance(src, ArraySource):
+        import numpy as np
+
+        frames = []
+        while not src.finished:
+            f = src.read_frame()
+            if f is None:
+                break
+            frames.append(f)
+        return np.concatenate(frames) if frames else np.zeros(0, np.int16)
+    raise bad(param, f"{param} must name audio with an end (not silence)")
+
+
+async def gather_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    alive(leg)
+    take_state(leg, body)
+    if isinstance(leg.extras.get("gather"), Gather):
+        end_gather(cc, leg, "cancelled")
+    return OK
+
+
+# --- send_dtmf / client_state_update ------------------------------------------------------------------
+
+
+async def send_dtmf(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    """Send DTMF *to the leg's party*: in-band tones it hears and, for a WebRTC client, a
+    ``telnyx_rtc.info`` per digit (how the SDKs report received DTMF). ``w``/``W`` pause 0.5/1 s."""
+    alive(leg)
+    take_state(leg, body)
+    answered(leg, "send_dtmf")
+    digits = get_str(body, "digits")
+    if not digits:
+        raise bad("digits", "digits is required")
+    if len(digits) > 128 or any(ch not in _PAUSES and ch.upper() not in DTMF_CHARS for ch in digits):
+        raise bad("digits", "digits may hold only 0-9 * # A-D and w/W pauses")
+    tone_ms = get_int(body, "duration_millis", 250, lo=100, hi=500)
+    cc.spawn(_send_digits(leg, digits, tone_ms), "send-dtmf")
+    return OK
+
+
+async def _send_digits(leg: CCLeg, digits: str, tone_ms: int) -> None:
+    from softphone.media.dsp import dtmf_source
+
+    gap_ms = 100
+    for ch in digits:
+        if not leg.alive:
+            return
+        if ch in _PAUSES:
+            await asyncio.sleep(_PAUSES[ch])
+            continue
+        digit = ch.upper()
+        leg.endpoint.play(dtmf_source(digit, tone_ms=tone_ms, gap_ms=0))
+        wire = leg.wire
+        if wire is not None:
+            w = wire.a
+            try:
+                await w.send(verto.INFO, {"callID": w.call_id, "dtmf": digit, "dialogParams": {"callID": w.call_id}})
+            except Exception:  # the socket went away: the hangup path reports it
+                logger.debug("send_dtmf: INFO to %s failed", leg.call_control_id, exc_info=True)
+        await asyncio.sleep((tone_ms + gap_ms) / 1000.0)
+
+
+async def client_state_update(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    del cc
+    alive(leg)
+    state = get_str(body, "client_state")
+    if not state:
+        raise bad("client_state", "client_state is required")
+    leg.client_state = check_base64(state)
+    return OK
+
+
+ACTIONS = {
+    "playback_start": playback_start,
+    "playback_stop": playback_stop,
+    "speak": speak,
+    "gather_using_speak": gather_using_speak,
+    "gather_using_audio": gather_using_audio,
+    "gather_stop": gather_stop,
+    "send_dtmf": send_dtmf,
+    "client_state_update": client_state_update,
+}
