@@ -25,6 +25,7 @@ from softphone.protocol.states import (
     ClientState,
     GatewayState,
     Trigger,
+    call_allows,
     call_transition,
     client_transition,
 )
@@ -303,7 +304,7 @@ class VertoSession:
     def logout(self) -> None:
         """Hang up every live call (BYE) before the I/O layer closes the socket."""
         for leg in list(self.calls.values()):
-            if not leg.state.is_terminal:
+            if call_allows(leg.state, Trigger.HANGUP):
                 self.hangup(leg.call_id)
 
     def _end_all_locally(self, cause: str, reason: str) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "ClientState",
     "GatewayState",
     "Trigger",
+    "call_allows",
     "call_transition",
     "client_transition",
 ]
@@ -246,6 +247,11 @@ def client_transition(state: ClientState, trigger: Trigger) -> ClientState | Non
     Raises :class:`LocalProtocolError` when the table has no entry for ``(state, trigger)``.
     """
     return _transition("client", CLIENT_TRANSITIONS, state, trigger)
+
+
+def call_allows(state: CallState, trigger: Trigger) -> bool:
+    """Whether the call table has an entry for ``(state, trigger)`` (so :func:`call_transition` would not raise)."""
+    return trigger in CALL_TRANSITIONS[state]
 
 
 class GatewayState(StrEnum):
