@@ -28,8 +28,14 @@ TOML format (see ``accounts.example.toml``)::
 
     # max_token_lifetime_secs = 86400    # optional: longest JWT lifetime accepted (default 24 h)
 
-JWTs are HS256, signed with ``jwt_secret``; claims ``sub`` and
-``telephony_credential_id`` (the credential username), ``exp``, ``iat``, ``jti``. A token
+Every credential has an ``id`` (Telnyx's telephony credential id: a UUID, derived from the
+connection and username for credentials of the file, random for those created over REST with
+:meth:`Accounts.add_credential`, see :mod:`softphone.switch.callcontrol.credentials`), and may have
+an ``expires_at``: an expired credential logs in neither with its password nor with a token.
+
+JWTs are HS256, signed with ``jwt_secret``; claims ``sub`` (the credential username),
+``telephony_credential_id`` (its username from ``softphone switch token``, its id from the REST
+token route; both are accepted), ``exp``, ``iat``, ``jti``. A token
 without ``exp``, expired, or living longer than ``max_token_lifetime_secs`` (``exp - iat``,
 or ``exp - now`` without ``iat``) is refused with ``token has no expiry (exp)`` / ``token
 expired`` / ``token lifetime too long``. The built-in ``jwt_secret`` is public: the switch
@@ -38,6 +44,9 @@ refuses to listen beyond loopback with it (tokens would be forgeable).
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+import string
 import time
 import tomllib
 import uuid
@@ -73,6 +82,10 @@ GENCRED1_USER, GENCRED1_PASSWORD = "gencred1", "gencred1-secret"
 GENCRED2_USER, GENCRED2_PASSWORD = "gencred2", "gencred2-secret"
 
 
+CREDENTIAL_NAMESPACE = uuid.UUID("5b0f4a36-6a3e-4c43-9b7e-4f0d3c1f7e21")
+"""Namespace of the ids of credentials defined in the accounts file (uuid5 of ``connection/username``)."""
+
+
 @dataclass(frozen=True)
 class Credential:
     """A telephony credential attached to a connection."""
@@ -80,6 +93,22 @@ class Credential:
     username: str
     password: str
     connection_id: str
+    id: str = ""
+    """Telnyx's telephony credential id (a UUID; derived from connection and username when not given)."""
+    name: str = ""
+    tag: str = ""
+    expires_at: float | None = None
+    """Unix time after which it no longer logs in (None: never)."""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            derived = uuid.uuid5(CREDENTIAL_NAMESPACE, f"{self.connection_id}/{self.username}")
+            object.__setattr__(self, "id", str(derived))
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (time.time() if now is None else now)
 
 
 @dataclass(frozen=True)
@@ -138,6 +167,84 @@ class Accounts:
                     return cred
         return None
 
+    def credential_by_id(self, credential_id: str) -> Credential | None:
+        for conn in self.connections:
+            for cred in conn.credentials:
+                if cred.id == credential_id:
+                    return cred
+        return None
+
+    def all_credentials(self) -> list[Credential]:
+        return [cred for conn in self.connections for cred in conn.credentials]
+
+    # --- credentials over REST (the switch's accounts change at run time) ---------------------
+
+    def add_credential(
+        self,
+        connection_id: str,
+        *,
+        name: str = "",
+        tag: str = "",
+        expires_at: float | None = None,
+        username: str = "",
+        password: str = "",
+        credential_id: str = "",
+        now: float | None = None,
+    ) -> Credential:
+        """A new credential on ``connection_id`` (a random ``gencred...`` username and password unless
+        given, as Telnyx generates them); it can log in at once. Raises ``KeyError`` for an unknown
+        connection, ``ValueError`` for a username already taken."""
+        conn = self.connection(connection_id)
+        if conn is None:
+            raise KeyError(connection_id)
+        taken = set(self.usernames())
+        if username and username in taken:
+            raise ValueError(f"username {username!r} is taken")
+        while not username or username in taken:
+            username = "gencred" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(20))
+        t = time.time() if now is None else now
+        cred = Credential(
+            username,
+            password or secrets.token_hex(16),
+            connection_id,
+            id=credential_id or str(uuid.uuid4()),
+            name=name,
+            tag=tag,
+            expires_at=expires_at,
+            created_at=t,
+            updated_at=t,
+        )
+        self._replace(conn, dataclasses.replace(conn, credentials=(*conn.credentials, cred)))
+        return cred
+
+    def update_credential(self, credential_id: str, *, now: float | None = None, **changes: Any) -> Credential:
+        """Change ``name``, ``tag``, ``expires_at`` or ``connection_id`` (moves it); raises ``KeyError``."""
+        old = self.credential_by_id(credential_id)
+        if old is None:
+            raise KeyError(credential_id)
+        target = changes.get("connection_id", old.connection_id)
+        if self.connection(target) is None:
+            raise KeyError(target)
+        new = dataclasses.replace(old, updated_at=time.time() if now is None else now, **changes)
+        self.remove_credential(credential_id)
+        conn = self.connection(target)
+        assert conn is not None
+        self._replace(conn, dataclasses.replace(conn, credentials=(*conn.credentials, new)))
+        return new
+
+    def remove_credential(self, credential_id: str) -> Credential:
+        """Delete a credential (it logs in no more; sessions already logged in stay); raises ``KeyError``."""
+        for conn in self.connections:
+            for cred in conn.credentials:
+                if cred.id == credential_id:
+                    rest = tuple(c for c in conn.credentials if c.id != credential_id)
+                    self._replace(conn, dataclasses.replace(conn, credentials=rest))
+                    return cred
+        raise KeyError(credential_id)
+
+    def _replace(self, old: Connection, new: Connection) -> None:
+        self.connections[self.connections.index(old)] = new
+
     def by_number(self, number: str) -> Connection | None:
         norm = normalize_number(number)
         return next((c for c in self.connections if norm in {normalize_number(n) for n in c.numbers}), None)
@@ -156,7 +263,7 @@ class Accounts:
         if conn is not None and conn.password == password:
             return Login(slot=conn.sip_username, connection_id=conn.id, display=username)
         cred = self.credential(username)
-        if cred is not None and cred.password == password:
+        if cred is not None and cred.password == password and not cred.expired():
             return Login(slot=cred.username, connection_id=cred.connection_id, display=username)
         return None
 
@@ -170,10 +277,15 @@ class Accounts:
     def token_login(self, token: str, *, now: float | None = None) -> Login:
         """The login for a JWT; raises :class:`TokenRefused` saying why not (see the module docstring)."""
         claims = token_claims(token, self.jwt_secret, now=now, max_lifetime=self.max_token_lifetime)
-        name = claims.get("telephony_credential_id") or claims.get("sub")
-        cred = self.credential(name) if isinstance(name, str) else None
-        if cred is None:
+        cred_id, sub = claims.get("telephony_credential_id"), claims.get("sub")
+        cred = None
+        if isinstance(cred_id, str):
+            cred = self.credential_by_id(cred_id) or self.credential(cred_id)
+        if cred is None and isinstance(sub, str):
+            cred = self.credential(sub)
+        if cred is None or cred.expired(now):
             raise TokenRefused(TOKEN_FAILED)
+        name = cred.username
         return Login(slot=cred.username, connection_id=cred.connection_id, display=f"{name} (jwt)", via_token=True)
 
     def redacted(self) -> list[dict[str, Any]]:
@@ -321,15 +433,21 @@ def load_accounts(path: str | Path | None = None) -> Accounts:
 
 
 def mint_token(
-    credential_username: str, secret: str, ttl: float = DEFAULT_TOKEN_TTL, *, now: float | None = None
+    credential_username: str,
+    secret: str,
+    ttl: float = DEFAULT_TOKEN_TTL,
+    *,
+    now: float | None = None,
+    credential_id: str = "",
 ) -> str:
-    """A HS256 JWT for a telephony credential (claims sub, telephony_credential_id, iat, exp, jti)."""
+    """A HS256 JWT for a telephony credential (claims sub, telephony_credential_id, iat, exp, jti);
+    ``telephony_credential_id`` is ``credential_id`` when given (as Telnyx's), else the username."""
     import jwt
 
     issued = int(now if now is not None else time.time())
     claims = {
         "sub": credential_username,
-        "telephony_credential_id": credential_username,
+        "telephony_credential_id": credential_id or credential_username,
         "iat": issued,
         "exp": issued + int(ttl),
         "jti": str(uuid.uuid4()),

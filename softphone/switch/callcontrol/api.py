@@ -38,7 +38,10 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from softphone.switch.callcontrol import commands as cccommands
-from softphone.switch.callcontrol import routes
+from softphone.switch.callcontrol import (
+    credentials,  # registers /v2/telephony_credentials
+    routes,
+)
 from softphone.switch.callcontrol.engine import CommandError, parse_headers
 from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
 from softphone.switch.callcontrol.routes import RawResponse, Request, current_request, register_route, route
@@ -58,6 +61,7 @@ MAX_HEADERS = 100
 READ_TIMEOUT_S = 10.0
 _REASONS = {
     200: "OK",
+    201: "Created",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
@@ -85,6 +89,9 @@ class ApiServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        restored = credentials.restore(self)
+        if restored:
+            logger.info("%d telephony credential(s) restored from %s", restored, credentials.store_path(self))
         self._server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
