@@ -198,7 +198,8 @@ def _binary(name: str) -> str:
 def synthesize(text: str, *, voice: str = "female", language: str = "en-US") -> tuple[np.ndarray, int]:
     """Speak ``text``; return ``(samples, sample_rate)``: int16 mono at the engine's rate.
 
-    flite gives 16 kHz for its voices, espeak-ng 22.05 kHz. Blocking.
+    flite gives 16 kHz for its voices, espeak-ng 22.05 kHz; the engine's leading silence is cut
+    (10 ms kept), so the speech starts at once. Blocking.
     Raises :class:`ValueError` for empty or over-long text or an unknown voice, and
     :class:`~softphone.errors.MediaError` when the engine is missing or fails.
     """
@@ -237,7 +238,23 @@ def synthesize(text: str, *, voice: str = "female", language: str = "en-US") -> 
     samples = np.frombuffer(raw, dtype="<i2").astype(np.int16)
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
-    return samples, rate
+    return _trim_lead(samples, rate), rate
+
+
+def _trim_lead(samples: np.ndarray, rate: int, *, keep_ms: int = 10, dbfs: float = -45.0) -> np.ndarray:
+    """Drop the engine's leading silence (flite starts with ~220 ms of it), keeping ``keep_ms``,
+    so speech starts as soon as the command plays it."""
+    win = max(1, rate // 100)
+    threshold = 32768.0 * 10 ** (dbfs / 20)
+    n = samples.shape[0] // win
+    if n == 0:
+        return samples
+    peaks = np.abs(samples[: n * win].astype(np.int32)).reshape(n, win).max(axis=1)
+    loud = np.flatnonzero(peaks > threshold)
+    if loud.size == 0:
+        return samples
+    start = max(0, int(loud[0]) * win - keep_ms * rate // 1000)
+    return samples[start:]
 
 
 def speech_source(text: str, *, voice: str = "female", language: str = "en-US", loop: bool = False) -> ArraySource:
