@@ -12,7 +12,8 @@ to the :class:`~softphone.app.history.CallHistory`.
 Policy lives here, not in the client:
 
 - local tones: ringback while an outbound call rings (profile ``ringback``), a ringtone while
-  an inbound call rings (``ringtone``, from its ``call.incoming``); they stop on any other state;
+  an inbound call rings (``ringtone``, from its ``call.incoming``; not while another call is up);
+  they stop on any other state;
 - a call whose media fails (the remote SDP cannot be applied, a reattach fails) is hung up;
 - DTMF received twice for one key press (``telnyx_rtc.info`` and in-band tones) is reported
   once: a digit from one path suppresses the same digit from the other path for
@@ -40,7 +41,7 @@ from softphone.app.history import CallHistory, record_for
 from softphone.app.snapshot import CallSnapshot, PhoneEvent, Snapshot, replace
 from softphone.client import events as ce
 from softphone.client.events import SocketState, call_id_of
-from softphone.errors import CommandError, SoftphoneError
+from softphone.errors import CommandError, MediaError, SoftphoneError
 from softphone.protocol.states import CallState
 
 if TYPE_CHECKING:
@@ -350,10 +351,13 @@ class Phone:
 
             if call.direction == "outbound" and self.profile.ringback:
                 call.play_tone(ringback_tone())
-            elif call.direction == "inbound" and self.profile.ringtone:
-                call.play_tone(ringtone())
+            elif call.direction == "inbound" and self.profile.ringtone and not self._others_live(call.id):
+                call.play_tone(ringtone())  # not over a call in progress: the notice says it rings
         elif call.playing_tone:
             call.stop_tone()
+
+    def _others_live(self, call_id: str) -> bool:
+        return any(c.id != call_id and not c.ended for c in self._snap.calls)
 
     def _media_failed(self, call_id: str, stage: str, message: str) -> None:
         """A call without working media is hung up (INCOMPATIBLE_DESTINATION; a failed reattach: the default)."""
@@ -518,7 +522,11 @@ class Phone:
         call = self._ringing(call_id)
         call.stop_tone()
         await self._hold_others(keep=call.id)
-        await call.answer()
+        try:
+            await call.answer()
+        except MediaError:
+            await call.hangup("INCOMPATIBLE_DESTINATION", reason="media failed")  # at once, not from the event
+            raise
         self._set(current=call.id, notice="")
         self._sync_call(call)
 

@@ -128,6 +128,17 @@ async def test_ringtone_while_ringing_stops_on_answer(make_phone: Callable[..., 
     assert phone.snapshot.notice == "" and phone.snapshot.current == "in-1"
 
 
+async def test_no_ringtone_over_a_call_in_progress(make_phone: Callable[..., Phone],
+                                                   server: FakeVertoServer) -> None:
+    phone = make_phone()
+    await phone.login()
+    await active_call(phone, server)
+    server.push("telnyx_rtc.invite", invite_params("in-9"))
+    await until(lambda: phone.snapshot.ringing_inbound is not None)
+    assert not call_of(phone, "in-9").playing_tone
+    assert phone.snapshot.notice.startswith("incoming call from Bob")
+
+
 async def test_media_failure_hangs_up(make_phone: Callable[..., Phone], server: FakeVertoServer) -> None:
     phone = make_phone()
     events = events_of(phone)
@@ -151,6 +162,7 @@ async def test_answer_media_failure_hangs_up(make_phone: Callable[..., Phone], s
     await until(lambda: phone.snapshot.ringing_inbound is not None)
     with pytest.raises(MediaError):
         await phone.answer()
+    assert phone.snapshot.calls[0].ended  # hung up before the error reaches the caller
     bye = await server.wait_for("telnyx_rtc.bye")
     assert call_id_of(bye) == "in-2" and bye["params"]["cause"] == "INCOMPATIBLE_DESTINATION"
     await until(lambda: phone.snapshot.calls[0].ended)
