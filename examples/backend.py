@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
-"""An example Call Control backend for the local switch (standard library only).
+"""An example Call Control backend, written on the official Telnyx Python SDK (``pip install telnyx``).
 
-It receives the switch's webhooks (Telnyx's format) and answers with Voice API commands,
-implementing the two usage patterns:
+It receives webhooks (Telnyx's format, signatures checked with the SDK) and answers with Voice
+API commands through the SDK, implementing the two usage patterns:
 
 Pattern 1 - the client application calls out:
-    a client dials a number nobody owns -> the switch parks the call and posts
-    ``call.initiated`` -> we ``answer`` it, ``dial`` the agent client -> on the agent's
-    ``call.answered`` we ``bridge`` the two.
+    a client dials a number nobody owns -> the call is parked and ``call.initiated`` posted ->
+    we ``answer`` it, ``dial`` the agent -> on the agent's ``call.answered`` we ``bridge`` the two.
 
 Pattern 2 - a call from outside reaches one of our numbers:
     ``call.initiated`` (to one of ``--numbers``) -> we ``answer``, ``enqueue`` the caller
-    (hold tone) and ``dial`` the agent -> on the agent's ``call.answered`` we ``bridge``
-    the caller out of the queue to the agent. With ``--ivr`` the caller first hears a
-    prompt tone and must press 1 (``gather``).
+    (hold music) and ``dial`` the agent -> on the agent's ``call.answered`` we ``bridge``
+    the caller out of the queue to the agent. With ``--ivr`` the caller first hears a spoken
+    prompt and must press 1 (``gather_using_speak``).
 
-State travels in ``client_state`` (base64 JSON), the way Telnyx recommends, so the
-backend could be restarted between events. Run it next to the switch::
+State travels in ``client_state`` (base64 JSON), the way Telnyx recommends, so the backend could
+be restarted between events. The same code runs against the local switch and against Telnyx;
+only the API's base URL, the key and the names differ::
 
-    .venv/bin/softphone switch serve --accounts examples/accounts.toml
-    python examples/backend.py            # listens on http://127.0.0.1:9000/webhooks
+    .venv/bin/softphone switch serve --accounts examples/accounts.toml     # prints the public key
+    .venv/bin/python examples/backend.py --public-key <that key>  # http://127.0.0.1:9000/webhooks
+
+    # Against Telnyx (a public webhook URL pointing here, your connection and agent):
+    TELNYX_API_KEY=KEY... TELNYX_PUBLIC_KEY=... python examples/backend.py \\
+        --api https://api.telnyx.com --connection 1234567890 --agent sip:agent@sip.telnyx.com \\
+        --numbers +13125550150
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import threading
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import telnyx
 
 
 def encode_state(state: dict[str, Any]) -> str:
@@ -49,12 +55,20 @@ def decode_state(raw: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-class Backend:
-    """The call logic: one method per webhook event type."""
+def base_url(api: str) -> str:
+    """The SDK's ``base_url`` for an API root (``http://127.0.0.1:8766`` or ``https://api.telnyx.com``)."""
+    api = api.rstrip("/")
+    return api if api.endswith("/v2") else api + "/v2"
 
-    def __init__(self, api: str, api_key: str, connection: str, agent: str, numbers: list[str], ivr: bool) -> None:
-        self.api = api.rstrip("/")
-        self.api_key = api_key
+
+class Backend:
+    """The call logic: one method per webhook event type, commands through ``self.telnyx``."""
+
+    def __init__(
+        self, client: telnyx.Telnyx, connection: str, agent: str, numbers: list[str], ivr: bool
+    ) -> None:
+        self.telnyx = client
+        self.actions = client.calls.actions
         self.connection = connection
         self.agent = agent
         self.numbers = set(numbers)
@@ -65,44 +79,33 @@ class Backend:
     def log(self, text: str) -> None:
         print(text, flush=True)
 
-    def command(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a Voice API command; returns ``data`` (or {} after logging an error)."""
-        req = urllib.request.Request(
-            self.api + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                data: dict[str, Any] = json.loads(resp.read()).get("data", {})
-                return data
-        except urllib.error.HTTPError as exc:
-            self.log(f"  ! {path}: HTTP {exc.code} {exc.read().decode(errors='replace')}")
-        except OSError as exc:
-            self.log(f"  ! {path}: {exc}")
-        return {}
-
-    def action(self, ccid: str, name: str, **body: Any) -> None:
+    def action(self, name: str, ccid: str, **params: Any) -> None:
+        """Run ``client.calls.actions.<name>(ccid, **params)``; an API error is logged, not raised."""
         self.log(f"  -> {name} {ccid}")
-        self.command(f"/v2/calls/{ccid}/actions/{name}", body)
+        try:
+            getattr(self.actions, name)(ccid, **params)
+        except telnyx.APIStatusError as exc:
+            self.log(f"  ! {name}: HTTP {exc.status_code} {exc.response.text}")
+        except telnyx.APIConnectionError as exc:
+            self.log(f"  ! {name}: {exc}")
 
     def dial_agent(self, caller: dict[str, Any], role: str) -> None:
         state = encode_state({"role": role, "peer": caller["call_control_id"]})
         self.log(f"  -> dial {self.agent}")
-        leg = self.command(
-            "/v2/calls",
-            {
-                "connection_id": self.connection,
-                "to": self.agent,
-                "from": caller["from"],
-                "client_state": state,
-                "timeout_secs": 30,
-            },
-        )
-        if leg:
+        try:
+            leg = self.telnyx.calls.dial(
+                connection_id=self.connection,
+                to=self.agent,
+                from_=caller["from"],
+                client_state=state,
+                timeout_secs=30,
+            )
+        except telnyx.APIError as exc:
+            self.log(f"  ! dial: {exc}")
+            return
+        if leg.data is not None:
             with self.lock:
-                self.ringing[caller["call_control_id"]] = leg["call_control_id"]
+                self.ringing[caller["call_control_id"]] = leg.data.call_control_id
 
     # --- events -----------------------------------------------------------------------
 
@@ -122,9 +125,9 @@ class Backend:
         ccid = p["call_control_id"]
         if p.get("to") in self.numbers:  # pattern 2: an outside caller
             role = "ivr" if self.ivr else "queued"
-            self.action(ccid, "answer", client_state=encode_state({"role": role}))
+            self.action("answer", ccid, client_state=encode_state({"role": role}))
         else:  # pattern 1: our client application calling out
-            self.action(ccid, "answer", client_state=encode_state({"role": "caller"}))
+            self.action("answer", ccid, client_state=encode_state({"role": "caller"}))
 
     def on_call_answered(self, p: dict[str, Any], state: dict[str, Any]) -> None:
         ccid = p["call_control_id"]
@@ -132,23 +135,31 @@ class Backend:
         if role == "caller":
             self.dial_agent(p, "agent")
         elif role == "queued":
-            self.action(ccid, "enqueue", queue_name="support")
+            self.action("enqueue", ccid, queue_name="support")
             self.dial_agent(p, "agent")
         elif role == "ivr":
-            self.action(ccid, "gather", maximum_digits=1, timeout_millis=15000, audio_url="tone:660:400")
+            self.action(
+                "gather_using_speak",
+                ccid,
+                payload="Press 1 for support.",
+                voice="female",
+                language="en-US",
+                maximum_digits=1,
+                timeout_millis=15000,
+            )
         elif role == "agent":
             with self.lock:
                 self.ringing.pop(state["peer"], None)
-            self.action(state["peer"], "bridge", call_control_id=ccid)
+            self.action("bridge", state["peer"], call_control_id_to_bridge_with=ccid)
 
     def on_call_gather_ended(self, p: dict[str, Any], state: dict[str, Any]) -> None:
         ccid = p["call_control_id"]
         self.log(f"  digits {p.get('digits')!r} ({p.get('status')})")
         if p.get("digits") == "1":
-            self.action(ccid, "enqueue", queue_name="support", client_state=encode_state({"role": "queued"}))
+            self.action("enqueue", ccid, queue_name="support", client_state=encode_state({"role": "queued"}))
             self.dial_agent(p, "agent")
         else:
-            self.action(ccid, "hangup")
+            self.action("hangup", ccid)
 
     def on_call_hangup(self, p: dict[str, Any], state: dict[str, Any]) -> None:
         ccid = p["call_control_id"]
@@ -159,19 +170,26 @@ class Backend:
             if unanswered_agent:
                 del self.ringing[peer]
         if agent is not None:  # the caller gave up while the agent's phone rang
-            self.action(agent, "hangup")
+            self.action("hangup", agent)
         if unanswered_agent:  # the agent never answered: let the caller go
-            self.action(peer, "hangup")
+            self.action("hangup", peer)
 
 
-def make_handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
+def make_handler(backend: Backend, client: telnyx.Telnyx) -> type[BaseHTTPRequestHandler]:
+    verify = bool(client.public_key)
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0") or 0)
+            raw = self.rfile.read(length).decode("utf-8", errors="replace")
             try:
-                body = json.loads(self.rfile.read(length))
-            except ValueError:
+                if verify:  # the signature (ed25519 over "timestamp|body") and a fresh timestamp
+                    client.webhooks.unwrap(raw, headers=dict(self.headers.items()))
+                body = json.loads(raw)
+            except Exception as exc:  # a bad signature, a stale timestamp, not JSON
+                backend.log(f"  ! webhook refused: {exc}")
                 self.send_response(400)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             self.send_response(200)
@@ -191,22 +209,35 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=9000)
-    ap.add_argument("--api", default="http://127.0.0.1:8766", help="the switch's commands API")
-    ap.add_argument("--api-key", default="KEYlocal", help="the connection's api_key")
+    ap.add_argument("--api", default="http://127.0.0.1:8766", help="the API root (the switch's, or Telnyx's)")
+    ap.add_argument(
+        "--api-key", default=os.environ.get("TELNYX_API_KEY", "KEYlocal"), help="API key (env TELNYX_API_KEY)"
+    )
+    ap.add_argument(
+        "--public-key",
+        default=os.environ.get("TELNYX_PUBLIC_KEY", ""),
+        help="webhook-signing public key (env TELNYX_PUBLIC_KEY): webhooks not signed by it are refused",
+    )
     ap.add_argument("--connection", default="app", help="connection_id for the legs we dial")
     ap.add_argument("--agent", default="agent", help="who answers: a SIP username or credential")
     ap.add_argument("--numbers", default="+13125550150", help="our numbers (comma separated): pattern 2")
-    ap.add_argument("--ivr", action="store_true", help="pattern 2: gather one digit (press 1) before queueing")
+    ap.add_argument("--ivr", action="store_true", help="pattern 2: a spoken prompt, press 1, before queueing")
     args = ap.parse_args(argv)
-    backend = Backend(args.api, args.api_key, args.connection, args.agent, args.numbers.split(","), args.ivr)
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(backend))
+    client = telnyx.Telnyx(
+        api_key=args.api_key, base_url=base_url(args.api), public_key=args.public_key or None, max_retries=1
+    )
+    backend = Backend(client, args.connection, args.agent, args.numbers.split(","), args.ivr)
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(backend, client))
     print(f"backend listening on http://{args.host}:{server.server_address[1]}/webhooks", flush=True)
+    if not args.public_key:
+        print("webhook signatures are not checked (no --public-key / TELNYX_PUBLIC_KEY)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        client.close()
     return 0
 
 
