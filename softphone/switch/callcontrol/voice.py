@@ -45,6 +45,7 @@ from softphone.switch.callcontrol.params import (
     get_str,
     take_state,
 )
+from softphone.switch.callcontrol.routes import ApiContext, register_route
 from softphone.switch.media_legs import LegAudio
 
 if TYPE_CHECKING:
@@ -714,6 +715,16 @@ async def client_state_update(cc: CallControl, leg: CCLeg, body: dict[str, Any])
     leg.client_state = check_base64(state)
     return OK
 
+
+async def _client_state_put(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """The SDK sends ``client_state_update`` as a PUT (the other actions are POSTs)."""
+    cc: CallControl = api.cc
+    leg = cc.leg(params["call_control_id"])
+    api.authorize(leg.connection_id, token)
+    return await client_state_update(cc, leg, body)
+
+
+register_route("PUT", "/v2/calls/{call_control_id}/actions/client_state_update", _client_state_put)
 
 ACTIONS = {
     "playback_start": playback_start,
