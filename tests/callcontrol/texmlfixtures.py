@@ -119,13 +119,16 @@ async def texml_switch(
     tmp_path: Path, server: TexmlServer, *, voice: str = "/voice", fallback: str = "", status: str = "/status",
     **opts: Any,
 ) -> Any:
+    def where(ref: str) -> str:  # "/path" is on the test server unless it is a file (a TeXML Bin)
+        return server.url + ref if ref.startswith("/") and not Path(ref).is_file() else ref
+
     app = TexmlApp(
         "ivr",
-        voice if not voice.startswith("/") else server.url + voice,
+        where(voice),
         "POST",
         server.url + status if status else "",
         "POST",
-        fallback if not fallback.startswith("/") else server.url + fallback,
+        where(fallback),
     )
     options = CallControlOptions(
         api_port=0, park_timeout=30.0, outside_ring_s=0.3, data_dir=tmp_path / "switch-data",

@@ -67,9 +67,20 @@ def _url(cc: CallControl, body: dict[str, Any], key: str) -> str:
     return url
 
 
+def camel_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """Telnyx's CamelCase keys; the SDK's ``accounts.calls.calls(body=...)`` sends its keys as given, so
+    the TypedDict names (``application_sid``, ``from_``, ``status_callback``) are accepted too."""
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        camel = key if key[:1].isupper() else "".join(p.capitalize() for p in key.rstrip("_").split("_"))
+        out.setdefault(camel, value)
+    return out
+
+
 async def _start(api: ApiContext, connection_id: str, body: dict[str, Any], token: str, account_sid: str) -> Any:
     from softphone.switch.callcontrol.texml import runner_of
 
+    body = camel_keys(body)
     cc: CallControl = api.cc
     if cc.switch.accounts.connection(connection_id) is None:
         raise CommandError(404, "10005", "Resource not found", f"no connection {connection_id}")
@@ -119,6 +130,7 @@ async def create_call(api: ApiContext, params: dict[str, str], body: dict[str, A
 async def account_calls(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
     """``POST /v2/texml/Accounts/{account_sid}/Calls`` (SDK: ``client.texml.accounts.calls.calls``)."""
     cc: CallControl = api.cc
+    body = camel_keys(body)
     app_id = _field(body, "ApplicationSid")
     if not app_id:
         from softphone.switch.callcontrol.texml import runner_of

@@ -75,6 +75,8 @@ async def fetch(ref: str, method: str, params: dict[str, str], *, allow_remote: 
             raise FetchError(f"cannot read {ref}: {exc.strerror or exc}") from exc
         return Fetched(ref, substitute(raw, params))
     status, body = await request(ref, method, params, allow_remote=allow_remote)
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise FetchError(f"{ref}: document larger than {MAX_DOCUMENT_BYTES} bytes")
     if not 200 <= status < 300:
         raise FetchError(f"{method} {ref} answered HTTP {status}")
     try:
@@ -90,9 +92,16 @@ def _read_file(path: Path) -> str:
 
 
 async def request(
-    url: str, method: str, params: dict[str, str], *, allow_remote: bool = False, timeout: float = FETCH_TIMEOUT_S
+    url: str,
+    method: str,
+    params: dict[str, str],
+    *,
+    allow_remote: bool = False,
+    timeout: float = FETCH_TIMEOUT_S,
+    limit: int = MAX_DOCUMENT_BYTES + 65536,
 ) -> tuple[int, bytes]:
-    """One HTTP request with form parameters; ``(status, body)``. Raises :class:`FetchError`."""
+    """One HTTP request with form parameters; ``(status, body)`` (at most ``limit`` bytes read).
+    Raises :class:`FetchError`."""
     if url.lower().startswith("https://"):
         raise FetchError(f"https is not available on the local switch: {url}")
     try:
@@ -119,7 +128,12 @@ async def request(
         try:
             writer.write(head + body)
             await writer.drain()
-            raw = await reader.read(MAX_DOCUMENT_BYTES + 65536)
+            raw = b""
+            while len(raw) <= limit:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                raw += chunk
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -149,8 +163,6 @@ def _response(raw: bytes) -> tuple[int, bytes]:
     length = headers.get("content-length", "")
     if length.isdigit():
         rest = rest[: int(length)]
-    if len(rest) > MAX_DOCUMENT_BYTES:
-        raise FetchError(f"document larger than {MAX_DOCUMENT_BYTES} bytes")
     return int(fields[1]), rest
 
 

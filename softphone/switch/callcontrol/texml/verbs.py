@@ -212,17 +212,21 @@ class _Listener:
         from softphone.media.asr import Recognizer
 
         self._recognizer = Recognizer(48000)
-        self.leg.endpoint.set_receiver(self.frames.append)
+        self.leg.endpoint.set_receiver(self._heard)
         self._task = asyncio.get_running_loop().create_task(self._work(), name="texml-speech")
 
+    def _heard(self, frame: Any) -> None:
+        self.frames.append(frame)
+
     async def _work(self) -> None:
+        import numpy as np
+
         while self.result is None:
             await asyncio.sleep(0.2)
-            if not self.frames:
-                continue
-            import numpy as np
-
-            block, self.frames = np.concatenate(self.frames), []
+            # No frame means silence (a leg that stops sending, e.g. after its prompt): the endpointer
+            # must still hear the pause that ends the utterance.
+            block = np.concatenate(self.frames) if self.frames else np.zeros(9600, dtype=np.int16)
+            self.frames = []
             done = await asyncio.to_thread(self._recognizer.feed_utterances, block)
             self.in_speech = bool(self._recognizer.in_speech)
             for u in done:
