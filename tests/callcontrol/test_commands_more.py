@@ -81,7 +81,7 @@ async def test_playback_stop_and_caller_cancel(cc: CallControl, catcher: Webhook
     await catcher.wait("call.playback.started")
     await api(cc.api_url, "POST", f"/v2/calls/{leg.call_control_id}/actions/playback_stop", {}, API_KEY)
     ended = await catcher.wait("call.playback.ended")
-    assert ended["payload"]["status"] == "stopped"
+    assert ended["payload"]["status"] == "cancelled"
     st, body = await api(
         cc.api_url,
         "POST",

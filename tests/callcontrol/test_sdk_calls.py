@@ -71,7 +71,7 @@ async def test_sync_dial_status_and_every_leg_action(sdk: SdkEnv) -> None:
         assert res.data is not None and res.data.result == "ok"
         await sdk.hooks.wait("call.bridged", lambda p: p["call_control_id"] == other)
 
-        # Playback: a tone the agent hears, then stopped (call.playback.ended, status stopped).
+        # Playback: a tone the agent hears, then stopped (call.playback.ended, status cancelled).
         res = strict(await sdk.run(actions.start_playback, ccid, audio_url="tone:700", loop="infinity",
                                    client_state="cGxheQ=="))
         assert res.data is not None and res.data.result == "ok"
@@ -81,7 +81,7 @@ async def test_sync_dial_status_and_every_leg_action(sdk: SdkEnv) -> None:
         res = strict(await sdk.run(actions.stop_playback, ccid))
         assert res.data is not None and res.data.result == "ok"
         ended = await sdk.hooks.wait("call.playback.ended", lambda p: p["call_control_id"] == ccid)
-        assert ended["payload"]["status"] == "stopped"
+        assert ended["payload"]["status"] == "cancelled"
 
         # Gather: the agent presses 4 2 #.
         res = strict(await sdk.run(actions.gather, ccid, maximum_digits=5, terminating_digit="#",

@@ -60,7 +60,7 @@ async def test_http_wav_and_mp3_are_decoded_and_heard(sdk: SdkEnv, tmp_path: Pat
             await sdk.aclient.calls.actions.start_playback(ccid, audio_url=mp3_url, stop="current")
             await wait_hz(call, 1300)
         ended = [e["payload"] for e in sdk.hooks.events("call.playback.ended")]
-        assert ended and ended[0]["media_url"] == wav_url and ended[0]["status"] == "stopped"
+        assert ended and ended[0]["media_url"] == wav_url and ended[0]["status"] == "cancelled"
 
 
 async def test_queue_infinity_and_stop(sdk: SdkEnv) -> None:
@@ -78,7 +78,7 @@ async def test_queue_infinity_and_stop(sdk: SdkEnv) -> None:
         assert not [e for e in sdk.hooks.events("call.playback.ended") if e["payload"]["media_url"] == "tone:800:300"]
         await a.stop_playback(ccid)
         stopped = await sdk.hooks.wait("call.playback.ended", lambda p: p["media_url"] == "tone:800:300")
-        assert stopped["payload"]["status"] == "stopped"
+        assert stopped["payload"]["status"] == "cancelled"
         started = [e["payload"]["media_url"] for e in sdk.hooks.events("call.playback.started")]
         assert started == ["tone:500:400", "tone:800:300"]
         await asyncio.sleep(0.5)
@@ -109,7 +109,7 @@ async def test_overlay_mixes_over_the_call_audio_main_playback_replaces_it(sdk: 
         assert started["payload"]["media_url"] == "tone:1100"
         await a.stop_playback(ccid, overlay=True)
         ended = await sdk.hooks.wait("call.playback.ended", lambda p: p["overlay"] is True)
-        assert ended["payload"]["status"] == "stopped"
+        assert ended["payload"]["status"] == "cancelled"
         await asyncio.sleep(0.5)
         heard = call.sink.samples(0.4)
         assert band_db(heard, 1100) < -45 and band_db(heard, 500) > -20

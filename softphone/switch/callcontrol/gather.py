@@ -44,7 +44,7 @@ class Gather:
         if digit not in self.valid_digits:
             return
         if not self.digits:
-            stop_playbacks(leg, "stopped")  # the first digit interrupts the prompt
+            stop_playbacks(leg, "cancelled")  # the first digit interrupts the prompt
         self.digits += digit
         if len(self.digits) >= self.maximum_digits:
             end_gather(cc, leg, "valid")

@@ -13,9 +13,10 @@ speech from :mod:`softphone.media.tts` (flite for English, espeak-ng for other l
 ``payload_type: ssml`` is accepted and its tags are stripped, a malformed document is a 422).
 
 Webhooks: ``call.playback.started``/``ended`` (``media_url`` or ``media_name``, ``overlay``,
-``status`` completed / stopped / call_hangup), ``call.speak.started``/``ended`` (``status``
-completed / call_hangup), ``call.gather.ended`` (``digits``, ``status`` valid / invalid /
-timeout / cancelled / call_hangup), ``call.dtmf.received`` stays the engine's.
+``status`` completed / cancelled (playback_stop, a gather's first digit) / call_hangup: the
+SDK's literals), ``call.speak.started``/``ended`` (``status`` completed / call_hangup),
+``call.gather.ended`` (``digits``, ``status`` valid / invalid / timeout / cancelled /
+call_hangup); ``call.dtmf.received`` stays the engine's.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def enqueue(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
         p.task = cc.spawn(_run(cc, leg, p), "player")
 
 
-def stop_main(leg: CCLeg, how: str, status: str = "stopped") -> None:
+def stop_main(leg: CCLeg, how: str, status: str = "cancelled") -> None:
     """``current``: skip the item playing; ``all``: that and everything queued."""
     p = player(leg)
     if how == "all":
@@ -206,7 +207,7 @@ def stop_main(leg: CCLeg, how: str, status: str = "stopped") -> None:
         p.current.stopped = status
 
 
-def stop_overlays(leg: CCLeg, status: str = "stopped") -> None:
+def stop_overlays(leg: CCLeg, status: str = "cancelled") -> None:
     for pb in player(leg).overlays:
         pb.stopped = pb.stopped or status
 
@@ -495,7 +496,7 @@ class PromptGather(Gather):
     def _stop_prompts(self) -> None:
         for pb in self.playing:
             if not pb.done.is_set():
-                pb.stopped = pb.stopped or "stopped"
+                pb.stopped = pb.stopped or "cancelled"
         self.playing = [pb for pb in self.playing if not pb.done.is_set()]
 
     def _no_input(self, leg: CCLeg) -> None:
