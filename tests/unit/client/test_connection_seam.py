@@ -117,7 +117,8 @@ async def test_connect_failure_before_login_is_reported_not_retried() -> None:
     await host.close()
 
 
-async def test_a_lost_connection_after_ready_reconnects_with_the_same_sessid() -> None:
+async def test_a_lost_connection_after_ready_reconnects_with_the_same_sessid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("softphone.client.connection.BACKOFF_START", 0.01)  # 10 ms, not 1 s
     host = Host()
     await asyncio.wait_for(host.conn.start(), 2.0)
     host.server.push("telnyx_rtc.ping", {}, msg_id=77)  # carries no voice_sdk_id: the URL stays
@@ -126,7 +127,7 @@ async def test_a_lost_connection_after_ready_reconnects_with_the_same_sessid() -
     relogin = host.server.requests("login")[1]
     assert relogin["params"]["sessid"] == "S1" and relogin["params"]["reconnection"] is True
     assert ("socket.closed", {"code": 1006, "reason": ""}) in host.emitted
-    assert ("socket.reconnecting", {"attempt": 1, "delay": 1.0}) in host.emitted
+    assert ("socket.reconnecting", {"attempt": 1, "delay": 0.01}) in host.emitted
     await host.close()
 
 
