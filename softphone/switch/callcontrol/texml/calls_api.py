@@ -27,7 +27,8 @@ from softphone.switch.callcontrol.apps import TexmlApp
 from softphone.switch.callcontrol.engine import CommandError
 from softphone.switch.callcontrol.routes import RawResponse, register_route
 from softphone.switch.callcontrol.texml.document import TexmlError, parse
-from softphone.switch.callcontrol.texml.session import call_status
+from softphone.switch.callcontrol.texml.flow import call_status
+from softphone.switch.callcontrol.texml.runner import runner_of
 from softphone.switch.callcontrol.webhooks import WebhookURLError, check_url
 
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ def camel_keys(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _start(api: ApiContext, connection_id: str, body: dict[str, Any], token: str, account_sid: str) -> Any:
-    from softphone.switch.callcontrol.texml import runner_of
-
     body = camel_keys(body)
     cc: CallControl = api.cc
     if cc.switch.accounts.connection(connection_id) is None:
@@ -133,13 +132,10 @@ async def account_calls(api: ApiContext, params: dict[str, str], body: dict[str,
     body = camel_keys(body)
     app_id = _field(body, "ApplicationSid")
     if not app_id:
-        from softphone.switch.callcontrol.texml import runner_of
-
         mine = [c for c in cc.options.texml_apps if api.allowed(c, token)]
         if len(mine) != 1:
             raise _bad("ApplicationSid", "ApplicationSid (the TeXML connection id) is required")
         app_id = mine[0]
-        del runner_of
     leg = await _start(api, app_id, body, token, params["account_sid"])
     return RawResponse.json(
         {"from": leg.from_, "to": leg.to, "status": "queued", "sid": leg.call_control_id,
@@ -148,8 +144,6 @@ async def account_calls(api: ApiContext, params: dict[str, str], body: dict[str,
 
 
 def _session_leg(api: ApiContext, params: dict[str, str], token: str) -> Any:
-    from softphone.switch.callcontrol.texml import runner_of
-
     cc: CallControl = api.cc
     session = runner_of(cc).sessions.get(params["call_sid"])
     if session is None or not api.allowed(session.leg.connection_id, token):

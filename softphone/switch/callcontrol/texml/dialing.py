@@ -12,12 +12,11 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from softphone.switch.callcontrol.texml.session import call_status
+from softphone.switch.callcontrol.texml.flow import Runner, call_status
 
 if TYPE_CHECKING:
     from softphone.switch.callcontrol.legs import CCLeg
     from softphone.switch.callcontrol.texml.document import Verb
-    from softphone.switch.callcontrol.texml.session import TexmlSession
 
 
 def _int(v: Verb, name: str, default: int) -> int:
@@ -25,7 +24,7 @@ def _int(v: Verb, name: str, default: int) -> int:
     return int(raw) if raw.isdigit() else default
 
 
-async def dial_parties(s: TexmlSession, v: Verb, targets: list[tuple[str, str]]) -> dict[str, str]:
+async def dial_parties(s: Runner, v: Verb, targets: list[tuple[str, str]]) -> dict[str, str]:
     """Ring every target at once; bridge the first that answers."""
     from softphone.switch import media_legs
 
@@ -66,7 +65,7 @@ async def dial_parties(s: TexmlSession, v: Verb, targets: list[tuple[str, str]])
     return await _bridged(s, v, winner)
 
 
-async def _bridged(s: TexmlSession, v: Verb, other: CCLeg) -> dict[str, str]:
+async def _bridged(s: Runner, v: Verb, other: CCLeg) -> dict[str, str]:
     cc, leg = s.cc, s.leg
     if not leg.alive:
         await cc.hangup_leg(other, "NORMAL_CLEARING")
@@ -86,7 +85,7 @@ async def _bridged(s: TexmlSession, v: Verb, other: CCLeg) -> dict[str, str]:
     }
 
 
-async def dial_queue(s: TexmlSession, v: Verb, name: str) -> dict[str, str]:
+async def dial_queue(s: Runner, v: Verb, name: str) -> dict[str, str]:
     """Bridge the caller to the longest-waiting caller of queue ``name`` (waiting up to ``timeout``)."""
     cc, leg = s.cc, s.leg
     name = name.strip()
@@ -102,7 +101,7 @@ async def dial_queue(s: TexmlSession, v: Verb, name: str) -> dict[str, str]:
     return {"DialCallStatus": "no-answer" if leg.alive else "canceled", "QueueSid": name, "DialCallDuration": "0"}
 
 
-async def dial_conference(s: TexmlSession, v: Verb, noun: Verb) -> dict[str, str]:
+async def dial_conference(s: Runner, v: Verb, noun: Verb) -> dict[str, str]:
     """Join (or start) the conference called ``noun.text``; returns when the caller leaves it."""
     from softphone.switch.callcontrol import commands
     from softphone.switch.callcontrol.engine import CommandError

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from softphone.switch.callcontrol.texml.document import Verb
-    from softphone.switch.callcontrol.texml.session import TexmlSession
+    from softphone.switch.callcontrol.texml.flow import Runner
 
 logger = logging.getLogger("softphone.switch.callcontrol.texml")
 
@@ -34,7 +34,7 @@ def recordings_dir(data_dir: Path) -> Path:
     return data_dir / "recordings"
 
 
-async def record(s: TexmlSession, v: Verb) -> dict[str, str] | None:
+async def record(s: Runner, v: Verb) -> dict[str, str] | None:
     """Record the caller; the action parameters, or None when the call ended before anything was kept."""
     import numpy as np
 
@@ -110,7 +110,7 @@ def _write_wav(path: Path, samples: Any) -> None:
         w.writeframes(samples.astype("<i2").tobytes())
 
 
-async def _status_callback(s: TexmlSession, url: str, method: str, extra: dict[str, str]) -> None:
+async def _status_callback(s: Runner, url: str, method: str, extra: dict[str, str]) -> None:
     from softphone.switch.callcontrol.texml.fetch import FetchError, request, resolve
 
     target = resolve(s.document_url if s.document_url != "inline" else s.url, url)

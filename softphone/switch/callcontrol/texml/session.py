@@ -21,11 +21,12 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from softphone.switch.callcontrol.texml import verbs as run
 from softphone.switch.callcontrol.texml.document import TexmlError, Verb, parse
 from softphone.switch.callcontrol.texml.fetch import FetchError, fetch, request, resolve
+from softphone.switch.callcontrol.texml.flow import Hangup, Next, Outcome, call_status
 
 if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
@@ -44,69 +45,12 @@ ERROR_FETCH = "11200"
 MAX_DOCUMENTS = 500
 """Documents one call may go through (a Redirect loop ends the call instead of spinning)."""
 
-_STATUS_BY_CAUSE = {
-    "USER_BUSY": "busy",
-    "CALL_REJECTED": "busy",
-    "NO_ANSWER": "no-answer",
-    "NO_USER_RESPONSE": "no-answer",
-    "RECOVERY_ON_TIMER_EXPIRE": "no-answer",
-    "ORIGINATOR_CANCEL": "canceled",
-}
-
-
-def call_status(leg: CCLeg) -> str:
-    """TeXML's ``CallStatus`` of a leg."""
-    if leg.alive:
-        return "in-progress" if leg.answered_at is not None else "ringing"
-    if leg.answered_at is not None:
-        return "completed"
-    return _STATUS_BY_CAUSE.get(leg.hangup_cause, "failed")
-
-
-@dataclass(eq=False)
-class Next:
-    """What a verb asks for: fetch ``url`` (with ``extra`` parameters) and run that document."""
-
-    url: str
-    method: str = "POST"
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class Hangup:
-    """The document ended the call (Hangup, Reject)."""
-
-
 class _Prompt:
     """A played source, registered like a playback so a digit (gather) or a hangup stops it."""
 
     def __init__(self, source: AudioSource) -> None:
         self.source = source
         self.stopped = ""
-
-
-class Timed:
-    """A source wrapper noting when its first frame was taken (the first audio of a Say)."""
-
-    def __init__(self, source: AudioSource, on_first: Any) -> None:
-        self.source = source
-        self._on_first = on_first
-
-    @property
-    def finished(self) -> bool:
-        return bool(getattr(self.source, "finished", False))
-
-    def read_frame(self) -> Any:
-        if self._on_first is not None:
-            self._on_first()
-            self._on_first = None
-        return self.source.read_frame()
-
-    async def start(self) -> None:
-        await self.source.start()
-
-    async def stop(self) -> None:
-        await self.source.stop()
 
 
 class TexmlSession:
@@ -267,10 +211,8 @@ class TexmlSession:
         if self.leg.alive:
             await self.cc.hangup_leg(self.leg, FAIL_CAUSE)
 
-    async def run_verbs(self, verbs: list[Verb]) -> Next | Hangup | None:
+    async def run_verbs(self, verbs: list[Verb]) -> Outcome:
         """Run one document's verbs; a :class:`Next` or :class:`Hangup` ends it early."""
-        from softphone.switch.callcontrol.texml import verbs as run
-
         for verb in verbs:
             if not self.leg.alive:
                 return Hangup()

@@ -1,4 +1,4 @@
-"""The TeXML verbs, each run on a :class:`~softphone.switch.callcontrol.texml.session.TexmlSession`.
+"""The TeXML verbs, each run on a :class:`~softphone.switch.callcontrol.texml.session.Runner`.
 
 Every verb is ``async verb(session, element) -> Next | Hangup | None``: ``None`` goes on with
 the next verb, :class:`~softphone.switch.callcontrol.texml.session.Next` fetches a new document
@@ -17,17 +17,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from softphone.switch.callcontrol.texml.session import Hangup, Next, Timed, call_status
+from softphone.switch.callcontrol.texml.flow import Hangup, Next, Outcome, Runner, Timed, call_status
 
 if TYPE_CHECKING:
     from softphone.switch.callcontrol.legs import CCLeg
     from softphone.switch.callcontrol.texml.document import Verb
-    from softphone.switch.callcontrol.texml.session import TexmlSession
 
 logger = logging.getLogger("softphone.switch.callcontrol.texml")
 
-Outcome = Next | Hangup | None
-VerbRunner = Callable[["TexmlSession", "Verb"], Awaitable[Outcome]]
+VerbRunner = Callable[["Runner", "Verb"], Awaitable[Outcome]]
 
 _VOICES = {"man": "male", "woman": "female", "alice": "female"}
 MAX_LOOPS = 1000
@@ -52,7 +50,7 @@ def _true(v: Verb, name: str, default: bool = False) -> bool:
 # --- Say / Play / Pause -------------------------------------------------------------------
 
 
-async def say(s: TexmlSession, v: Verb) -> Outcome:
+async def say(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     if not v.text:
@@ -72,7 +70,7 @@ async def say(s: TexmlSession, v: Verb) -> Outcome:
     return None
 
 
-async def play(s: TexmlSession, v: Verb) -> Outcome:
+async def play(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     from softphone.switch.callcontrol.engine import CommandError
@@ -102,7 +100,7 @@ async def play(s: TexmlSession, v: Verb) -> Outcome:
     return None
 
 
-async def pause(s: TexmlSession, v: Verb) -> Outcome:
+async def pause(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     await s.sleep(_int(v, "length", 1))
@@ -112,7 +110,7 @@ async def pause(s: TexmlSession, v: Verb) -> Outcome:
 # --- Gather ------------------------------------------------------------------------------------
 
 
-async def gather(s: TexmlSession, v: Verb) -> Outcome:
+async def gather(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     from softphone.switch.callcontrol.gather import Gather, end_gather
@@ -254,7 +252,7 @@ class _Listener:
 # --- Dial --------------------------------------------------------------------------------------
 
 
-async def dial(s: TexmlSession, v: Verb) -> Outcome:
+async def dial(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     from softphone.switch.callcontrol.texml import dialing
@@ -281,7 +279,7 @@ async def dial(s: TexmlSession, v: Verb) -> Outcome:
 # --- queues ------------------------------------------------------------------------------------
 
 
-async def enqueue(s: TexmlSession, v: Verb) -> Outcome:
+async def enqueue(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     from softphone.switch.callcontrol import commands
@@ -322,17 +320,17 @@ async def enqueue(s: TexmlSession, v: Verb) -> Outcome:
     return None if leg.alive else Hangup()
 
 
-def _queue_next(s: TexmlSession, v: Verb, result: str, waited: float) -> Next:
+def _queue_next(s: Runner, v: Verb, result: str, waited: float) -> Next:
     return Next(v.attr("action"), v.attr("method", "POST").upper(),
                 {"QueueResult": result, "QueueTime": str(int(waited)), "QueueSid": v.text})
 
 
-def _log_failure(s: TexmlSession, v: Verb, detail: str) -> None:
+def _log_failure(s: Runner, v: Verb, detail: str) -> None:
     logger.warning("TeXML %s line %d: <%s> failed: %s", s.document_url, v.line, v.name, detail)
 
 
 async def _wait_documents(
-    s: TexmlSession, url: str, method: str, name: str, joined: float, left: Callable[[], bool]
+    s: Runner, url: str, method: str, name: str, joined: float, left: Callable[[], bool]
 ) -> None:
     """Run the waitUrl document over and over while the caller waits (its prompts stop when it leaves)."""
     from softphone.switch.callcontrol.texml.document import TexmlError, parse
@@ -369,7 +367,7 @@ async def _wait_documents(
         s.interrupt = previous
 
 
-async def leave(s: TexmlSession, v: Verb) -> Outcome:
+async def leave(s: Runner, v: Verb) -> Outcome:
     from softphone.switch.callcontrol import commands
     from softphone.switch.callcontrol.engine import CommandError
 
@@ -382,7 +380,7 @@ async def leave(s: TexmlSession, v: Verb) -> Outcome:
 # --- Record ------------------------------------------------------------------------------------
 
 
-async def record(s: TexmlSession, v: Verb) -> Outcome:
+async def record(s: Runner, v: Verb) -> Outcome:
     if not await s.ensure_answered():
         return Hangup()
     from softphone.switch.callcontrol.texml import recording
@@ -399,11 +397,11 @@ async def record(s: TexmlSession, v: Verb) -> Outcome:
 # --- Redirect / Reject / Hangup ---------------------------------------------------------------
 
 
-async def redirect(s: TexmlSession, v: Verb) -> Outcome:
+async def redirect(s: Runner, v: Verb) -> Outcome:
     return Next(v.text, v.attr("method", "POST").upper())
 
 
-async def reject(s: TexmlSession, v: Verb) -> Outcome:
+async def reject(s: Runner, v: Verb) -> Outcome:
     leg = s.leg
     if leg.answered_at is None:
         await s.cc.hangup_leg(leg, "USER_BUSY" if v.attr("reason") == "busy" else "CALL_REJECTED")
@@ -412,7 +410,7 @@ async def reject(s: TexmlSession, v: Verb) -> Outcome:
     return Hangup()
 
 
-async def hangup(s: TexmlSession, v: Verb) -> Outcome:
+async def hangup(s: Runner, v: Verb) -> Outcome:
     await s.cc.hangup_leg(s.leg, "NORMAL_CLEARING")
     return Hangup()
 
