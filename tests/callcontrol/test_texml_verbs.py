@@ -1,0 +1,69 @@
+# ruff: noqa: F811  (fixtures are imported from texmlfixtures)
+"""TeXML verbs not covered elsewhere: Reject, Dial Number / an unregistered client, Leave, Redirect GET, Pause."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from test_texml_calls import pstn_hears
+from test_texml_patterns import outside
+from texmlfixtures import TexmlServer, tcc, texml_server  # noqa: F401
+
+from softphone.switch.callcontrol.engine import CallControl
+from softphone.switch.callcontrol.pstn import PstnEndpoint
+
+
+async def test_reject_busy_never_answers(tcc: CallControl, texml_server: TexmlServer) -> None:
+    texml_server.docs["/voice"] = "<Response><Reject reason='busy'/><Say>never said</Say></Response>"
+    ccid, _ = await outside(tcc)
+    leg = tcc.legs[ccid]
+    await asyncio.wait_for(leg.ended.wait(), 10)
+    assert leg.hangup_cause == "USER_BUSY" and leg.answered_at is None
+    status = await texml_server.wait("/status")
+    assert status.params["CallStatus"] == "busy"
+
+
+async def test_dial_number_bridges_an_outside_number_then_the_action_runs(
+    tcc: CallControl, texml_server: TexmlServer
+) -> None:
+    texml_server.docs["/voice"] = "<Response><Dial action='/dialed'><Number>+15559990000</Number></Dial></Response>"
+    texml_server.docs["/dialed"] = "<Response><Play>tone:1200:3000</Play><Hangup/></Response>"
+    _, ep = await outside(tcc, "tone:700")
+    while not any(x.to == "+15559990000" for x in tcc.legs.values()):
+        await asyncio.sleep(0.05)
+    far = next(x for x in tcc.legs.values() if x.to == "+15559990000")
+    assert isinstance(far.endpoint, PstnEndpoint)
+    await pstn_hears(far.endpoint, 700)  # the dialled number hears the caller
+    await tcc.hangup_leg(far, "NORMAL_CLEARING")
+    hit = await texml_server.wait("/dialed")
+    assert hit.params["DialCallStatus"] == "completed" and hit.params["DialCallSid"] == far.call_control_id
+    await pstn_hears(ep, 1200)  # the caller stayed for the action's document
+
+
+async def test_dial_an_unregistered_client_reports_failed(tcc: CallControl, texml_server: TexmlServer) -> None:
+    texml_server.docs["/voice"] = "<Response><Dial action='/dialed' timeout='5'>agent2</Dial></Response>"
+    texml_server.docs["/dialed"] = "<Response><Hangup/></Response>"
+    await outside(tcc)
+    hit = await texml_server.wait("/dialed")
+    assert hit.params["DialCallStatus"] == "failed"
+
+
+async def test_leave_in_the_wait_document_continues_after_enqueue(
+    tcc: CallControl, texml_server: TexmlServer
+) -> None:
+    texml_server.docs["/voice"] = (
+        "<Response><Enqueue waitUrl='/wait' action='/left'>sales</Enqueue></Response>"
+    )
+    texml_server.docs["/wait"] = "<Response><Pause length='1'/><Leave/></Response>"
+    texml_server.docs["/left"] = "<Response><Redirect method='GET'>/again</Redirect></Response>"
+    texml_server.docs["/again"] = "<Response><Hangup/></Response>"
+    t0 = time.monotonic()
+    ccid, _ = await outside(tcc)
+    hit = await texml_server.wait("/left")
+    assert hit.params["QueueResult"] == "leave" and hit.params["QueueSid"] == "sales"
+    assert time.monotonic() - t0 >= 1.0  # the Pause ran first
+    again = await texml_server.wait("/again")
+    assert again.method == "GET" and again.params["CallSid"] == ccid
+    assert not tcc.queues["sales"].legs
+    await asyncio.wait_for(tcc.legs[ccid].ended.wait(), 10)
