@@ -45,8 +45,17 @@ async def test_crud_and_token_through_the_sync_sdk(sdk: SdkEnv) -> None:
     page = await sdk.run(tc.list, filter={"tag": "desks"})
     assert [c.id for c in page.data] == [cred.id] and all(isinstance(c, TelephonyCredential) for c in page.data)
     assert page.meta is not None and page.meta.total_results == 1
-    everything = await sdk.run(lambda: [c.id for c in tc.list()])
-    assert cred.id in everything and len(everything) == len(sdk.switch.accounts.all_credentials())
+    everything = await sdk.run(lambda: list(tc.list()))
+    assert cred.id in [c.id for c in everything] and len(everything) == len(sdk.switch.accounts.all_credentials())
+    from_file = [c for c in everything if c.id != cred.id]
+    assert from_file and all(c.sip_password is None and c.sip_username for c in from_file)  # stays in the file
+    with pytest.raises(telnyx.UnprocessableEntityError) as ue:
+        await sdk.run(tc.delete, from_file[0].id)
+    assert ue.value.response.json()["errors"][0]["title"] == "Credential is read-only"
+    with pytest.raises(telnyx.UnprocessableEntityError):
+        await sdk.run(tc.update, from_file[0].id, name="x")
+    file_token = await sdk.run(tc.create_token, from_file[0].id)  # tokens for them are fine
+    assert sdk.switch.accounts.token_login(file_token).slot == from_file[0].sip_username
     got = strict(await sdk.run(tc.retrieve, cred.id))
     assert isinstance(got, TelephonyCredentialRetrieveResponse) and got.data is not None
     assert got.data.sip_username == cred.sip_username and got.data.sip_password == cred.sip_password

@@ -16,7 +16,11 @@ logs in no more. Credentials live in memory and are saved to ``<data_dir>/teleph
 (0600), restored when the API starts, so their ids and passwords survive a restart.
 
 A key sees only its own connections' credentials (and those of connections without a key), as
-for calls. The credential object is the SDK's ``TelephonyCredential``: ``id``, ``record_type``
+for calls. Credentials defined in the accounts file are listed too (with stable ids, so a token can be
+minted for them) but without their ``sip_password``, which stays in the file; they cannot be
+updated or deleted over REST (422: change the file).
+
+The credential object is the SDK's ``TelephonyCredential``: ``id``, ``record_type``
 ``"credential"``, ``resource_id`` ``"connection:<id>"``, ``sip_username``, ``sip_password``,
 ``name``, ``tag``, ``expired``, ``expires_at``, ``created_at``, ``updated_at``, ``user_id``.
 """
@@ -56,7 +60,8 @@ def credential_object(cred: Credential) -> dict[str, Any]:
         "tag": cred.tag or None,
         "resource_id": f"connection:{cred.connection_id}",
         "sip_username": cred.username,
-        "sip_password": cred.password,
+        # The accounts file's own credentials are the operator's: their passwords stay in the file.
+        "sip_password": cred.password if cred.created_at else None,
         "expired": cred.expired(),
         "expires_at": iso_now(cred.expires_at) if cred.expires_at is not None else None,
         "created_at": iso_now(created) if created else None,
@@ -114,6 +119,13 @@ def _mine(api: ApiContext, credential_id: str, token: str) -> Credential:
     return cred
 
 
+def _writable(cred: Credential) -> None:
+    if not cred.created_at:
+        raise CommandError(
+            422, "10015", "Credential is read-only", "it is defined in the accounts file: change it there"
+        )
+
+
 def _connection(api: ApiContext, body: dict[str, Any], token: str, *, required: bool) -> str | None:
     conn_id = _string(body, "connection_id")
     if conn_id is None or conn_id == "":
@@ -165,6 +177,7 @@ async def retrieve(api: ApiContext, params: dict[str, str], body: dict[str, Any]
 
 async def update(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
     cred = _mine(api, params["id"], token)
+    _writable(cred)
     changes: dict[str, Any] = {}
     for key in ("name", "tag"):
         v = _string(body, key)
@@ -183,6 +196,7 @@ async def update(api: ApiContext, params: dict[str, str], body: dict[str, Any], 
 
 async def delete(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
     cred = _mine(api, params["id"], token)
+    _writable(cred)
     _accounts(api).remove_credential(cred.id)
     save(api)
     return credential_object(cred)
