@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TypeVar
 
 from softphone.errors import LocalProtocolError
@@ -150,7 +151,7 @@ def _live(**row: CallState | None) -> dict[Trigger, CallState | None]:
 
 
 #: ``{call state: {trigger: new state}}``; ``None``: expected, nothing happens; missing: LocalProtocolError.
-CALL_TRANSITIONS: dict[CallState, dict[Trigger, CallState | None]] = {
+_CALL_ROWS: dict[CallState, dict[Trigger, CallState | None]] = {
     _C.NEW: _live(invite=_C.REQUESTING, invite_received=_C.RINGING),
     _C.REQUESTING: _live(invite_accepted=_C.TRYING, ringing=_C.RINGING, early_media=_C.EARLY,
                          remote_answer=_C.ACTIVE),
@@ -172,6 +173,8 @@ CALL_TRANSITIONS: dict[CallState, dict[Trigger, CallState | None]] = {
                 _T.FINISH: _C.DESTROYED},
     _C.DESTROYED: {_T.REMOTE_BYE: None, _T.END_LOCALLY: None, _T.FINISH: None},
 }
+CALL_TRANSITIONS: Mapping[CallState, Mapping[Trigger, CallState | None]] = MappingProxyType(
+    {state: MappingProxyType(row) for state, row in _CALL_ROWS.items()})
 
 #: The intents of a logged-in client (placing and controlling calls).
 _CALL_INTENTS = (_T.NEW_CALL, _T.INVITE, _T.ANSWER, _T.ATTACH_ANSWER, _T.DTMF, _T.HOLD, _T.UNHOLD,
@@ -209,7 +212,7 @@ def _logged_in(state: ClientState, **row: ClientState | None) -> dict[Trigger, C
 
 
 #: ``{client state: {trigger: new state}}``; ``None``: expected, nothing happens; missing: LocalProtocolError.
-CLIENT_TRANSITIONS: dict[ClientState, dict[Trigger, ClientState | None]] = {
+_CLIENT_ROWS: dict[ClientState, dict[Trigger, ClientState | None]] = {
     _S.DISCONNECTED: _disconnected(connecting=_S.CONNECTING, connection_made=_S.CONNECTING),
     _S.CONNECTING: _client(connecting=_S.CONNECTING, login=_S.LOGGING_IN, send_login=_S.LOGGING_IN),
     _S.LOGGING_IN: _client(send_login=_S.LOGGING_IN, login_accepted=_S.LOGGED_IN,
@@ -220,6 +223,8 @@ CLIENT_TRANSITIONS: dict[ClientState, dict[Trigger, ClientState | None]] = {
     # Closed for good: close again is a no-op, the rest is ignored; nothing reopens it.
     _S.CLOSED: {**{t: None for t in _ANY_CLIENT if t != _T.LOGIN_REJECTED}, _T.CLOSE: _S.CLOSED},
 }
+CLIENT_TRANSITIONS: Mapping[ClientState, Mapping[Trigger, ClientState | None]] = MappingProxyType(
+    {state: MappingProxyType(row) for state, row in _CLIENT_ROWS.items()})
 
 _State = TypeVar("_State", CallState, ClientState)
 
