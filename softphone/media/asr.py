@@ -1,17 +1,22 @@
 """Offline speech recognition with pocketsphinx (its wheel ships a US English model).
 
-Two entry points:
+Entry points:
 
 - :func:`recognize` decodes a whole clip at once: ``recognize(samples, rate) -> "lower case words"``.
 - :class:`Recognizer` decodes a live stream: :meth:`Recognizer.feed` takes blocks of any size
   and returns the utterances that ended in them (pocketsphinx's voice-activity endpointer
-  splits the stream at pauses of about 0.3 s); :meth:`Recognizer.finish` flushes the last one.
+  splits the stream at pauses of about 0.5 s); :meth:`Recognizer.finish` flushes the last one.
+- :class:`RecognizerProcess` is a :class:`Recognizer` in a child process
+  (``python -m softphone.media.asr RATE``), for an event loop that must not stall.
 
 Input is mono int16 at any rate; it is resampled to the model's 16 kHz with libswresample
 (through :class:`softphone.media.frames.StreamResampler`). Nothing touches the network.
-Decoding is CPU work that blocks: callers on an event loop run it with ``asyncio.to_thread``.
-A decoder costs about 0.35 CPU seconds and some 30 MB to build, so :func:`recognize` reuses
-one per thread and a :class:`Recognizer` builds one for its lifetime.
+Decoding is CPU work that blocks, and pocketsphinx's bindings hold the GIL while they decode:
+audio is fed in 0.1 s pieces so other threads get turns, but the final search of an utterance
+still holds the GIL for tens of milliseconds (over 100 ms on a loaded machine). An event loop
+that carries live media should use :class:`RecognizerProcess`; elsewhere ``asyncio.to_thread``
+is fine. A decoder costs about 0.35 CPU seconds and some 30 MB to build, so :func:`recognize`
+reuses one per thread and a :class:`Recognizer` builds one for its lifetime.
 
 Measured with flite's ``slt`` voice: "Welcome to the test line. Press one for sales, press two
 for support." is heard as "welcome to the test line press line for sales press two for support".
@@ -19,8 +24,15 @@ for support." is heard as "welcome to the test line press line for sales press t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import math
+import os
+import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +43,7 @@ from softphone.errors import MediaError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["MODEL_RATE", "Recognizer", "Utterance", "recognize"]
+__all__ = ["MODEL_RATE", "Recognizer", "RecognizerProcess", "Utterance", "recognize"]
 
 MODEL_RATE = 16000
 """The sample rate pocketsphinx's default English model expects."""
@@ -100,10 +112,18 @@ def _words(hypstr: str) -> str:
     return " ".join(words)
 
 
-def _decode(decoder: Any, audio: bytes) -> Utterance:
-    decoder.start_utt()
-    decoder.process_raw(audio, no_search=False, full_utt=True)
-    decoder.end_utt()
+CHUNK_BYTES = 3200
+"""Audio handed to pocketsphinx per call (0.1 s at 16 kHz). Its bindings hold the GIL while they
+decode, so feeding small pieces lets other threads (the event loop) run in between."""
+
+
+def _feed(decoder: Any, audio: bytes) -> None:
+    for start in range(0, len(audio), CHUNK_BYTES):
+        decoder.process_raw(audio[start : start + CHUNK_BYTES], no_search=False, full_utt=False)
+
+
+def _result(decoder: Any) -> Utterance:
+    """The utterance just ended (``end_utt`` called)."""
     hyp = decoder.hyp()
     if hyp is None:
         return Utterance("", 0.0)
@@ -114,6 +134,13 @@ def _decode(decoder: Any, audio: bytes) -> Utterance:
     posteriors = [p for p in posteriors if math.isfinite(p)]
     confidence = sum(posteriors) / len(posteriors) if posteriors else 0.0
     return Utterance(text, round(min(1.0, max(0.0, confidence)), 3))
+
+
+def _decode(decoder: Any, audio: bytes) -> Utterance:
+    decoder.start_utt()
+    _feed(decoder, audio)
+    decoder.end_utt()
+    return _result(decoder)
 
 
 # Below this RMS (about -60 dBFS) a clip is silence, not quiet speech.
@@ -176,8 +203,8 @@ class Recognizer:
         self._endpointer = Endpointer(window=pause, ratio=0.9, sample_rate=MODEL_RATE)
         self._frame_bytes: int = self._endpointer.frame_bytes
         self._pending = b""
-        self._speech: list[bytes] = []
-        self._results: list[Utterance] = []
+        self._open = False
+        self._energy = 0.0
         self.samples_in = 0
         """How many input samples (at ``rate``) have been fed so far."""
 
@@ -191,7 +218,11 @@ class Recognizer:
         return [u.text for u in self.feed_utterances(samples) if u.text]
 
     def feed_utterances(self, samples: NDArray[Any]) -> list[Utterance]:
-        """Like :meth:`feed`, with confidences; empty utterances (noise only) included."""
+        """Like :meth:`feed`, with confidences; empty utterances (noise only) included.
+
+        Speech is decoded as it arrives (pocketsphinx's live mode), so when an utterance ends
+        only the final search is left: the result comes about ``pause`` after the last word.
+        """
         block = _as_int16(samples)
         self.samples_in += block.shape[0]
         data = self._pending + self._resampler.process(block).tobytes()
@@ -201,7 +232,7 @@ class Recognizer:
         for start in range(0, end, size):
             speech = self._endpointer.process(data[start : start + size])
             if speech is not None:
-                self._speech.append(speech)
+                self._speak(speech)
                 if not self._endpointer.in_speech:
                     done.append(self._close())
         self._pending = data[end:]
@@ -218,15 +249,163 @@ class Recognizer:
             # end_stream refuses an empty buffer; a zero-padded frame is the same as no more audio.
             tail = self._endpointer.end_stream(self._pending.ljust(self._frame_bytes, b"\0"))
             if tail is not None:
-                self._speech.append(tail)
+                self._speak(tail)
         self._pending = b""
-        if not self._speech:
+        if not self._open:
             return None
         return self._close()
 
+    def _speak(self, speech: bytes) -> None:
+        if not self._open:
+            self._decoder.start_utt()
+            self._open = True
+            self._energy = 0.0
+        x = np.frombuffer(speech, dtype=np.int16).astype(np.float32)
+        if x.shape[0]:
+            self._energy = max(self._energy, float(np.sqrt(np.dot(x, x) / x.shape[0])))
+        _feed(self._decoder, speech)
+
     def _close(self) -> Utterance:
-        audio = b"".join(self._speech)
-        self._speech = []
-        if not _has_sound(np.frombuffer(audio, dtype=np.int16)):
-            return Utterance("", 0.0)
-        return _decode(self._decoder, audio)
+        self._open = False
+        self._decoder.end_utt()
+        if self._energy <= _SILENCE_RMS:
+            return Utterance("", 0.0)  # the model hears words (often "dog") in digital silence
+        return _result(self._decoder)
+
+
+# --- a recogniser in a child process --------------------------------------------------------------
+#
+# The worker protocol (``python -m softphone.media.asr RATE``): stdin carries raw little-endian
+# int16 mono samples at RATE, in any pieces; EOF ends the stream. stdout carries one JSON object
+# per line: ``{"ready": true}`` once the decoder is built, ``{"text", "confidence"}`` per utterance
+# (empty ones left out), and ``{"end": true}`` last; every line has ``"cpu"``, the worker's CPU
+# seconds so far.
+
+
+def _worker(rate: int) -> None:
+    out = sys.stdout.buffer
+    stdin = sys.stdin.fileno()
+
+    def say(**fields: Any) -> None:
+        fields["cpu"] = round(time.process_time(), 3)
+        out.write(json.dumps(fields).encode() + b"\n")
+        out.flush()
+
+    recognizer = Recognizer(rate)
+    say(ready=True)
+    odd = b""
+    while True:
+        data = os.read(stdin, 65536)
+        if not data:
+            break
+        data, odd = odd + data, b""
+        if len(data) % 2:
+            data, odd = data[:-1], data[-1:]
+        for u in recognizer.feed_utterances(np.frombuffer(data, dtype="<i2")):
+            if u.text:
+                say(text=u.text, confidence=u.confidence)
+    last = recognizer.finish_utterance()
+    if last is not None and last.text:
+        say(text=last.text, confidence=last.confidence)
+    say(end=True)
+
+
+class RecognizerProcess:
+    """A :class:`Recognizer` in a child process, driven from asyncio.
+
+    ``on_utterance`` is called on the event loop with each recognised :class:`Utterance`.
+    :meth:`feed` never blocks (it queues for the child's stdin); :meth:`finish` ends the
+    stream and waits for the last result. :attr:`cpu_seconds` is the child's CPU time
+    (its start-up, about 0.5 s, included).
+    """
+
+    def __init__(self, rate: int, on_utterance: Callable[[Utterance], Any]) -> None:
+        self.rate = rate
+        self.on_utterance = on_utterance
+        self.cpu_seconds = 0.0
+        self.samples_in = 0
+        self.ready = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the child (returns at once; audio fed meanwhile waits in the pipe)."""
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "softphone.media.asr",
+            str(self.rate),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self._reader = asyncio.get_running_loop().create_task(self._read(), name="asr-worker")
+
+    def feed(self, samples: NDArray[Any]) -> None:
+        """Queue samples (at ``rate``) for recognition."""
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            return
+        block = _as_int16(samples)
+        self.samples_in += block.shape[0]
+        proc.stdin.write(block.astype("<i2").tobytes())
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        while True:
+            line = await self._proc.stdout.readline()
+            if not line:
+                return
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            self.cpu_seconds = float(msg.get("cpu", self.cpu_seconds))
+            if msg.get("ready"):
+                self.ready.set()
+            if isinstance(msg.get("text"), str):
+                self.on_utterance(Utterance(msg["text"], float(msg.get("confidence", 0.0))))
+
+    async def finish(self, timeout: float = 10.0) -> None:
+        """End the stream; wait (up to ``timeout``) for the last utterance and the child's exit."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            try:
+                await proc.stdin.drain()
+            except (ConnectionError, BrokenPipeError):
+                pass
+            proc.stdin.close()
+        try:
+            if self._reader is not None:
+                await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            self.kill()
+            await proc.wait()
+
+    @property
+    def running(self) -> bool:
+        """The child has been started and has not exited."""
+        return self._proc is not None and self._proc.returncode is None
+
+    def kill(self) -> None:
+        """Stop the child at once (no last result)."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+
+    async def close(self) -> None:
+        """Kill the child if it still runs, and reap it (so no transport outlives the loop)."""
+        self.kill()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._proc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._proc.wait(), 5.0)
+
+
+if __name__ == "__main__":
+    _worker(int(sys.argv[1]) if len(sys.argv) > 1 else MODEL_RATE)

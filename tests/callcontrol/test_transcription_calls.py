@@ -42,6 +42,18 @@ async def answered_leg(sdk: SdkEnv, phone: Phone) -> tuple[str, PhoneCall]:
     return ccid, inc
 
 
+def word_accuracy(expected: str, heard: str) -> float:
+    """1 - word error rate (Levenshtein over words), floored at 0."""
+    ref = "".join(c.lower() if c.isalnum() else " " for c in expected).split()
+    hyp = heard.split()
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return max(0.0, 1.0 - d[len(hyp)] / len(ref))
+
+
 def transcripts(sdk: SdkEnv, ccid: str, track: str | None = None) -> list[dict[str, Any]]:
     return [
         e["payload"]
@@ -79,7 +91,8 @@ async def test_inbound_transcription_of_a_spoken_prompt(sdk: SdkEnv, tmp_path: P
         assert transcriber is not None
         call.peer.set_source(FileSource(wav))
         started = time.monotonic()
-        text = await wait_words(sdk, ccid, {"welcome", "test", "press", "sales", "support"}, "inbound")
+        text = await wait_words(sdk, ccid, {"welcome", "press", "sales", "two", "support"}, "inbound")
+        assert word_accuracy(PHRASE_A, text) >= 0.8, text
         payload = transcripts(sdk, ccid)[0]
         data = payload["transcription_data"]
         assert data["is_final"] is True and 0.0 <= data["confidence"] <= 1.0
@@ -115,8 +128,9 @@ async def test_both_tracks_of_a_bridged_call_are_told_apart(sdk: SdkEnv, tmp_pat
         await sdk.aclient.calls.actions.start_transcription(ccid1, transcription_tracks="both")
         call1.peer.set_source(FileSource(wav_a))
         call2.peer.set_source(FileSource(wav_b))
-        await wait_words(sdk, ccid1, {"press", "sales", "support"}, "inbound")
-        await wait_words(sdk, ccid1, {"account", "number", "pound", "key"}, "outbound")
+        said = await wait_words(sdk, ccid1, {"press", "sales", "support"}, "inbound")
+        heard = await wait_words(sdk, ccid1, {"account", "number", "pound", "key"}, "outbound")
+        assert word_accuracy(PHRASE_A, said) >= 0.8 and word_accuracy(PHRASE_B, heard) >= 0.8, (said, heard)
         inbound = " ".join(p["transcription_data"]["transcript"] for p in transcripts(sdk, ccid1, "inbound"))
         assert "account" not in inbound.split()  # the other side's words stay on their own track
         assert not transcripts(sdk, ccid2)  # only the leg that asked is transcribed

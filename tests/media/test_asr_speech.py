@@ -5,6 +5,7 @@ flite is a required dependency: the tests fail (never skip) when it is missing."
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -102,3 +103,29 @@ def test_utterance_without_trailing_pause_comes_out_of_finish(tmp_path: Path) ->
     rec = asr.Recognizer(16000)
     assert rec.feed(flite_say(text, tmp_path / "p.wav")[:-800]) == []
     assert word_accuracy(text, rec.finish()) >= 0.8
+
+
+async def test_recognizer_process_reports_utterances_from_a_child(tmp_path: Path) -> None:
+    clips = [flite_say(t, tmp_path / f"{i}.wav") for i, t in enumerate(PROMPTS[1:3])]
+    gap = np.zeros(16000, np.int16)
+    audio = resample(np.concatenate([np.concatenate([c, gap]) for c in clips]), 48000)
+    got: list[asr.Utterance] = []
+    proc = asr.RecognizerProcess(48000, got.append)
+    await proc.start()
+    for i in range(0, audio.shape[0], 9600):  # 0.2 s blocks; feed() never blocks
+        proc.feed(audio[i : i + 9600])
+    await proc.finish()
+    assert proc.ready.is_set() and proc.samples_in == audio.shape[0]
+    assert [word_accuracy(t, u.text) >= 0.8 for t, u in zip(PROMPTS[1:3], got, strict=True)] == [True, True], got
+    assert all(0.0 <= u.confidence <= 1.0 for u in got)
+    assert 0.1 < proc.cpu_seconds < 10.0  # the child's own CPU time, start-up included
+    await proc.close()
+
+
+async def test_recognizer_process_close_kills_a_running_child() -> None:
+    proc = asr.RecognizerProcess(16000, lambda u: None)
+    await proc.start()
+    await asyncio.wait_for(proc.ready.wait(), 20.0)
+    assert proc.running
+    await proc.close()
+    assert not proc.running

@@ -9,17 +9,18 @@ the wheel ships); it splits the audio at pauses and each utterance gives one fin
 ``language`` other than English in ``transcription_engine_config`` is refused (422).
 
 ``transcription_tracks``: ``inbound`` (the default) is what the leg's own party says, ``outbound``
-what it hears (the other side), ``both`` both, reported with ``transcription_track``. Decoding
-runs in a worker thread, so the event loop never waits for the recogniser; the thread's CPU time is
-counted in :attr:`Transcriber.cpu_seconds`. ``transcription_stop`` (or the hangup) flushes the
-utterance under way.
+what it hears (the other side), ``both`` both, reported with ``transcription_track``. Each track
+is decoded in a child process (:class:`softphone.media.asr.RecognizerProcess`): pocketsphinx holds
+the GIL while it decodes, which in the switch's process would stall every call's media; the
+children's CPU time is :attr:`Transcriber.cpu_seconds`. ``transcription_stop`` (or the hangup)
+flushes the utterance under way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ import numpy as np
 from softphone.switch.callcontrol.engine import CommandError, gone
 
 if TYPE_CHECKING:
-    from softphone.media.asr import Recognizer, Utterance
+    from softphone.media.asr import RecognizerProcess, Utterance
     from softphone.media.frames import Frame
     from softphone.switch.callcontrol.engine import CallControl
     from softphone.switch.callcontrol.legs import CCLeg
@@ -57,15 +58,13 @@ class Transcriber:
     cc: CallControl
     leg: CCLeg
     tracks: tuple[str, ...]
-    cpu_seconds: float = 0.0
-    """CPU time the recogniser threads used (resampling, endpointing, decoding)."""
     audio_seconds: float = 0.0
     """Seconds of call audio fed (per track, summed)."""
     utterances: int = 0
     stopped: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: dict[str, list[Frame]] = field(default_factory=dict)
-    _recognizers: dict[str, Recognizer] = field(default_factory=dict)
+    _recognizers: dict[str, RecognizerProcess] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _endpoint: LegAudio | None = None
     _task: asyncio.Task[None] | None = None
@@ -107,34 +106,39 @@ class Transcriber:
             self._endpoint.taps.remove(self)
         self._wake.set()
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the recogniser processes (start-up, resampling, endpointing, decoding)."""
+        return sum(r.cpu_seconds for r in self._recognizers.values())
+
     async def _run(self) -> None:
-        from softphone.media.asr import Recognizer
+        from softphone.media.asr import RecognizerProcess
 
         try:
             for track in self.tracks:
-                self._recognizers[track] = await self._in_thread(Recognizer, CALL_RATE)
+                rec = RecognizerProcess(CALL_RATE, functools.partial(self._report, track))
+                self._recognizers[track] = rec
+                await rec.start()
             while not self.stopped:
                 try:
                     await asyncio.wait_for(self._wake.wait(), DECODE_EVERY_S)
                 except TimeoutError:
                     pass
-                await self._decode_pending()
-            await self._decode_pending()
-            for track, rec in self._recognizers.items():
-                last = await self._in_thread(rec.finish_utterance)
-                if last is not None:
-                    self._report(track, last)
+                self._hand_over()
+            self._hand_over()
+            await asyncio.gather(*(r.finish() for r in self._recognizers.values()))
         except Exception:
             logger.exception("transcription of %s failed", self.leg.call_control_id)
         finally:
             self.stopped = True
+            await asyncio.gather(*(r.close() for r in self._recognizers.values()), return_exceptions=True)
             if self._endpoint is not None and self in self._endpoint.taps:
                 self._endpoint.taps.remove(self)
             if self.leg.extras.get("transcriber") is self:
                 del self.leg.extras["transcriber"]
             self.done.set()
 
-    async def _decode_pending(self) -> None:
+    def _hand_over(self) -> None:
         for track, rec in self._recognizers.items():
             frames = self._pending.get(track)
             if not frames:
@@ -142,18 +146,7 @@ class Transcriber:
             self._pending[track] = []
             block = np.concatenate(frames)
             self.audio_seconds += block.shape[0] / CALL_RATE
-            for utterance in await self._in_thread(rec.feed_utterances, block):
-                self._report(track, utterance)
-
-    async def _in_thread(self, fn: Any, *args: Any) -> Any:
-        def timed() -> tuple[Any, float]:
-            t0 = time.thread_time()
-            result = fn(*args)
-            return result, time.thread_time() - t0
-
-        result, cpu = await asyncio.to_thread(timed)
-        self.cpu_seconds += cpu
-        return result
+            rec.feed(block)
 
     def _report(self, track: str, utterance: Utterance) -> None:
         if not utterance.text:
