@@ -295,9 +295,13 @@ async def test_fake_server_replies_can_be_scripted() -> None:
                                "params": {"dialogParams": {"callID": "K1"}}}))
     await end.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "telnyx_rtc.info", "params": {}}))
     await end.send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "telnyx_rtc.modify",
-                               "params": {"action": "hold"}}))
+                               "params": {"action": "hold", "dialogParams": {"callID": "K1"}}}))
     assert json.loads(await end.recv()) == {"result": {"callID": "K1"}, "jsonrpc": "2.0", "id": 1}
     assert json.loads(await end.recv())["result"]["holdState"] == "held"
+    for action, state in (("toggleHold", "active"), ("toggleHold", "held"), ("unhold", "active")):
+        await end.send(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "telnyx_rtc.modify",
+                                   "params": {"action": action, "dialogParams": {"callID": "K1"}}}))
+        assert json.loads(await end.recv())["result"]["holdState"] == state, action
     await server.wait_for("telnyx_rtc.info")
     rid = server.push("telnyx_rtc.bye", {"callID": "K1"})
     assert json.loads(await end.recv())["id"] == rid

@@ -105,8 +105,9 @@ class FakeVertoServer:
     Defaults: ``login`` -> ``{"message": "logged in", "sessid": sessid}`` then a pushed
     ``telnyx_rtc.clientReady``; ``telnyx_rtc.gatewayState`` -> ``REGED``; ``telnyx_rtc.ping``,
     ``telnyx_rtc.modify`` and any other request -> a ``{"method": ...}`` result (modify adds
-    ``holdState``). ``replies[method]`` overrides one: return the reply object (an ``id`` is
-    added), or ``None`` to stay silent. Answers to the server's own requests are only recorded.
+    ``holdState``, tracked per call so ``toggleHold`` flips it). ``replies[method]`` overrides
+    one: return the reply object (an ``id`` is added), or ``None`` to stay silent. Answers to the
+    server's own requests are only recorded.
     """
 
     def __init__(self, *, sessid: str = "S1", gateway_state: str = "REGED",
@@ -122,6 +123,8 @@ class FakeVertoServer:
         self.refuse: BaseException | None = None
         self.end: DuplexEnd | None = None  # the server end of the current connection
         self.connections = 0
+        #: Hold state per callID, as the modify results reported it (``toggleHold`` flips it).
+        self.held: dict[str, bool] = {}
         self._next_id = 4400
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
@@ -215,7 +218,10 @@ class FakeVertoServer:
         if method == "telnyx_rtc.gatewayState":
             return {"result": {"params": {"state": self.gateway_state}, "sessid": self.sessid}}
         if method == "telnyx_rtc.modify":
-            action = msg.get("params", {}).get("action")
-            return {"result": {"method": method, "action": action,
-                               "holdState": "active" if action == "unhold" else "held"}}
+            params = msg.get("params", {})
+            action = params.get("action")
+            call_id = str(params.get("dialogParams", {}).get("callID", ""))
+            held = {"hold": True, "unhold": False}.get(action, not self.held.get(call_id, False))
+            self.held[call_id] = held
+            return {"result": {"method": method, "action": action, "holdState": "held" if held else "active"}}
         return {"result": {"method": method}}
