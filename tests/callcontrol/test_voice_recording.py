@@ -123,3 +123,27 @@ async def test_bad_recording_input(sdk: SdkEnv) -> None:
         assert r.status_code == 404 and r.json()["errors"][0]["code"] == "10005"
         r = await fetch(f"{sdk.cc.api_url}/switch/recordings/..%2Fwebhook_signing_key.pem")
         assert r.status_code == 404
+
+
+async def test_recordings_resource_through_the_sdk(sdk: SdkEnv) -> None:
+    async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"], tone_hz=500) as phone:
+        _, ccid = await answered_call(sdk, phone)
+        await sdk.aclient.calls.actions.start_recording(ccid, format="wav", channels="single", max_length=1)
+        saved = await sdk.hooks.wait("call.recording.saved", lambda p: p["call_control_id"] == ccid, timeout=8)
+    rid = saved["payload"]["recording_id"]
+    page = await sdk.run(sdk.client.recordings.list, filter={"call_control_id": ccid})
+    assert [r.id for r in page.data] == [rid]
+    assert not (await sdk.aclient.recordings.list(filter={"call_control_id": "v3:nope"})).data
+    got = await sdk.aclient.recordings.retrieve(rid)
+    assert got.data is not None
+    rec = got.data
+    assert (rec.call_control_id, rec.channels, rec.status, rec.source) == (ccid, "single", "completed", "call")
+    assert rec.download_urls is not None and rec.download_urls.wav == saved["payload"]["recording_urls"]["wav"]
+    assert 900 < (rec.duration_millis or 0) < 1100
+    other, _ = sdk.clients("KEYsomeoneelse")
+    with pytest.raises((telnyx.NotFoundError, telnyx.AuthenticationError)):
+        await sdk.run(other.recordings.retrieve, rid)
+    await sdk.aclient.recordings.delete(rid)
+    with pytest.raises(telnyx.NotFoundError):
+        await sdk.aclient.recordings.retrieve(rid)
+    assert (await fetch(rec.download_urls.wav)).status_code == 404

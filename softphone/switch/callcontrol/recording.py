@@ -13,6 +13,9 @@ end an MP3 is encoded from it with PyAV when ``format: mp3``. Then ``call.record
 posted with ``recording_urls`` / ``public_recording_urls`` pointing at
 ``GET <api>/switch/recordings/<recording_id>.<wav|mp3>``, which the switch serves on loopback
 without an API key: like Telnyx's pre-signed download URLs, the unguessable id is the key.
+``GET /v2/recordings`` (list, ``filter[...]``, pages), ``GET`` and ``DELETE
+/v2/recordings/{recording_id}`` are Telnyx's recordings resource (the SDK's ``recordings``),
+for the connection's API key.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import numpy as np
 from softphone.switch.callcontrol.engine import CommandError
 from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
 from softphone.switch.callcontrol.params import OK, alive, answered, bad, get_bool, get_choice, get_int, get_str
-from softphone.switch.callcontrol.routes import ApiContext, RawResponse, register_route
+from softphone.switch.callcontrol.routes import ApiContext, RawResponse, current_request, page, register_route
 from softphone.switch.media_legs import LegAudio
 
 if TYPE_CHECKING:
@@ -53,8 +56,18 @@ SILENCE_DBFS = -50.0
 _FILE = re.compile(r"^([0-9a-f-]{36})\.(wav|mp3)$")
 _CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
-_SAVED: weakref.WeakKeyDictionary[Any, dict[str, Path]] = weakref.WeakKeyDictionary()
-"""Per engine: ``"<id>.<fmt>"`` -> the saved file (what the download route serves)."""
+
+
+@dataclass
+class Saved:
+    """A finished recording: the file and Telnyx's recording object (``GET /v2/recordings/{id}``)."""
+
+    path: Path
+    record: dict[str, Any]
+
+
+_SAVED: weakref.WeakKeyDictionary[Any, dict[str, Saved]] = weakref.WeakKeyDictionary()
+"""Per engine: recording id -> :class:`Saved` (what the download and recordings routes serve)."""
 
 
 def _iso(ts: float) -> str:
@@ -270,8 +283,28 @@ async def finish(cc: CallControl, rec: Recording) -> None:
         rec.part.unlink(missing_ok=True)
         return
     name = f"{rec.id}.{rec.fmt}"
-    _SAVED.setdefault(cc, {})[name] = rec.final
     url = f"{cc.api_url}/switch/recordings/{name}"
+    now = _iso(time.time())
+    _SAVED.setdefault(cc, {})[rec.id] = Saved(rec.final, {
+        "record_type": "recording",
+        "id": rec.id,
+        "call_control_id": leg.call_control_id,
+        "call_leg_id": leg.call_leg_id,
+        "call_session_id": leg.call_session_id,
+        "connection_id": leg.connection_id,
+        "channels": rec.channels,
+        "download_urls": {rec.fmt: url},
+        "duration_millis": int(rec.duration_s * 1000),
+        "from": leg.from_,
+        "to": leg.to,
+        "initiated_by": "StartCallRecordingAPI",
+        "source": "call",
+        "status": "completed",
+        "recording_started_at": _iso(rec.started_at),
+        "recording_ended_at": _iso(rec.ended_at),
+        "created_at": now,
+        "updated_at": now,
+    })
     cc.emit(
         leg,
         "call.recording.saved",
@@ -315,18 +348,55 @@ async def record_resume(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> di
 
 
 async def download(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
-    """``GET /switch/recordings/<id>.<wav|mp3>``: the saved audio."""
+    """``GET /switch/recordings/<id>.<wav|mp3>``: the saved audio (no key: the id is the key)."""
     del body, token
-    name = params["file"]
-    m = _FILE.match(name)
-    path = _SAVED.get(api.cc, {}).get(name) if m else None
-    if m is None or path is None or not path.is_file():
-        raise CommandError(404, "10005", "Resource not found", f"no recording {name}"[:120])
-    data = await asyncio.to_thread(path.read_bytes)
+    m = _FILE.match(params["file"])
+    saved = _SAVED.get(api.cc, {}).get(m.group(1)) if m else None
+    if m is None or saved is None or not saved.path.is_file() or saved.path.suffix != f".{m.group(2)}":
+        raise CommandError(404, "10005", "Resource not found", f"no recording {params['file']}"[:120])
+    data = await asyncio.to_thread(saved.path.read_bytes)
     return RawResponse(200, _CONTENT_TYPES[m.group(2)], data)
 
 
+def _mine(api: ApiContext, params: dict[str, str], token: str) -> Saved:
+    saved = _SAVED.get(api.cc, {}).get(params["recording_id"])
+    if saved is None or not api.allowed(saved.record["connection_id"], token):
+        raise CommandError(404, "10005", "Resource not found", f"no recording {params['recording_id']}"[:120])
+    return saved
+
+
+async def list_recordings(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """``GET /v2/recordings`` (``filter[call_control_id]``, ``filter[connection_id]``, ... and paging)."""
+    del params, body
+    query = current_request().query
+    filters = {k[7:-1]: v for k, v in query.items() if k.startswith("filter[") and k.endswith("]")}
+    items = [
+        s.record for s in _SAVED.get(api.cc, {}).values()
+        if api.allowed(s.record["connection_id"], token)
+        and all(str(s.record.get(k, "")) == v for k, v in filters.items() if k in s.record)
+    ]
+    return page(items, query)
+
+
+async def get_recording(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """``GET /v2/recordings/{recording_id}``."""
+    del body
+    return _mine(api, params, token).record
+
+
+async def delete_recording(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """``DELETE /v2/recordings/{recording_id}``: the file goes too."""
+    del body
+    saved = _mine(api, params, token)
+    _SAVED.get(api.cc, {}).pop(params["recording_id"], None)
+    saved.path.unlink(missing_ok=True)
+    return saved.record
+
+
 register_route("GET", "/switch/recordings/{file}", download)
+register_route("GET", "/v2/recordings", list_recordings)
+register_route("GET", "/v2/recordings/{recording_id}", get_recording)
+register_route("DELETE", "/v2/recordings/{recording_id}", delete_recording)
 
 ACTIONS = {
     "record_start": record_start,
