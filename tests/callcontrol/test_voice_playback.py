@@ -15,6 +15,7 @@ from phones import Phone, wait_hz
 from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk  # noqa: F401
 from voicekit import answered_call, band_db, voiced_seconds
 
+from softphone.switch.callcontrol.pstn import PstnEndpoint
 from softphone.switch.callcontrol.pstn_cli import serve_file
 from softphone.switch.callcontrol.recording import encode_mp3
 
@@ -146,3 +147,25 @@ async def test_http_media_that_is_not_audio_is_a_422(sdk: SdkEnv, tmp_path: Path
         with serve_file(junk) as url, pytest.raises(telnyx.UnprocessableEntityError) as err:
             await sdk.aclient.calls.actions.start_playback(ccid, audio_url=url)
         assert "decode" in err.value.body["errors"][0]["detail"]  # type: ignore[index]
+
+
+async def test_target_legs_opposite_and_both(sdk: SdkEnv) -> None:
+    cc = sdk.cc
+    async with Phone(cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        call, ccid = await answered_call(sdk, phone)
+        outside = await cc.outside_call("+15550003333", APP_NUMBER)
+        await sdk.aclient.calls.actions.answer(outside.call_control_id)
+        await sdk.aclient.calls.actions.bridge(ccid, call_control_id_to_bridge_with=outside.call_control_id)
+        assert isinstance(outside.endpoint, PstnEndpoint)
+        far = outside.endpoint
+        a = sdk.aclient.calls.actions
+        await a.start_playback(ccid, audio_url="tone:1250:1000", target_legs="opposite")
+        await asyncio.sleep(0.7)
+        assert band_db(far.heard(0.4), 1250) > -20  # the other leg hears it ...
+        assert band_db(call.sink.samples(0.4), 1250) < -45  # ... this one does not
+        await sdk.hooks.wait("call.playback.ended", lambda p: p["call_control_id"] == outside.call_control_id)
+        await a.speak(ccid, payload="Both of you hear this sentence.", voice="female", target_legs="both")
+        await asyncio.sleep(1.2)
+        assert voiced_seconds(far.heard(1.0), -40.0) > 0.3 and voiced_seconds(call.sink.samples(1.0), -40.0) > 0.3
+        ends = [e["payload"]["call_control_id"] for e in sdk.hooks.events("call.speak.started")]
+        assert sorted(ends) == sorted([ccid, outside.call_control_id])
