@@ -31,14 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any
 
 from softphone.app.history import CallHistory, record_for
-from softphone.app.snapshot import CallSnapshot, PhoneEvent, Snapshot, replace
+from softphone.app.snapshot import CallSnapshot, PhoneEvent, Snapshot, call_snapshot, level_from_db, replace
 from softphone.client import events as ce
 from softphone.client.events import SocketState, call_id_of
 from softphone.errors import CommandError, MediaError, SoftphoneError
@@ -62,17 +61,6 @@ DTMF_DEDUP_WINDOW = 1.0
 
 #: Builds the client for a profile (credentials already chosen); default ``Client.from_profile``.
 ClientFactory = Callable[["Profile"], "Client"]
-
-
-def level_from_db(db: float | None) -> float:
-    """Map dBFS (-60 .. 0) to a meter level 0 .. 1."""
-    if db is None:
-        return 0.0
-    return min(1.0, max(0.0, (db + 60.0) / 60.0))
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 class _DtmfDedup:
@@ -389,58 +377,9 @@ class Phone:
 
     # --- snapshots of calls ----------------------------------------------------------------
 
-    def _call_snapshot(self, call: Call, old: CallSnapshot | None) -> CallSnapshot:
-        now = self._clock()
-        state = call.state
-        stats = call.stats
-        ended_at = call.ended_at
-        if state.is_terminal and ended_at is None:
-            ended_at = old.ended_at if old and old.ended_at else now
-        codec = call.codec or (stats.codec if stats is not None else None) or ""
-        # The panel ticks five times a second; read the peer's per-frame meters, else the last stats.
-        input_db = _finite(call.input_level_db)
-        output_db = _finite(call.output_level_db)
-        if stats is not None:
-            input_db = input_db if input_db is not None else _finite(stats.input_level_db)
-            output_db = output_db if output_db is not None else _finite(stats.output_level_db)
-        return CallSnapshot(
-            id=call.id,
-            direction=call.direction,
-            remote_name=call.remote_name,
-            remote_number=call.remote_number or call.destination,
-            state=state,
-            state_since=old.state_since if old and old.state == state else now,
-            created_at=call.created_at,
-            answered_at=call.answered_at,
-            ended_at=ended_at,
-            codec=codec,
-            rtt_ms=_finite(stats.rtt_ms) if stats is not None else None,
-            jitter_ms=_finite(stats.jitter_ms) if stats is not None else None,
-            loss_pct=_finite(stats.packet_loss_pct) if stats is not None else None,
-            mos=_finite(stats.mos) if stats is not None else None,
-            input_level=level_from_db(input_db),
-            output_level=level_from_db(output_db),
-            muted=call.muted,
-            held=call.held or state == CallState.HELD,
-            rate_per_minute=self.profile.rate_per_minute,
-            dtmf_received=old.dtmf_received if old else "",
-            dtmf_sent=old.dtmf_sent if old else "",
-            parked=call.parked,
-            call_control_id=call.telnyx_call_control_id,
-            session_id=call.telnyx_session_id,
-            leg_id=call.telnyx_leg_id,
-            client_state=call.client_state,
-            custom_headers=call.custom_headers,
-            cause=call.cause or "",
-            cause_code=call.cause_code,
-            sip_code=call.sip_code,
-            sip_reason=call.sip_reason,
-            hangup_by=old.hangup_by if old else "",
-        )
-
     def _sync_call(self, call: Call, **overrides: Any) -> CallSnapshot:
         old = self._snap.call(call.id)
-        new = self._call_snapshot(call, old)
+        new = call_snapshot(call, old, self._clock(), self.profile.rate_per_minute)
         if overrides:
             new = replace(new, **overrides)
         calls = [c for c in self._snap.calls if c.id != call.id]

@@ -10,14 +10,19 @@ Costs come from the one billing rule, :func:`softphone.app.billing.cost`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from softphone.app.billing import cost
 from softphone.client.events import SocketState
 from softphone.protocol.states import CallState, ClientState, GatewayState
 
-__all__ = ["CallSnapshot", "ClientSnapshot", "PhoneEvent", "Snapshot", "SocketSnapshot", "replace"]
+if TYPE_CHECKING:
+    from softphone.client.call import Call
+
+__all__ = ["CallSnapshot", "ClientSnapshot", "PhoneEvent", "Snapshot", "SocketSnapshot", "call_snapshot",
+           "level_from_db", "replace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +163,64 @@ class PhoneEvent:
     ts: float
     call_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def level_from_db(db: float | None) -> float:
+    """Map dBFS (-60 .. 0) to a meter level 0 .. 1."""
+    if db is None:
+        return 0.0
+    return min(1.0, max(0.0, (db + 60.0) / 60.0))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def call_snapshot(call: Call, old: CallSnapshot | None, now: float, rate_per_minute: float) -> CallSnapshot:
+    """A call as the snapshot shows it now (``old``: its previous snapshot, for what only the phone knows)."""
+    state = call.state
+    stats = call.stats
+    ended_at = call.ended_at
+    if state.is_terminal and ended_at is None:
+        ended_at = old.ended_at if old and old.ended_at else now
+    codec = call.codec or (stats.codec if stats is not None else None) or ""
+    # The panel ticks five times a second; read the peer's per-frame meters, else the last stats.
+    input_db = _finite(call.input_level_db)
+    output_db = _finite(call.output_level_db)
+    if stats is not None:
+        input_db = input_db if input_db is not None else _finite(stats.input_level_db)
+        output_db = output_db if output_db is not None else _finite(stats.output_level_db)
+    return CallSnapshot(
+        id=call.id,
+        direction=call.direction,
+        remote_name=call.remote_name,
+        remote_number=call.remote_number or call.destination,
+        state=state,
+        state_since=old.state_since if old and old.state == state else now,
+        created_at=call.created_at,
+        answered_at=call.answered_at,
+        ended_at=ended_at,
+        codec=codec,
+        rtt_ms=_finite(stats.rtt_ms) if stats is not None else None,
+        jitter_ms=_finite(stats.jitter_ms) if stats is not None else None,
+        loss_pct=_finite(stats.packet_loss_pct) if stats is not None else None,
+        mos=_finite(stats.mos) if stats is not None else None,
+        input_level=level_from_db(input_db),
+        output_level=level_from_db(output_db),
+        muted=call.muted,
+        held=call.held or state == CallState.HELD,
+        rate_per_minute=rate_per_minute,
+        dtmf_received=old.dtmf_received if old else "",
+        dtmf_sent=old.dtmf_sent if old else "",
+        parked=call.parked,
+        call_control_id=call.telnyx_call_control_id,
+        session_id=call.telnyx_session_id,
+        leg_id=call.telnyx_leg_id,
+        client_state=call.client_state,
+        custom_headers=call.custom_headers,
+        cause=call.cause or "",
+        cause_code=call.cause_code,
+        sip_code=call.sip_code,
+        sip_reason=call.sip_reason,
+        hangup_by=old.hangup_by if old else "",
+    )

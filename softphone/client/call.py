@@ -1,7 +1,8 @@
 """One call: where signaling (the session's :class:`CallLeg`) meets media (a media peer).
 
 A :class:`Call` owns everything about its call and talks to its host (the
-:class:`~softphone.client.client.Client`) only through the small :class:`CallHost` port:
+:class:`~softphone.client.client.Client`) only through the small
+:class:`~softphone.client.port.CallHost` port:
 send an intent, emit an event, spawn a task, get media for this call. The host hands it
 the session's events through ONE entry, :meth:`Call.handle`, which never awaits: anything
 slow (opening devices, applying SDP, reattaching) runs in a task spawned through the port.
@@ -20,11 +21,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from softphone.client import events as ce
+from softphone.client.port import (
+    Answer,
+    AttachAnswer,
+    CallHost,
+    CallMedia,
+    Hangup,
+    Intent,
+    Invite,
+    Modify,
+    Peer,
+    Reject,
+    SendDtmf,
+)
 from softphone.errors import CallError, CommandError, LocalProtocolError, MediaError, SoftphoneError
 from softphone.media.frames import Frame
 from softphone.media.sinks import AudioSink, BaseSink, NullSink
@@ -38,121 +51,9 @@ from softphone.protocol.states import CallState
 if TYPE_CHECKING:
     from softphone.media.stats import MediaStats
 
-__all__ = [
-    "Answer", "AttachAnswer", "Call", "CallHost", "CallMedia", "Hangup", "Intent", "Invite", "Modify", "Peer",
-    "Reject", "SendDtmf",
-]
+__all__ = ["Call", "CallHost", "CallMedia", "Peer"]
 
 logger = logging.getLogger("softphone.client.call")
-
-
-# --- intents: what a call asks its host to send ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Invite:
-    call_id: str
-    sdp: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    call_id: str
-    sdp: str
-
-
-@dataclass(frozen=True)
-class AttachAnswer:
-    call_id: str
-    sdp: str
-
-
-@dataclass(frozen=True)
-class Hangup:
-    call_id: str
-    cause: str | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Reject:
-    call_id: str
-
-
-@dataclass(frozen=True)
-class SendDtmf:
-    call_id: str
-    digits: str
-
-
-@dataclass(frozen=True)
-class Modify:
-    call_id: str
-    action: str  #: hold | unhold | toggleHold
-
-
-Intent = Invite | Answer | AttachAnswer | Hangup | Reject | SendDtmf | Modify
-"""A protocol intent; the host applies it to the session (raising LocalProtocolError) and sends it."""
-
-
-# --- the port ---------------------------------------------------------------------------------
-
-
-class Peer(Protocol):
-    """What a call needs of its media peer (:class:`softphone.media.peer.MediaPeer`); SDP crosses as text."""
-
-    async def create_offer(self) -> str: ...
-    async def accept_offer(self, sdp: str) -> str: ...
-    async def set_answer(self, sdp: str) -> None: ...
-    async def close(self) -> None: ...
-    async def stats(self) -> MediaStats: ...
-    def mute(self) -> None: ...
-    def unmute(self) -> None: ...
-    def set_source(self, source: AudioSource) -> None: ...
-    def set_send_tap(self, sink: AudioSink | None) -> None: ...
-    @property
-    def negotiated_codec(self) -> str | None: ...
-    @property
-    def input_level_db(self) -> float: ...
-    @property
-    def output_level_db(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class CallMedia:
-    """One call's devices, from its host: the source, the sink and the recorder's local side."""
-
-    source: AudioSource
-    sink: AudioSink
-    send_tap: AudioSink | None = None  #: what the call sends goes here too (the recording's local side)
-
-
-class CallHost(Protocol):
-    """What a :class:`Call` needs from its owner (the Client); nothing else is reached for."""
-
-    def send(self, intent: Intent) -> None:
-        """Apply ``intent`` to the session and send it (raises LocalProtocolError when not allowed)."""
-
-    def emit(self, event: ce.Event) -> None:
-        """Publish an event."""
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, finish: bool = False) -> asyncio.Task[Any]:
-        """Run ``coro`` as a tracked task (``finish``: the host's close() waits for it, never cancels it)."""
-        ...
-
-    async def open_media(self, call_id: str) -> CallMedia:
-        """This call's source and sink (may raise device errors)."""
-        ...
-
-    def new_peer(self, source: AudioSource, sink: AudioSink, *, name: str, codecs: list[str] | None) -> Peer:
-        """A new media peer with the host's options (ICE servers, codecs ...)."""
-        ...
-
-    def set_audio_input(self, device: str | int) -> None:
-        """Switch the input device of every call."""
-
-    def set_audio_output(self, device: str | int) -> None:
-        """Switch the output device of every call."""
 
 
 class _CallTap(BaseSink):

@@ -4,7 +4,7 @@ The socket, the reconnect loop (backoff, ``?voice_sdk_id=``) and the session tim
 in :class:`softphone.client.connection.Connection`; this module turns the session's events
 into typed client events (:mod:`softphone.client.events`) and owns the calls. Each
 :class:`~softphone.client.call.Call` gets the session's events about it through its one entry,
-``Call.handle``, and talks back only through the :class:`~softphone.client.call.CallHost` port
+``Call.handle``, and talks back only through the :class:`~softphone.client.port.CallHost` port
 this client implements (send an intent, emit an event, spawn a task, get media for a call).
 
 Events: ``subscribe(handler)`` receives every typed :data:`~softphone.client.events.Event`;
@@ -32,19 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from softphone.client import events as ce
-from softphone.client.call import (
-    Answer,
-    AttachAnswer,
-    Call,
-    CallMedia,
-    Hangup,
-    Intent,
-    Invite,
-    Modify,
-    Peer,
-    Reject,
-    SendDtmf,
-)
+from softphone.client.call import Call
 from softphone.client.connection import (
     BACKOFF_JITTER,
     BACKOFF_MAX,
@@ -55,6 +43,18 @@ from softphone.client.connection import (
 )
 from softphone.client.events import ClientEvent
 from softphone.client.identity import SDK_NAME, USER_AGENT, VERSION
+from softphone.client.port import (
+    Answer,
+    AttachAnswer,
+    CallMedia,
+    Hangup,
+    Intent,
+    Invite,
+    Modify,
+    Peer,
+    Reject,
+    SendDtmf,
+)
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
 from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError, TransportError
 from softphone.log import redact
