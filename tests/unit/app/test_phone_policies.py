@@ -47,7 +47,7 @@ async def make_phone(server: FakeVertoServer) -> AsyncIterator[Callable[..., Pho
 
     def make(**profile_kw: Any) -> Phone:
         def factory(profile: Profile) -> Client:
-            return Client.from_profile(profile, connect=server.connect, peer_factory=FakePeer)
+            return Client.from_profile(profile, connect=server.connect, peer_factory=FakePeer, random=lambda: 0.0)
 
         clock = profile_kw.pop("clock", Clock())
         phone = Phone(replace(LOCAL, **profile_kw), client_factory=factory, dtmf_clock=clock)
@@ -239,3 +239,21 @@ async def test_answering_a_second_call_holds_the_first(make_phone: Callable[...,
     else:
         assert not server.requests("telnyx_rtc.modify") and call_of(phone, first).state == CallState.ACTIVE
     await until(lambda: call_of(phone, "in-3").state == CallState.ACTIVE)
+
+
+async def test_socket_loss_shows_reconnecting_then_open(make_phone: Callable[..., Phone],
+                                                        server: FakeVertoServer) -> None:
+    phone = make_phone()
+    events = events_of(phone)
+    await phone.login()
+    assert phone.snapshot.socket.state is SocketState.OPEN and phone.snapshot.socket.url == LOCAL.server
+    server.drop()
+    await until(lambda: phone.snapshot.socket.state is SocketState.RECONNECTING)
+    sock = phone.snapshot.socket
+    reconnecting = [e for e in events if e.type == "socket.reconnecting"][-1]
+    assert sock.attempt == reconnecting.data["attempt"] == 1
+    assert sock.retry_at == pytest.approx(reconnecting.ts + reconnecting.data["delay"])
+    assert phone.snapshot.client.state is ClientState.RECONNECTING
+    await until(lambda: phone.snapshot.client.state is ClientState.READY, 5.0)
+    assert phone.snapshot.socket.state is SocketState.OPEN and phone.snapshot.socket.attempt == 0
+    assert server.connections == 2
