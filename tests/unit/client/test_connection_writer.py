@@ -101,6 +101,7 @@ async def test_a_blocking_handler_does_not_delay_the_reply() -> None:
 async def test_one_writer_task_sends_many_frames_in_order() -> None:
     rec = Recorder()
     await asyncio.wait_for(rec.conn.start(), 2.0)
+    await settle()  # frames of the login still in the writer's queue are written before we count
     tasks_before = len(asyncio.all_tasks())
     first = len(rec.client_end.sent)
     for _ in range(50):
