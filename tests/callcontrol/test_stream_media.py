@@ -28,6 +28,7 @@ from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk  # noqa: F401
 from websockets.asyncio.server import ServerConnection, serve
 
 from softphone.media.dsp import dominant_frequency
+from softphone.media.frames import level_dbfs
 from softphone.media.sources import ToneSource
 from softphone.switch.callcontrol.streaming import Codec, ulaw_encode
 
@@ -106,14 +107,25 @@ async def answered_leg(sdk: SdkEnv, phone: Phone) -> tuple[str, PhoneCall]:
     return ccid, inc
 
 
-def pcmu_back(hz: float, seconds: float) -> dict[str, Any]:
-    payload = base64.b64encode(ulaw_encode(tone(hz, seconds, 8000))).decode()
-    return {"event": "media", "media": {"payload": payload}}
+def pcmu_back(hz: float, seconds: float) -> list[dict[str, Any]]:
+    """``seconds`` of a tone as 20 ms PCMU media frames, the way a voice-AI backend streams."""
+    pcm = tone(hz, seconds, 8000)
+    return [
+        {"event": "media", "media": {"payload": base64.b64encode(ulaw_encode(pcm[i : i + 160])).decode()}}
+        for i in range(0, pcm.shape[0], 160)
+    ]
+
+
+def quiet_windows(samples: np.ndarray, rate: int = 48000) -> int:
+    """How many 2.5 ms windows of ``samples`` are below -40 dBFS (a gap between chunks shows)."""
+    win = rate // 400
+    n = samples.shape[0] // win
+    return sum(1 for i in range(n) if level_dbfs(samples[i * win : (i + 1) * win]) < -40.0)
 
 
 async def test_both_tracks_pcmu_with_bidirectional_rtp_and_marks(sdk: SdkEnv) -> None:
     pcmu = Codec("PCMU", 8000)
-    reply = [pcmu_back(BACK_HZ, 3.0), {"event": "mark", "mark": {"name": "after-tone"}}]
+    reply = [*pcmu_back(BACK_HZ, 3.0), {"event": "mark", "mark": {"name": "after-tone"}}]
     async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server(reply) as srv:
         ccid, call = await answered_leg(sdk, phone)
         res = await sdk.run(
@@ -132,6 +144,10 @@ async def test_both_tracks_pcmu_with_bidirectional_rtp_and_marks(sdk: SdkEnv) ->
 
         # The phone hears the tone the server sent back, then the mark comes back when it has played.
         await wait_hz(call, BACK_HZ)
+        await asyncio.sleep(1.5)
+        mid = call.sink.samples(1.0)  # within the 3 s the 150 chunks last
+        assert mid.shape[0] >= 40000 and abs(dominant_frequency(mid) - BACK_HZ) < 15
+        assert quiet_windows(mid) == 0  # the chunks joined without gaps
         await srv.wait(lambda: srv.events("mark"), timeout=8.0)
         assert srv.events("mark")[0]["mark"]["name"] == "after-tone"
 

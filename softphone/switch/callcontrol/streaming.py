@@ -239,7 +239,8 @@ class MediaStream:
     _seq: Any = field(default_factory=lambda: itertools.count(1))
     _chunks: dict[str, int] = field(default_factory=dict)
     _resamplers: dict[str, Any] = field(default_factory=dict)
-    _started: float = 0.0
+    _back: Any = None
+    """The resampler of the audio sent back (one for the stream, so 20 ms chunks join seamlessly)."""
     _task: asyncio.Task[None] | None = None
     _endpoints: list[LegAudio] = field(default_factory=list)
     _playout: Playout | None = None
@@ -329,7 +330,6 @@ class MediaStream:
             self._forget()
             return
         self._ws = ws
-        self._started = time.monotonic()
         connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
         if self.auth_token:
             connected["x-telnyx-streaming-auth-token"] = self.auth_token
@@ -423,9 +423,9 @@ class MediaStream:
         if self.bidirectional_mode == "rtp":
             from softphone.media.frames import StreamResampler
 
-            samples = self.bidirectional_codec.decode(data)
-            rate = self.bidirectional_codec.rate
-            audio = StreamResampler(rate, CALL_RATE).process(np.concatenate([samples, np.zeros(rate // 100, np.int16)]))
+            if self._back is None:
+                self._back = StreamResampler(self.bidirectional_codec.rate, CALL_RATE)
+            audio = self._back.process(self.bidirectional_codec.decode(data))
         else:
             from softphone.switch.callcontrol.mediafiles import MediaRefused, decode_audio
 
