@@ -149,7 +149,8 @@ async def test_client_to_client_two_tones_dtmf_hold_remote_hangup(make_client: M
     await out.dtmf("12#")
     await wait_for(lambda: "".join(e.data["digits"] for e in dtmf if e.data["source"] == "info") == "12#", 3)
     assert dtmf[0].data == {"digits": "1", "source": "info"}
-    assert "".join(e.data["digits"] for e in dtmf if e.data["source"] == "inband") in ("", "1", "12", "12#")
+    inband = "".join(e.data["digits"] for e in dtmf if e.data["source"] == "inband")
+    assert set(inband) <= set("12#") and len(inband) <= 3, inband  # best effort: tones the switch relays
     # hold: the held party hears the hold tone (440 Hz), the holder hears nothing
     assert await out.hold() is True and out.held and out.state == CallState.HELD
     await hears(a_buf, 440.0, 4)
