@@ -6,14 +6,17 @@ times out after maximum_tries, gather_stop cancels, a hangup ends it with call_h
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import telnyx
+from harness import write_tone_wav
 from phones import Phone, wait_hz
 from sdkfixtures import AGENTS, SdkEnv, sdk  # noqa: F401
 from voicekit import answered_call, voiced_seconds
 
 from softphone.media import asr
+from softphone.switch.callcontrol.pstn_cli import serve_file
 
 
 async def test_gather_using_speak_valid(sdk: SdkEnv) -> None:
@@ -116,3 +119,18 @@ async def test_bad_gather_input_is_a_422(sdk: SdkEnv, action: str, body: dict[st
         _, ccid = await answered_call(sdk, phone)
         with pytest.raises(telnyx.UnprocessableEntityError):
             await getattr(sdk.aclient.calls.actions, action)(ccid, **body)
+
+
+async def test_gather_using_audio_with_a_loopback_http_prompt(sdk: SdkEnv, tmp_path: Path) -> None:
+    prompt = write_tone_wav(tmp_path / "menu.wav", 880.0, seconds=2.0)
+    async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        call, ccid = await answered_call(sdk, phone)
+        with serve_file(prompt) as url:
+            await sdk.aclient.calls.actions.gather_using_audio(ccid, audio_url=url, maximum_digits=2,
+                                                              inter_digit_timeout_millis=800)
+            await wait_hz(call, 880)
+        await phone.dtmf(call, "7")  # then nothing: the inter-digit timeout ends the input
+        ended = await sdk.hooks.wait("call.gather.ended", lambda p: p["call_control_id"] == ccid)
+        assert (ended["payload"]["digits"], ended["payload"]["status"]) == ("7", "valid")
+        started = sdk.hooks.events("call.playback.started")
+        assert [e["payload"]["media_url"] for e in started] == [url]

@@ -169,3 +169,16 @@ async def test_target_legs_opposite_and_both(sdk: SdkEnv) -> None:
         assert voiced_seconds(far.heard(1.0), -40.0) > 0.3 and voiced_seconds(call.sink.samples(1.0), -40.0) > 0.3
         ends = [e["payload"]["call_control_id"] for e in sdk.hooks.events("call.speak.started")]
         assert sorted(ends) == sorted([ccid, outside.call_control_id])
+
+
+async def test_playback_content_base64_wav(sdk: SdkEnv, tmp_path: Path) -> None:
+    import base64
+
+    wav = write_tone_wav(tmp_path / "c.wav", 1400.0, seconds=1.0)
+    async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        call, ccid = await answered_call(sdk, phone)
+        content = base64.b64encode(wav.read_bytes()).decode()
+        await sdk.aclient.calls.actions.start_playback(ccid, playback_content=content)
+        await wait_hz(call, 1400)
+        ended = await sdk.hooks.wait("call.playback.ended", lambda p: p["call_control_id"] == ccid)
+        assert ended["payload"]["status"] == "completed"
