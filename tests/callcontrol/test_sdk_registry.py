@@ -85,3 +85,72 @@ async def test_registering_again_replaces(routes: Any) -> None:
     register_route("GET", "v2/x/{id}/", two)
     assert len(ccroutes.ROUTES) == n + 1
     assert ccroutes.ROUTES[-1].handler is two
+
+
+async def test_keep_alive_serves_requests_in_turn_and_closes_when_asked(cc: CallControl) -> None:  # noqa: F811
+    import asyncio
+    from urllib.parse import urlsplit
+
+    u = urlsplit(cc.api_url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+
+    async def exchange(head: str) -> tuple[str, dict[str, Any]]:
+        writer.write(head.encode())
+        await writer.drain()
+        status = (await reader.readline()).decode()
+        headers = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        body = json.loads(await reader.readexactly(int(headers["content-length"])))
+        return status + headers["connection"], body
+
+    auth = f"Authorization: Bearer {API_KEY}\r\n"
+    first, body = await exchange(f"GET /v2/conferences HTTP/1.1\r\nHost: x\r\n{auth}\r\n")
+    assert first.startswith("HTTP/1.1 200") and first.endswith("keep-alive") and body["data"] == []
+    second, body = await exchange(f"GET /v2/calls/v3:nope HTTP/1.1\r\nHost: x\r\n{auth}\r\n")  # an error keeps it
+    assert second.startswith("HTTP/1.1 404") and second.endswith("keep-alive")
+    third, body = await exchange(f"GET /v2/conferences HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\r\n")
+    assert third.endswith("close") and await reader.read() == b""  # closed as asked
+    writer.close()
+
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    old, _ = await exchange(f"GET /v2/conferences HTTP/1.0\r\n{auth}\r\n")
+    assert old.endswith("close") and await reader.read() == b""
+    writer.close()
+
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    bad, _ = await exchange("GET /v2/conferences HTTP/1.1\r\nContent-Length: x\r\n\r\n")  # a bad request closes
+    assert bad.startswith("HTTP/1.1 400") and bad.endswith("close") and await reader.read() == b""
+    writer.close()
+
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    ok, _ = await exchange(f"GET /v2/conferences HTTP/1.1\r\n{auth}\r\n")
+    assert ok.endswith("keep-alive")
+    api = cc._api
+    assert api is not None
+    await api.stop()  # an idle kept-alive connection ends with the server
+    assert await asyncio.wait_for(reader.read(), 2.0) == b""
+    writer.close()
+
+
+async def test_keep_alive_does_not_answer_leftover_body_bytes(cc: CallControl) -> None:  # noqa: F811
+    import asyncio
+    from urllib.parse import urlsplit
+
+    u = urlsplit(cc.api_url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    # A body without Content-Length: the request ends at the blank line; "{}" is no request of its own.
+    writer.write(f"GET /v2/conferences HTTP/1.1\r\nAuthorization: Bearer {API_KEY}\r\n\r\n{{}}".encode())
+    writer.write_eof()
+    raw = await asyncio.wait_for(reader.read(), 5.0)
+    assert raw.count(b"HTTP/1.1 ") == 1 and raw.startswith(b"HTTP/1.1 200")
+    writer.close()
+    # Two requests sent at once (pipelined) get two answers, in order.
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    one = f"GET /v2/conferences HTTP/1.1\r\nAuthorization: Bearer {API_KEY}\r\n\r\n"
+    writer.write((one + "\r\n" + one.replace("conferences", "calls/v3:nope")).encode())
+    writer.write_eof()
+    raw = await asyncio.wait_for(reader.read(), 5.0)
+    assert raw.startswith(b"HTTP/1.1 200") and raw.count(b"HTTP/1.1 404") == 1
+    writer.close()

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,9 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 MAX_HEADERS = 100
 READ_TIMEOUT_S = 10.0
+_REQUEST_LINE = re.compile(rb"^[A-Z]+ /[!-~]* HTTP/1\.[01]\r?\n$")
+KEEPALIVE_IDLE_S = 15.0
+"""An idle kept-alive connection is closed after this long (httpx, under the SDK, drops its own after 5 s)."""
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -75,6 +79,15 @@ _REASONS = {
 }
 
 
+class _Exchange:
+    """One request/response on a connection: whether the connection then serves another request."""
+
+    __slots__ = ("keep",)
+
+    def __init__(self) -> None:
+        self.keep = False
+
+
 class ApiServer:
     """HTTP front of a :class:`~softphone.switch.callcontrol.engine.CallControl` engine."""
 
@@ -83,6 +96,7 @@ class ApiServer:
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -96,6 +110,8 @@ class ApiServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        for writer in list(self._writers):  # idle keep-alive connections end with the server
+            writer.close()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -103,15 +119,60 @@ class ApiServer:
             self._server = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection: HTTP/1.1 requests in turn while the client keeps it alive (the SDK's
+        connection pool does), else one request; idle for :data:`KEEPALIVE_IDLE_S`, it is closed."""
+        self._writers.add(writer)
         try:
-            status, body = await self._request(reader)
+            first: bytes | None = None
+            while True:
+                conn = _Exchange()
+                status, body = await self._serve_one(reader, conn, first)
+                await self._respond(writer, status, body, keep=conn.keep)
+                if not conn.keep:
+                    return
+                first = await self._next_request_line(reader)
+                if first is None:
+                    return
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+                await writer.wait_closed()
+
+    @staticmethod
+    async def _next_request_line(reader: asyncio.StreamReader) -> bytes | None:
+        """The request line of the next request on a kept-alive connection, or None to close it
+        quietly: EOF, idle for :data:`KEEPALIVE_IDLE_S`, or bytes that are no request line (leftovers
+        of a body sent without a right Content-Length are not answered as a request of their own)."""
+        for _ in range(4):  # a client may send stray CRLFs between requests (RFC 9112 2.2)
+            try:
+                line = await asyncio.wait_for(reader.readline(), KEEPALIVE_IDLE_S)
+            except (TimeoutError, ValueError, asyncio.LimitOverrunError, ConnectionError):
+                return None
+            if not line:
+                return None
+            if line.strip():
+                return line if _REQUEST_LINE.match(line) else None
+        return None
+
+    async def _serve_one(
+        self, reader: asyncio.StreamReader, conn: _Exchange, first: bytes | None
+    ) -> tuple[int, dict[str, Any] | RawResponse]:
+        try:
+            return await self._request(reader, conn, first)
         except CommandError as exc:
-            status, body = exc.status, _error(exc)
+            return exc.status, _error(exc)
         except TimeoutError:
-            status, body = 408, _error(CommandError(408, "10002", "Request timeout", "request not received in time"))
+            conn.keep = False
+            return 408, _error(CommandError(408, "10002", "Request timeout", "request not received in time"))
         except Exception:
+            conn.keep = False
             logger.exception("commands API failure")
-            status, body = 500, {"errors": [{"code": "10007", "title": "Unexpected error", "detail": ""}]}
+            return 500, {"errors": [{"code": "10007", "title": "Unexpected error", "detail": ""}]}
+
+    async def _respond(
+        self, writer: asyncio.StreamWriter, status: int, body: dict[str, Any] | RawResponse, *, keep: bool
+    ) -> None:
         extra = ""
         if isinstance(body, RawResponse):
             status, content_type, data = body.status, body.content_type, body.body
@@ -120,16 +181,16 @@ class ApiServer:
             content_type, data = "application/json", json.dumps(body).encode()
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
-            f"{extra}Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+            f"{extra}Content-Length: {len(data)}\r\nConnection: {'keep-alive' if keep else 'close'}\r\n\r\n"
         )
         with contextlib.suppress(Exception):
             writer.write(head.encode() + data)
             await writer.drain()
-            writer.close()
-            await writer.wait_closed()
 
-    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, Any] | RawResponse]:
-        line = (await _read_line(reader)).decode("latin-1").split()
+    async def _request(
+        self, reader: asyncio.StreamReader, conn: _Exchange, first: bytes | None = None
+    ) -> tuple[int, dict[str, Any] | RawResponse]:
+        line = (first if first is not None else await _read_line(reader)).decode("latin-1").split()
         if len(line) not in (2, 3) or not line[0].isalpha() or not line[1].startswith("/"):
             raise CommandError(400, "10002", "Bad request", "malformed request line")
         method, target = line[0].upper(), line[1]
@@ -165,6 +226,8 @@ class ApiServer:
                 raise CommandError(400, "10002", "Invalid JSON", "the body is not valid JSON") from exc
         if not isinstance(payload, dict):
             raise CommandError(400, "10002", "Body must be a JSON object")
+        # The whole request has been read: the connection may serve another one.
+        conn.keep = len(line) == 3 and line[2] == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         path, _, query = target.partition("?")
