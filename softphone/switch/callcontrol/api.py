@@ -5,8 +5,9 @@ an ``api_key``)::
 
     POST /v2/calls                                   dial (or a simulated outside call, below)
     GET  /v2/calls/{call_control_id}                 status
-    POST /v2/calls/{call_control_id}/actions/{answer|hangup|bridge|transfer|enqueue|
-                                              leave_queue|playback_start|playback_stop|gather}
+    POST /v2/calls/{call_control_id}/actions/{name}  every action of commands.ACTIONS (answer, hangup,
+                                                     bridge, transfer, enqueue, leave_queue, gather, and
+                                                     the voice, recording, streaming and transcription ones)
     POST /v2/conferences                             create (with a call_control_id)
     GET  /v2/conferences                             list
     POST /v2/conferences/{id}/actions/{join|leave}
@@ -20,12 +21,16 @@ Other modules add routes with :func:`softphone.switch.callcontrol.routes.registe
 from ``routes``, not from here, so that no import cycle forms; ``{name}`` path segments, an
 ``async handler(api, params, body, token)``; return a :class:`RawResponse` for a body that is
 not ``{"data": ...}``, e.g. a token as text/plain or a recording as audio); they are tried
-before the built-in routes above. Bodies are JSON, or forms (``application/x-www-form-urlencoded``).
+before the built-in routes above: the telephony credentials and their tokens
+(:mod:`~softphone.switch.callcontrol.credentials`), recordings, the TeXML Calls API. Bodies are
+JSON, or forms (``application/x-www-form-urlencoded``). Connections are kept alive between
+HTTP/1.1 requests (as the SDK's httpx pool expects) unless the client sends ``Connection: close``.
 
 ``POST /v2/calls`` without ``connection_id``, to a number a connection owns, is also an
 outside call. Responses: ``{"data": ...}``, or ``{"errors": [{"code", "title",
 "detail"}]}`` with 400/401/404/408/411/413/422/431. A key sees only its own
-connection's calls and conferences (and those of connections without a key).
+connection's calls, conferences and credentials (and those of connections without a key).
+Every route is tested through the official ``telnyx`` SDK (tests/callcontrol/test_sdk_*.py).
 """
 
 from __future__ import annotations
