@@ -14,10 +14,12 @@ import base64
 import contextlib
 import io
 import json
+import subprocess
 import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from softphone.media.dsp import dominant_frequency
 from softphone.media.frames import level_dbfs
-from softphone.media.sources import ToneSource
+from softphone.media.sources import FileSource, ToneSource
 from softphone.switch.callcontrol.streaming import Codec, ulaw_encode
 
 PHONE_HZ = 600.0
@@ -298,3 +300,46 @@ async def test_bad_stream_urls_and_params_are_422_and_an_unreachable_one_fails(s
             "track": "inbound_track",
         }
         assert not sdk.hooks.events("streaming.started")
+
+
+async def test_answer_with_stream_url_and_transcription(sdk: SdkEnv, tmp_path: Path) -> None:
+    """Telnyx's answer takes stream_* and transcription options: the parked caller is answered
+    and streamed at once (the voice-AI pattern), and transcribed."""
+    wav = tmp_path / "hello.wav"
+    subprocess.run(
+        ["flite", "-voice", "slt", "-t", "Your call is important to us.", "-o", str(wav)],
+        check=True,
+        capture_output=True,
+    )
+    async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server() as srv:
+        call = await phone.dial("+18005550199")  # an outside number from an app connection's client: parked
+        init = await sdk.hooks.wait("call.initiated")
+        ccid = init["payload"]["call_control_id"]
+        # Bad streaming options are refused before the call is answered.
+        with pytest.raises(telnyx.UnprocessableEntityError):
+            await sdk.aclient.calls.actions.answer(ccid, stream_url="ws://192.0.2.1/x")
+        with pytest.raises(telnyx.UnprocessableEntityError):
+            await sdk.aclient.calls.actions.answer(
+                ccid, transcription=True, transcription_config={"transcription_tracks": "sideways"}
+            )
+        assert not sdk.hooks.events("call.answered")
+
+        await sdk.aclient.calls.actions.answer(
+            ccid,
+            stream_url=srv.url,
+            stream_track="inbound_track",
+            stream_codec="PCMA",
+            transcription=True,
+            transcription_config={"transcription_tracks": "inbound"},
+        )
+        await phone.wait_state(call, "active")
+        await sdk.hooks.wait("streaming.started", lambda p: p["call_control_id"] == ccid)
+        await srv.wait(lambda: len(srv.events("media")) > 50)
+        assert srv.events("start")[0]["start"]["media_format"]["encoding"] == "PCMA"
+        said = srv.audio("inbound", Codec("PCMA", 8000))
+        assert abs(dominant_frequency(said[-4000:], 8000) - PHONE_HZ) < 15
+
+        call.peer.set_source(FileSource(wav))
+        got = await sdk.hooks.wait("call.transcription", lambda p: p["call_control_id"] == ccid, timeout=20.0)
+        words = set(got["payload"]["transcription_data"]["transcript"].split())
+        assert {"call", "important"} <= words, words

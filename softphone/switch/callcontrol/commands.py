@@ -251,4 +251,4 @@ ACTIONS.update(recording.ACTIONS)  # record_start/stop/pause/resume (I12-MEDIA)
 
 from softphone.switch.callcontrol import streaming, transcription  # noqa: E402  (I12-STREAM's actions)
 
-ACTIONS.update(streaming.ACTIONS | transcription.ACTIONS)
+ACTIONS.update(streaming.ACTIONS | transcription.ACTIONS, answer=transcription.with_media_options(ACTIONS["answer"]))

@@ -558,13 +558,8 @@ def streams_of(leg: CCLeg) -> dict[str, MediaStream]:
     return streams
 
 
-async def streaming_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
-    if not leg.alive:
-        raise gone(leg)
-    if isinstance(body.get("client_state"), str) and body["client_state"]:
-        leg.client_state = body["client_state"]
-    if leg.answered_at is None:
-        raise CommandError(422, "90034", "Call not answered yet", "answer before streaming_start")
+def new_stream(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> MediaStream:
+    """A stream for the ``stream_*`` parameters of ``body`` (streaming_start, answer); 422 when bad."""
     url = check_stream_url(body.get("stream_url"))
     if body.get("enable_dialogflow") is True:
         raise _bad("enable_dialogflow", "Dialogflow streaming is not available on this switch")
@@ -584,7 +579,7 @@ async def streaming_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> 
     token = body.get("stream_auth_token", "")
     if not isinstance(token, str) or len(token) > 4000:
         raise _bad("stream_auth_token", "a string of at most 4000 characters")
-    stream = MediaStream(
+    return MediaStream(
         cc,
         leg,
         url,
@@ -596,9 +591,23 @@ async def streaming_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> 
         _custom_parameters(body.get("custom_parameters")),
         token,
     )
-    streams_of(leg)[stream.stream_id] = stream
+
+
+def run_stream(cc: CallControl, stream: MediaStream) -> None:
+    """Start ``stream`` (connects in the background) and stop it when its leg hangs up."""
+    streams_of(stream.leg)[stream.stream_id] = stream
     stream.start()
-    cc.spawn(_stop_on_hangup(leg, stream), "stream-hangup")
+    cc.spawn(_stop_on_hangup(stream.leg, stream), "stream-hangup")
+
+
+async def streaming_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    if not leg.alive:
+        raise gone(leg)
+    if isinstance(body.get("client_state"), str) and body["client_state"]:
+        leg.client_state = body["client_state"]
+    if leg.answered_at is None:
+        raise CommandError(422, "90034", "Call not answered yet", "answer before streaming_start")
+    run_stream(cc, new_stream(cc, leg, body))
     return OK
 
 

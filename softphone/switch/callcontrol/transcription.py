@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ DECODE_EVERY_S = 0.2
 MAX_BACKLOG_FRAMES = 1500
 """30 s per track: if decoding falls that far behind, the oldest audio is dropped."""
 TRACKS = {"inbound": ("inbound",), "outbound": ("outbound",), "both": ("inbound", "outbound")}
+LegCommand = Callable[["CallControl", "CCLeg", dict[str, Any]], Awaitable[dict[str, Any]]]
 ENGINES = (
     "Google", "Telnyx", "Deepgram", "Azure", "xAI", "AssemblyAI", "Speechmatics", "Soniox", "Parakeet",
     "Humain", "Reson8", "Cohere", "A", "B",
@@ -177,13 +179,8 @@ def transcriber_of(leg: CCLeg) -> Transcriber | None:
     return t if isinstance(t, Transcriber) else None
 
 
-async def transcription_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
-    if not leg.alive:
-        raise gone(leg)
-    if isinstance(body.get("client_state"), str) and body["client_state"]:
-        leg.client_state = body["client_state"]
-    if leg.answered_at is None:
-        raise CommandError(422, "90034", "Call not answered yet", "answer before transcription_start")
+def new_transcriber(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> Transcriber:
+    """A transcriber for a transcription_start body (or answer's ``transcription_config``); 422 when bad."""
     engine = body.get("transcription_engine")
     if engine is not None and engine not in ENGINES:
         raise _bad("transcription_engine", f"one of {', '.join(ENGINES)}")
@@ -199,10 +196,24 @@ async def transcription_start(cc: CallControl, leg: CCLeg, body: dict[str, Any])
     running = transcriber_of(leg)
     if running is not None and not running.stopped:
         raise CommandError(422, "90057", "Transcription already in progress", "stop it before starting again")
-    transcriber = Transcriber(cc, leg, TRACKS[tracks])
-    leg.extras["transcriber"] = transcriber
+    return Transcriber(cc, leg, TRACKS[tracks])
+
+
+def run_transcriber(cc: CallControl, transcriber: Transcriber) -> None:
+    """Start ``transcriber`` and stop it when its leg hangs up."""
+    transcriber.leg.extras["transcriber"] = transcriber
     transcriber.start()
-    cc.spawn(_stop_on_hangup(leg, transcriber), "transcribe-hangup")
+    cc.spawn(_stop_on_hangup(transcriber.leg, transcriber), "transcribe-hangup")
+
+
+async def transcription_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    if not leg.alive:
+        raise gone(leg)
+    if isinstance(body.get("client_state"), str) and body["client_state"]:
+        leg.client_state = body["client_state"]
+    if leg.answered_at is None:
+        raise CommandError(422, "90034", "Call not answered yet", "answer before transcription_start")
+    run_transcriber(cc, new_transcriber(cc, leg, body))
     return OK
 
 
@@ -231,3 +242,31 @@ async def transcription_stop(cc: CallControl, leg: CCLeg, body: dict[str, Any]) 
 
 
 ACTIONS = {"transcription_start": transcription_start, "transcription_stop": transcription_stop}
+
+
+def with_media_options(answer: LegCommand) -> LegCommand:
+    """``answer`` that also takes Telnyx's streaming and transcription options.
+
+    ``stream_url`` (with the ``stream_*`` parameters of ``streaming_start``) starts a media
+    stream as the call is answered, ``transcription: true`` (with ``transcription_config``, the
+    body of ``transcription_start``) a transcription. Both are checked before the call is
+    answered, so a bad one is a 422 and the call still rings.
+    """
+    from softphone.switch.callcontrol import streaming
+
+    async def answer_with_media(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+        stream = streaming.new_stream(cc, leg, body) if body.get("stream_url") is not None else None
+        transcriber = None
+        if body.get("transcription") is True:
+            config = body.get("transcription_config") or {}
+            if not isinstance(config, dict):
+                raise _bad("transcription_config", "must be an object")
+            transcriber = new_transcriber(cc, leg, config)
+        result = await answer(cc, leg, body)
+        if stream is not None:
+            streaming.run_stream(cc, stream)
+        if transcriber is not None:
+            run_transcriber(cc, transcriber)
+        return result
+
+    return answer_with_media
