@@ -218,7 +218,7 @@ async def test_both_tracks_pcmu_with_bidirectional_rtp_and_marks(sdk: SdkEnv) ->
 async def test_inbound_track_l16_and_hangup_stops_the_stream(sdk: SdkEnv) -> None:
     l16 = Codec("L16", 16000)
     async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server() as srv:
-        ccid, _ = await answered_leg(sdk, phone)
+        ccid, call = await answered_leg(sdk, phone)
         await sdk.run(
             sdk.client.calls.actions.start_streaming,
             ccid,
@@ -235,6 +235,14 @@ async def test_inbound_track_l16_and_hangup_stops_the_stream(sdk: SdkEnv) -> Non
         assert all(len(base64.b64decode(m["media"]["payload"])) == 640 for m in srv.events("media"))
         said = srv.audio("inbound", l16)
         assert abs(dominant_frequency(said[-8000:], 16000) - PHONE_HZ) < 15
+
+        # DTMF the caller sends goes down the socket as dtmf frames (and still as webhooks).
+        await phone.dtmf(call, "12#")
+        await srv.wait(lambda: len(srv.events("dtmf")) == 3)
+        frames = srv.events("dtmf")
+        assert [f["dtmf"]["digit"] for f in frames] == ["1", "2", "#"]
+        assert all(f["stream_id"] == start["stream_id"] and f["occurred_at"].endswith("Z") for f in frames)
+        await sdk.hooks.wait("call.dtmf.received", lambda p: p["digit"] == "#")
 
         await sdk.run(sdk.client.calls.actions.hangup, ccid)
         await asyncio.wait_for(srv.closed.wait(), 5.0)

@@ -102,6 +102,8 @@ class CallControl:
         ``program(leg) -> True`` when it took the leg."""
         self.client_call_programs: list[Callable[[Call], Awaitable[bool]]] = []
         """Programs that may take a client's unroutable call before parking does (TeXML)."""
+        self.dtmf_observers: list[Callable[[CCLeg, str], None]] = []
+        """Told of every DTMF a leg's party sends, after the webhooks (media streams' ``dtmf`` frames)."""
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -289,6 +291,8 @@ class CallControl:
         for digit in digits:
             self.emit(leg, "call.dtmf.received", digit=digit)
             gather_digit(self, leg, digit)
+        for observer in self.dtmf_observers:
+            observer(leg, digits)
         other = leg.bridged_to
         if other is not None and other.alive:
             other.endpoint.play(media_legs.dtmf_source(digits))

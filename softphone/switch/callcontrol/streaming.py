@@ -25,9 +25,11 @@ played in order into the leg (``stream_bidirectional_target_legs``: ``self``, th
 ``{"event": "mark", "mark": {"name": ...}}`` comes back when the audio before it has played.
 
 Webhooks: ``streaming.started`` once the websocket is open, ``streaming.stopped`` at the end,
-``streaming.failed`` (``failure_reason``) when it cannot connect. ``stream_url`` must be a
-``ws://``/``wss://`` URL on loopback, else 422. Not done: Dialogflow, DTMF frames on the socket,
-streaming parameters on ``dial``/``answer``.
+``streaming.failed`` (``failure_reason``) when it cannot connect. DTMF the leg's party sends goes
+down the socket too (``{"event": "dtmf", "dtmf": {"digit": "1"}}``). ``stream_url`` must be a
+``ws://``/``wss://`` URL on loopback, else 422. ``answer`` takes the same ``stream_*`` options
+(see :func:`softphone.switch.callcontrol.transcription.with_media_options`). Not done: Dialogflow,
+streaming parameters on ``dial``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -282,6 +285,22 @@ class MediaStream:
             "stream_id": self.stream_id,
         }
         self._put(json.dumps(msg))
+
+    def dtmf(self, digit: str) -> None:
+        """A ``dtmf`` frame: the leg's party pressed ``digit``."""
+        if self.stopped or self._ws is None:
+            return
+        self._put(
+            json.dumps(
+                {
+                    "event": "dtmf",
+                    "stream_id": self.stream_id,
+                    "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "sequence_number": str(next(self._seq)),
+                    "dtmf": {"digit": digit},
+                }
+            )
+        )
 
     def _put(self, text: str | None) -> None:
         if self._queue.full():  # drop the oldest: bounded delay, like a jitter buffer overflow
@@ -593,8 +612,16 @@ def new_stream(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> MediaStream
     )
 
 
+def _dtmf_to_streams(leg: CCLeg, digits: str) -> None:
+    for stream in list(streams_of(leg).values()):
+        for digit in digits:
+            stream.dtmf(digit)
+
+
 def run_stream(cc: CallControl, stream: MediaStream) -> None:
     """Start ``stream`` (connects in the background) and stop it when its leg hangs up."""
+    if _dtmf_to_streams not in cc.dtmf_observers:
+        cc.dtmf_observers.append(_dtmf_to_streams)
     streams_of(stream.leg)[stream.stream_id] = stream
     stream.start()
     cc.spawn(_stop_on_hangup(stream.leg, stream), "stream-hangup")
