@@ -67,3 +67,48 @@ async def test_leave_in_the_wait_document_continues_after_enqueue(
     assert again.method == "GET" and again.params["CallSid"] == ccid
     assert not tcc.queues["sales"].legs
     await asyncio.wait_for(tcc.legs[ccid].ended.wait(), 10)
+
+
+async def test_dial_record_dual_send_digits_and_hangup_on_star(tcc: CallControl, texml_server: TexmlServer) -> None:
+    import io
+    import wave
+
+    import numpy as np
+
+    from softphone.media.dsp import detect_dtmf, dominant_frequency
+    from softphone.switch.callcontrol.texml.fetch import request
+
+    texml_server.docs["/voice"] = (
+        "<Response><Dial action='/dialed' record='record-from-answer-dual' hangupOnStar='true' "
+        "recordingStatusCallback='/dialrec'><Number sendDigits='5'>+15559990001</Number></Dial>"
+        "<Hangup/></Response>"
+    )
+    texml_server.docs["/dialed"] = "<Response><Hangup/></Response>"
+    from softphone.media.sources import ToneSource
+
+    ccid, ep = await outside(tcc)  # silent at first, so the digits sent to the far side stand alone
+    while not any(x.to == "+15559990001" and x.answered_at for x in tcc.legs.values()):
+        await asyncio.sleep(0.05)
+    far = next(x for x in tcc.legs.values() if x.to == "+15559990001")
+    assert isinstance(far.endpoint, PstnEndpoint)
+    for _ in range(50):
+        if "5" in detect_dtmf(far.endpoint.heard()):
+            break  # sendDigits reached the dialled party
+        await asyncio.sleep(0.1)
+    assert "5" in detect_dtmf(far.endpoint.heard())
+    ep.set_source(ToneSource(400.0))
+    await pstn_hears(far.endpoint, 400)
+    await ep.send_dtmf("*")
+    hit = await texml_server.wait("/dialed")
+    assert not far.alive and far.hangup_cause == "NORMAL_CLEARING"  # the * ended the far side only
+    assert hit.params["DialCallStatus"] == "completed" and hit.params["RecordingUrl"]
+    assert hit.params["CallSid"] == ccid and hit.params["CallStatus"] == "in-progress"  # the caller stayed
+    rec = await texml_server.wait("/dialrec")
+    assert rec.params["RecordingChannels"] == "2" and rec.params["RecordingUrl"] == hit.params["RecordingUrl"]
+    status, data = await request(hit.params["RecordingUrl"], "GET", {}, limit=20 << 20)
+    assert status == 200
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getnchannels() == 2
+        stereo = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, 2)
+    assert abs(dominant_frequency(stereo[-24000:, 0]) - 400) < 15  # left: the caller
+    assert int(np.abs(stereo[:, 1]).max()) < 500  # right: the silent dialled number

@@ -24,18 +24,23 @@ def _int(v: Verb, name: str, default: int) -> int:
     return int(raw) if raw.isdigit() else default
 
 
-async def dial_parties(s: Runner, v: Verb, targets: list[tuple[str, str]]) -> dict[str, str]:
+async def dial_parties(s: Runner, v: Verb, targets: list[tuple[str, str, Verb]]) -> dict[str, str]:
     """Ring every target at once; bridge the first that answers."""
     from softphone.switch import media_legs
 
     cc, leg = s.cc, s.leg
     timeout = max(1, _int(v, "timeout", 30))
     caller = v.attr("callerId") or leg.from_
-    legs: list[CCLeg] = [
-        cc.dial(leg.connection_id, text.strip(), caller, timeout=float(timeout), link_to=leg)
-        for _, text in targets
-        if text.strip()
-    ]
+    legs: list[CCLeg] = []
+    digits: dict[str, str] = {}
+    for _, text, noun in targets:
+        if not text.strip():
+            continue
+        other = cc.dial(leg.connection_id, text.strip(), caller, timeout=float(timeout), link_to=leg)
+        legs.append(other)
+        digits[other.call_control_id] = "".join(
+            ch for ch in noun.attr("sendDigits").upper() if ch in "0123456789*#ABCD"
+        )
     if not legs:
         return {"DialCallStatus": "failed"}
     ringback = media_legs.ringback_source()
@@ -62,27 +67,54 @@ async def dial_parties(s: Runner, v: Verb, targets: list[tuple[str, str]]) -> di
         else:
             status = "no-answer"
         return {"DialCallStatus": status, "DialCallSid": legs[0].call_control_id, "DialCallDuration": "0"}
-    return await _bridged(s, v, winner)
+    return await _bridged(s, v, winner, digits.get(winner.call_control_id, ""))
 
 
-async def _bridged(s: Runner, v: Verb, other: CCLeg) -> dict[str, str]:
+async def _bridged(s: Runner, v: Verb, other: CCLeg, send_digits: str = "") -> dict[str, str]:
     cc, leg = s.cc, s.leg
     if not leg.alive:
         await cc.hangup_leg(other, "NORMAL_CLEARING")
         return {"DialCallStatus": "canceled", "DialCallSid": other.call_control_id, "DialCallDuration": "0"}
+    from softphone.switch.callcontrol.gather import Gather
+    from softphone.switch.callcontrol.texml.recording import BridgeRecorder
+
     cc.bridge(leg, other, park_after_unbridge=True)
     started = time.monotonic()
+    mode = v.attr("record", "do-not-record")
+    recorder = BridgeRecorder(s, v, dual=mode.endswith("-dual")) if mode.startswith("record-from-") else None
+    if recorder is not None:
+        recorder.tap(leg, other)
+    if send_digits:
+        from softphone.switch import media_legs
+
+        other.endpoint.play(media_legs.dtmf_source(send_digits))
+    star: Gather | None = None
+    if v.attr("hangupOnStar").lower() == "true":
+        star = Gather(maximum_digits=1, minimum_digits=1, terminating_digit="", valid_digits="*")
+        leg.extras["gather"] = star  # the engine feeds the caller's digits to it (and still to the far side)
     limit = started + max(1, _int(v, "timeLimit", 14400))
-    while leg.alive and other.alive and leg.bridged_to is other:
-        if time.monotonic() > limit:
-            await cc.hangup_leg(other, "ALLOTTED_TIMEOUT")
-            break
-        await asyncio.sleep(0.05)
-    return {
+    try:
+        while leg.alive and other.alive and leg.bridged_to is other:
+            if time.monotonic() > limit:
+                await cc.hangup_leg(other, "ALLOTTED_TIMEOUT")
+                break
+            if star is not None and leg.extras.get("gather") is not star:
+                await cc.hangup_leg(other, "NORMAL_CLEARING")  # the caller pressed *: it stays, the far side goes
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        if star is not None and leg.extras.get("gather") is star:
+            leg.extras.pop("gather", None)
+    result = {
         "DialCallStatus": "completed",
         "DialCallSid": other.call_control_id,
         "DialCallDuration": str(int(time.monotonic() - started)),
     }
+    if recorder is not None:
+        extra = await recorder.finish()
+        result.update(RecordingUrl=extra["RecordingUrl"], RecordingSid=extra["RecordingSid"],
+                      RecordingDuration=extra["RecordingDuration"])
+    return result
 
 
 async def dial_queue(s: Runner, v: Verb, name: str) -> dict[str, str]:

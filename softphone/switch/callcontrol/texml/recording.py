@@ -101,13 +101,73 @@ async def record(s: Runner, v: Verb) -> dict[str, str] | None:
     return params if leg.alive else None
 
 
-def _write_wav(path: Path, samples: Any) -> None:
+def _write_wav(path: Path, samples: Any, channels: int = 1) -> None:
+    """48 kHz 16-bit WAV; ``samples`` is mono, or interleaved stereo when ``channels`` is 2."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
         w.setframerate(48000)
         w.writeframes(samples.astype("<i2").tobytes())
+
+
+class BridgeRecorder:
+    """``<Dial record="record-from-answer[-dual]">``: both parties of a bridge, mixed or one per channel.
+
+    It taps the bridge's two receivers (each still feeds the other party) and keeps the frames;
+    :meth:`finish` writes the WAV and posts the Dial's ``recordingStatusCallback``.
+    """
+
+    def __init__(self, s: Runner, v: Verb, dual: bool) -> None:
+        self.s, self.v, self.dual = s, v, dual
+        self.caller: list[Any] = []
+        self.callee: list[Any] = []
+        self.started = time.monotonic()
+
+    def tap(self, leg: Any, other: Any) -> None:
+        caller, callee = self.caller, self.callee
+
+        def from_caller(frame: Any) -> None:
+            other.endpoint.push(frame)
+            caller.append(frame)
+
+        def from_callee(frame: Any) -> None:
+            leg.endpoint.push(frame)
+            callee.append(frame)
+
+        leg.endpoint.set_receiver(from_caller)
+        other.endpoint.set_receiver(from_callee)
+
+    async def finish(self) -> dict[str, str]:
+        import numpy as np
+
+        s = self.s
+        n = max(len(self.caller), len(self.callee))
+        silence = np.zeros(960, dtype=np.int16)
+        a = np.concatenate([*self.caller, *([silence] * (n - len(self.caller)))]) if n else silence[:0]
+        b = np.concatenate([*self.callee, *([silence] * (n - len(self.callee)))]) if n else silence[:0]
+        if self.dual:
+            samples = np.stack([a, b], axis=1).reshape(-1)
+        else:
+            samples = np.clip(a.astype(np.int32) + b.astype(np.int32), -32768, 32767).astype(np.int16)
+        sid = s.new_sid("RE")
+        path = recordings_dir(s.cc.options.data_dir) / f"{sid}.wav"
+        await asyncio.to_thread(_write_wav, path, samples, 2 if self.dual else 1)
+        url = f"{s.cc.api_url}/v2/texml/recordings/{sid}.wav" if s.cc.api_url else path.as_uri()
+        params = {
+            "RecordingSid": sid,
+            "RecordingUrl": url,
+            "RecordingDuration": str(round(n * 0.02)),
+            "RecordingStatus": "completed",
+            "RecordingChannels": "2" if self.dual else "1",
+            "RecordingSource": "DialVerb",
+        }
+        s.leg.extras.setdefault("texml_recordings", []).append(str(path))
+        callback = self.v.attr("recordingStatusCallback")
+        if callback:
+            s.cc.spawn(_status_callback(s, callback, self.v.attr("recordingStatusCallbackMethod", "POST"), params),
+                       "texml-recording-callback")
+        return params
 
 
 async def _status_callback(s: Runner, url: str, method: str, extra: dict[str, str]) -> None:

@@ -267,7 +267,7 @@ async def dial(s: Runner, v: Verb) -> Outcome:
     elif "Conference" in kinds:
         result = await dialing.dial_conference(s, v, nouns[0][2])
     else:
-        result = await dialing.dial_parties(s, v, [(k, t) for k, t, _ in nouns])
+        result = await dialing.dial_parties(s, v, nouns)
     if not s.leg.alive and not v.attr("action"):
         return Hangup()
     action = v.attr("action")
