@@ -244,3 +244,27 @@ async def test_every_action_is_an_sdk_action_and_answers_in_telnyx_shape(sdk: Sd
         status, body = exc.value.status_code, exc.value.response.json()
         assert 400 <= status < 500 and status != 404, (name, status, body)
         assert set(body["errors"][0]) >= {"code", "title", "detail"}, (name, body)
+
+
+async def test_command_id_runs_a_command_once_per_call(sdk: SdkEnv) -> None:
+    legs = [await sdk.cc.outside_call(f"+1555000002{i}", APP_NUMBER) for i in range(2)]
+    a, b = (leg.call_control_id for leg in legs)
+    actions = sdk.aclient.calls.actions
+    for c in (a, b):
+        await actions.answer(c)
+    for _ in range(3):  # the same command_id: one playback
+        res = strict(await actions.start_playback(a, audio_url="tone:600", command_id="cmd-1"))
+        assert res.data is not None and res.data.result == "ok"
+    await asyncio.gather(*(actions.start_playback(b, audio_url="tone:600", command_id="cmd-1") for _ in range(3)))
+    await actions.start_playback(a, audio_url="tone:650", command_id="cmd-2", stop="all")
+    await sdk.hooks.wait("call.playback.started", lambda p: p["media_url"] == "tone:650")
+    await asyncio.sleep(0.3)
+    started = [e["payload"]["call_control_id"] for e in sdk.hooks.events("call.playback.started")]
+    assert started.count(a) == 2 and started.count(b) == 1, started  # per call, and once while in flight
+    # A command that failed may be sent again with its command_id.
+    with pytest.raises(telnyx.UnprocessableEntityError):
+        await actions.enqueue(a, queue_name="", command_id="cmd-3")
+    await actions.enqueue(a, queue_name="q", command_id="cmd-3")
+    await sdk.hooks.wait("call.enqueued", lambda p: p["call_control_id"] == a)
+    for c in (a, b):
+        await actions.hangup(c)

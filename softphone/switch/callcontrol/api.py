@@ -36,11 +36,13 @@ Every route is tested through the official ``telnyx`` SDK (tests/callcontrol/tes
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import re
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from softphone.switch.callcontrol import commands as cccommands
@@ -66,6 +68,8 @@ MAX_BODY = 1 << 20
 MAX_HEADERS = 100
 READ_TIMEOUT_S = 10.0
 _REQUEST_LINE = re.compile(rb"^[A-Z]+ /[!-~]* HTTP/1\.[01]\r?\n$")
+MAX_COMMAND_IDS = 10_000
+"""``command_id``s remembered (the oldest are forgotten first)."""
 KEEPALIVE_IDLE_S = 15.0
 """An idle kept-alive connection is closed after this long (httpx, under the SDK, drops its own after 5 s)."""
 _REASONS = {
@@ -102,6 +106,7 @@ class ApiServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._commands: collections.OrderedDict[tuple[str, str], asyncio.Future[Any]] = collections.OrderedDict()
 
     @property
     def url(self) -> str:
@@ -243,6 +248,35 @@ class ApiServer:
             return result.status, result
         return 200, {"data": result}
 
+    async def _once(self, call_control_id: str, body: dict[str, Any], run: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a leg action once per ``command_id`` (Telnyx: a command repeating the ``command_id`` of
+        an earlier one on the same call is ignored): a repeat gets the first one's answer, waiting
+        for it while it runs. A command that failed may be sent again with the same id."""
+        command_id = body.get("command_id")
+        if not isinstance(command_id, str) or not command_id:
+            return await run()
+        key = (call_control_id, command_id)
+        earlier = self._commands.get(key)
+        if earlier is not None:
+            return await asyncio.shield(earlier)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._commands[key] = fut
+        while len(self._commands) > MAX_COMMAND_IDS:
+            self._commands.popitem(last=False)
+        try:
+            result = await run()
+        except Exception as exc:
+            self._commands.pop(key, None)
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: repeats waiting on it get it, nobody else needs to
+            raise
+        except BaseException:
+            self._commands.pop(key, None)
+            fut.cancel()
+            raise
+        fut.set_result(result)
+        return result
+
     def allowed(self, connection_id: str, token: str) -> bool:
         """True when ``token`` may touch ``connection_id``'s resources (a connection without an api_key is open)."""
         return self._allowed(connection_id, token)
@@ -298,7 +332,7 @@ class ApiServer:
                 if action is None:
                     raise CommandError(404, "10005", "Unknown action", parts[4])
                 self._authorize_refs(body, token)
-                return await action(cc, leg, body)
+                return await self._once(leg.call_control_id, body, lambda: action(cc, leg, body))
         if parts[:2] == ["v2", "conferences"]:
             if len(parts) == 2 and method == "POST":
                 cid = body.get("call_control_id")
