@@ -67,6 +67,7 @@ OK: dict[str, Any] = {"result": "ok"}
 CALL_RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 CONNECT_TIMEOUT_S = 5.0
+SEND_TIMEOUT_S = 5.0  # a server that takes no frame for this long has gone
 SEND_QUEUE_FRAMES = 500  # 10 s of one track: a stalled server loses the oldest audio, not the call
 TRACKS = {"inbound_track": ("inbound",), "outbound_track": ("outbound",), "both_tracks": ("inbound", "outbound")}
 TARGET_LEGS = ("self", "opposite", "both")
@@ -391,12 +392,12 @@ class MediaStream:
                     "stream_id": self.stream_id,
                 }
                 with contextlib.suppress(Exception):
-                    await ws.send(json.dumps(stop))
+                    await asyncio.wait_for(ws.send(json.dumps(stop)), SEND_TIMEOUT_S)
                 return
             try:
-                await ws.send(text)
-            except Exception:
-                logger.info("stream %s: the server went away", self.stream_id)
+                await asyncio.wait_for(ws.send(text), SEND_TIMEOUT_S)
+            except Exception:  # closed, or not reading: end the stream rather than hold the call's audio
+                logger.info("stream %s: the server went away or stopped reading", self.stream_id)
                 self.stopped = True
                 return
             if self.first_media_at is None and text.startswith('{"event": "media"'):

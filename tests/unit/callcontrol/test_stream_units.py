@@ -3,8 +3,10 @@ clear, stream_url policy and parameter checks (no sockets)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -101,3 +103,35 @@ def test_stream_url_must_be_a_websocket_on_loopback(url: object) -> None:
 @pytest.mark.parametrize("url", ["ws://127.0.0.1:9000/m", "wss://localhost/m", "ws://[::1]:80/"])
 def test_loopback_websockets_are_accepted(url: str) -> None:
     assert check_stream_url(url) == url
+
+
+class StalledSocket:
+    """A websocket whose peer never reads: every send waits forever."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+        await asyncio.Event().wait()
+
+
+async def test_a_server_that_stops_reading_ends_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "SEND_TIMEOUT_S", 0.05)
+    leg = SimpleNamespace(connection_id="app", call_control_id="v3:x", extras={})
+    stream = streaming.MediaStream(
+        cc=None,  # type: ignore[arg-type]
+        leg=leg,  # type: ignore[arg-type]
+        url="ws://127.0.0.1:1/",
+        track="inbound_track",
+        codec=Codec("PCMU", 8000),
+        bidirectional_mode="mp3",
+        bidirectional_codec=Codec("PCMU", 8000),
+        target_legs="self",
+        custom_parameters={},
+        auth_token="",
+    )
+    ws = StalledSocket()
+    stream._put('{"event": "media"}')
+    await asyncio.wait_for(stream._send(ws), 2.0)
+    assert stream.stopped and ws.sent == ['{"event": "media"}']
