@@ -310,6 +310,10 @@ def _worker(rate: int) -> None:
     say(end=True)
 
 
+MAX_BACKLOG_BYTES = 8 << 20
+"""Audio waiting for the child beyond this (about 90 s at 48 kHz) is dropped."""
+
+
 class RecognizerProcess:
     """A :class:`Recognizer` in a child process, driven from asyncio.
 
@@ -324,6 +328,7 @@ class RecognizerProcess:
         self.on_utterance = on_utterance
         self.cpu_seconds = 0.0
         self.samples_in = 0
+        self.samples_dropped = 0
         self.ready = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -348,6 +353,9 @@ class RecognizerProcess:
             return
         block = _as_int16(samples)
         self.samples_in += block.shape[0]
+        if proc.stdin.transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
+            self.samples_dropped += block.shape[0]  # the child fell far behind: drop, never grow without bound
+            return
         proc.stdin.write(block.astype("<i2").tobytes())
 
     async def _read(self) -> None:
@@ -384,6 +392,11 @@ class RecognizerProcess:
         except TimeoutError:
             self.kill()
             await proc.wait()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before :meth:`start`)."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:

@@ -6,7 +6,9 @@ flite is a required dependency: the tests fail (never skip) when it is missing."
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import subprocess
 import time
 import wave
@@ -129,3 +131,21 @@ async def test_recognizer_process_close_kills_a_running_child() -> None:
     assert proc.running
     await proc.close()
     assert not proc.running
+
+
+async def test_recognizer_process_drops_audio_when_its_child_falls_far_behind() -> None:
+    proc = asr.RecognizerProcess(48000, lambda u: None)
+    await proc.start()
+    await asyncio.wait_for(proc.ready.wait(), 20.0)
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # a child that reads nothing any more
+    try:
+        block = np.zeros(48000, np.int16)
+        for _ in range(120):  # 120 s of audio, 11.5 MB
+            proc.feed(block)
+            await asyncio.sleep(0)
+        assert proc.samples_in == 120 * 48000
+        assert proc.samples_dropped >= 20 * 48000  # everything past ~90 s of backlog
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        await proc.close()
