@@ -22,7 +22,8 @@ from ``routes``, not from here, so that no import cycle forms; ``{name}`` path s
 ``async handler(api, params, body, token)``; return a :class:`RawResponse` for a body that is
 not ``{"data": ...}``, e.g. a token as text/plain or a recording as audio); they are tried
 before the built-in routes above: the telephony credentials and their tokens
-(:mod:`~softphone.switch.callcontrol.credentials`), recordings, the TeXML Calls API. Bodies are
+(:mod:`~softphone.switch.callcontrol.credentials`), queues and a connection's active calls
+(:mod:`~softphone.switch.callcontrol.views`), recordings, the TeXML Calls API. Bodies are
 JSON, or forms (``application/x-www-form-urlencoded``). Connections are kept alive between
 HTTP/1.1 requests (as the SDK's httpx pool expects) unless the client sends ``Connection: close``.
 
@@ -49,6 +50,7 @@ from softphone.switch.callcontrol import commands as cccommands
 from softphone.switch.callcontrol import (
     credentials,  # registers /v2/telephony_credentials
     routes,
+    views,  # noqa: F401 - registers /v2/queues and /v2/connections/{id}/active_calls
 )
 from softphone.switch.callcontrol.engine import CommandError, parse_headers
 from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
