@@ -112,3 +112,31 @@ async def test_dial_record_dual_send_digits_and_hangup_on_star(tcc: CallControl,
         stereo = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, 2)
     assert abs(dominant_frequency(stereo[-24000:, 0]) - 400) < 15  # left: the caller
     assert int(np.abs(stereo[:, 1]).max()) < 500  # right: the silent dialled number
+
+
+async def test_calls_api_update_redirects_a_running_call_then_hangs_it_up(
+    tcc: CallControl, texml_server: TexmlServer
+) -> None:
+    import telnyx
+    from texmlfixtures import IVR_KEY
+
+    texml_server.docs["/voice"] = "<Response><Play loop='0'>tone:500:1000</Play></Response>"
+    texml_server.docs["/next"] = "<Response><Enqueue>later</Enqueue></Response>"
+    client = telnyx.AsyncTelnyx(api_key=IVR_KEY, base_url=f"{tcc.api_url}/v2")
+    ccid, ep = await outside(tcc)
+    await pstn_hears(ep, 500)
+    call = await client.texml.accounts.calls.update(
+        ccid, account_sid="AC-local", texml="<Response><Play loop='0'>tone:900:1000</Play></Response>"
+    )
+    assert call.status == "in-progress" and call.sid == ccid
+    await pstn_hears(ep, 900)  # the inline document replaced the looping Play
+    await client.texml.accounts.calls.update(ccid, account_sid="AC-local", url=texml_server.url + "/next",
+                                             method="GET")
+    hit = await texml_server.wait("/next")
+    assert hit.method == "GET" and hit.params["CallSid"] == ccid
+    while not tcc.queues.get("later") or not tcc.queues["later"].legs:
+        await asyncio.sleep(0.05)
+    done = await client.texml.accounts.calls.update(ccid, account_sid="AC-local", status="completed")
+    assert done.status == "completed"
+    assert not tcc.legs[ccid].alive and not tcc.queues["later"].legs
+    await client.close()

@@ -8,7 +8,8 @@ of the connection)::
                                                        Texml?, StatusCallback?, StatusCallbackMethod?,
                                                        FallbackUrl?, Timeout?
     GET  /v2/texml/Accounts/{account_sid}/Calls/{call_sid}   the call (Telnyx's call resource)
-    POST /v2/texml/Accounts/{account_sid}/Calls/{call_sid}   Status=completed hangs it up
+    POST /v2/texml/Accounts/{account_sid}/Calls/{call_sid}   Status=completed hangs it up; Url or Texml
+                                                       replaces the running document
     GET  /v2/texml/recordings/{RecordingSid}.wav       a <Record> recording (audio/wav)
 
 The first two place an outbound call (a client, a SIP username or a simulated outside number)
@@ -181,13 +182,21 @@ async def get_call(api: ApiContext, params: dict[str, str], body: dict[str, Any]
 
 async def update_call(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
     session = _session_leg(api, params, token)
+    body = camel_keys(body)
     status = _field(body, "Status")
-    if status and status != "completed":
-        raise _bad("Status", "only Status=completed (hang up) is supported")
-    if _field(body, "Url") or _field(body, "Texml"):
-        raise _bad("Url", "redirecting a running call (Url/Texml) is not supported by the local switch")
-    if status == "completed" and session.leg.alive:
-        await api.cc.hangup_leg(session.leg, "NORMAL_CLEARING")
+    if status and status not in ("completed", "canceled"):
+        raise _bad("Status", "Status can be completed or canceled (hang up)")
+    url = _url(api.cc, body, "Url")
+    texml = _field(body, "Texml")
+    if texml:
+        try:
+            parse(texml)
+        except TexmlError as exc:
+            raise _bad("Texml", str(exc)) from exc
+    if status and session.leg.alive:
+        await api.cc.hangup_leg(session.leg, "NORMAL_CLEARING" if session.leg.answered_at else "ORIGINATOR_CANCEL")
+    elif (url or texml) and session.leg.alive:
+        session.redirect(url=url, method=_method(body, "Method"), texml=texml)
     return RawResponse.json(_resource(session, params["account_sid"]))
 
 

@@ -53,6 +53,11 @@ async def dial_parties(s: Runner, v: Verb, targets: list[tuple[str, str, Verb]])
             if winner is not None or all(not o.alive for o in legs):
                 break
             await asyncio.sleep(0.02)
+    except asyncio.CancelledError:  # the call was redirected while the legs rang
+        for other in legs:
+            if other.alive:
+                cc.spawn(cc.hangup_leg(other, "ORIGINATOR_CANCEL"), "texml-dial-cancel")
+        raise
     finally:
         leg.endpoint.stop_playing(ringback)
     for other in legs:
@@ -102,6 +107,10 @@ async def _bridged(s: Runner, v: Verb, other: CCLeg, send_digits: str = "") -> d
                 await cc.hangup_leg(other, "NORMAL_CLEARING")  # the caller pressed *: it stays, the far side goes
                 break
             await asyncio.sleep(0.05)
+    except asyncio.CancelledError:  # redirected: the far side is let go
+        if other.alive:
+            cc.spawn(cc.hangup_leg(other, "NORMAL_CLEARING"), "texml-dial-redirect")
+        raise
     finally:
         if star is not None and leg.extras.get("gather") is star:
             leg.extras.pop("gather", None)

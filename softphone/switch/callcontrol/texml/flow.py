@@ -42,6 +42,8 @@ class Next:
     url: str
     method: str = "POST"
     extra: dict[str, str] = field(default_factory=dict)
+    inline: str = ""
+    """A document given as text (the Calls API's ``Texml`` on update) instead of a URL."""
 
 
 @dataclass(eq=False)

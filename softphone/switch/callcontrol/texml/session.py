@@ -91,6 +91,8 @@ class TexmlSession:
         """Seconds from the session's start: ``answered``, ``first_say_audio``."""
         self.verbs_run: list[str] = []
         self.task: asyncio.Task[None] | None = None
+        self._document_task: asyncio.Task[Outcome] | None = None
+        self._redirect: Next | None = None
         self.interrupt: Any = None
         """A predicate: True stops the prompt being played (queue wait documents)."""
         leg.extras["texml"] = self
@@ -143,17 +145,47 @@ class TexmlSession:
         verbs = await self.first_document()
         documents = 1
         while verbs is not None and self.leg.alive:
-            outcome = await self.run_verbs(verbs)
+            outcome = self._take_redirect() or await self._run_document(verbs)
             if isinstance(outcome, Next):
                 documents += 1
                 if documents > MAX_DOCUMENTS:
                     await self.fail(ERROR_DOCUMENT, f"more than {MAX_DOCUMENTS} documents (a Redirect loop?)")
                     return
-                verbs = await self.document(outcome.url, outcome.method, self.params(**outcome.extra))
+                if outcome.inline:
+                    self.document_url = "inline"
+                    verbs = await self.parse("inline", outcome.inline)
+                else:
+                    verbs = await self.document(outcome.url, outcome.method, self.params(**outcome.extra))
                 continue
             if outcome is None and self.leg.alive:
                 await self.cc.hangup_leg(self.leg, "NORMAL_CLEARING")  # the document ran out
             return
+
+    async def _run_document(self, verbs: list[Verb]) -> Outcome:
+        """Run a document's verbs in a task of their own, so :meth:`redirect` can stop them."""
+        task = asyncio.ensure_future(self.run_verbs(verbs))
+        self._document_task = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if (current is not None and current.cancelling()) or self._redirect is None:
+                raise
+            self.cc.leave_everything(self.leg, reason="redirect")  # out of its queue or conference
+            return self._take_redirect()
+        finally:
+            self._document_task = None
+
+    def redirect(self, *, url: str = "", method: str = "POST", texml: str = "") -> None:
+        """Replace the running document (TeXML Calls API update with ``Url`` or ``Texml``)."""
+        self._redirect = Next(url, method.upper() or "POST", inline=texml)
+        task = self._document_task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def _take_redirect(self) -> Next | None:
+        pending, self._redirect = self._redirect, None
+        return pending
 
     async def first_document(self) -> list[Verb] | None:
         if self.inline:
