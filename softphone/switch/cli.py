@@ -112,7 +112,7 @@ def serve(
         async with sw:
             typer.echo(f"switch listening on {sw.url}")
             if sw.call_control is not None:
-                apps = ", ".join(sorted(sw.call_control.apps))
+                apps = ", ".join(sorted(set(sw.call_control.apps) | set(sw.call_control.options.texml_apps)))
                 typer.echo(f"call control API on {sw.api_url}/v2 (applications: {apps})")
                 signing = sw.call_control.webhooks.signing_key
                 if signing is not None:
