@@ -142,3 +142,12 @@ def test_signing_key_unit(tmp_path: Path) -> None:
     client.webhooks.unwrap('{"data": {"event_type": "call.hangup"}}', headers=key.sign(
         b'{"data": {"event_type": "call.hangup"}}', now))
     client.close()
+
+
+async def test_a_retried_webhook_is_signed_afresh(sdk: SdkEnv) -> None:
+    sdk.hooks.fail_first = sdk.hooks.hits + 1  # the next POST gets a 500: the switch retries
+    leg = await sdk.cc.outside_call("+15550000046", APP_NUMBER)
+    await sdk.hooks.wait("call.initiated", lambda p: p["call_control_id"] == leg.call_control_id)
+    raw = sdk.hooks.raw_for("call.initiated")[-1]
+    assert json.loads(raw.body)["meta"]["attempt"] == 2
+    sdk.client.webhooks.unwrap(raw.body, headers=raw.headers, key=sdk.public_key)
