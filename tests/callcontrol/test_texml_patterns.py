@@ -80,7 +80,8 @@ async def test_accounts_calls_api_with_the_sync_sdk_url_status_callback_and_retr
             client.texml.accounts.calls.calls,
             "AC-local",
             body={"application_sid": "ivr", "to": "agent2", "from_": "+15550002222",
-                  "url": texml_server.url + "/out", "status_callback": texml_server.url + "/outstatus"},
+                  "url": texml_server.url + "/out", "status_callback": texml_server.url + "/outstatus",
+                  "status_callback_event": "initiated ringing answered completed"},
         )
         assert resp.status == "queued" and resp.to == "agent2" and resp.from_ == "+15550002222"
         sid = str((resp.model_extra or {})["sid"])  # beyond the SDK model: the call to follow
@@ -90,8 +91,11 @@ async def test_accounts_calls_api_with_the_sync_sdk_url_status_callback_and_retr
         assert hit.params["Direction"] == "outbound-api" and hit.params["CallStatus"] == "in-progress"
         assert hit.params["AccountSid"] == "AC-local" and hit.params["CallSid"] == sid
         await wait_hz(inc, 800)
-        status = await texml_server.wait("/outstatus")
+        status = await texml_server.wait("/outstatus", count=4)
         assert status.params["CallStatus"] == "completed" and status.params["CallSid"] == sid
+        assert status.params["HangupCause"] == "normal_clearing" and status.params["AnsweredTime"]
+        progress = [(h.params["SequenceNumber"], h.params["CallStatus"]) for h in texml_server.requests("/outstatus")]
+        assert progress == [("0", "initiated"), ("1", "ringing"), ("2", "in-progress"), ("3", "completed")]
         call = await asyncio.to_thread(client.texml.accounts.calls.retrieve, sid, account_sid="AC-local")
         assert call.status == "completed" and call.sid == sid and call.direction == "outbound"
         with_key = telnyx.Telnyx(api_key="KEYwrong", base_url=f"{tcc.api_url}/v2", max_retries=0)

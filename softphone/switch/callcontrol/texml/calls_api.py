@@ -59,6 +59,20 @@ def _method(body: dict[str, Any], key: str) -> str:
     return m
 
 
+_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
+
+
+def _events(body: dict[str, Any]) -> str:
+    """``StatusCallbackEvent``: space-separated (or a list, as JSON allows) of initiated/ringing/answered/completed."""
+    raw = body.get("StatusCallbackEvent")
+    if raw is None or raw == "":
+        return ""
+    items = raw if isinstance(raw, list) else raw.replace(",", " ").split() if isinstance(raw, str) else None
+    if items is None or not all(isinstance(i, str) and i in _EVENTS for i in items):
+        raise _bad("StatusCallbackEvent", "StatusCallbackEvent lists initiated, ringing, answered, completed")
+    return " ".join(items)
+
+
 def _url(cc: CallControl, body: dict[str, Any], key: str) -> str:
     url = _field(body, key)
     if url:
@@ -115,6 +129,7 @@ async def _start(api: ApiContext, connection_id: str, body: dict[str, Any], toke
         inline=texml,
         status_callback=_url(cc, body, "StatusCallback"),
         status_callback_method=_method(body, "StatusCallbackMethod"),
+        status_callback_event=_events(body),
         fallback_url=_url(cc, body, "FallbackUrl"),
         account_sid=account_sid,
     )

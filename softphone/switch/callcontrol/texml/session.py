@@ -68,6 +68,7 @@ class TexmlSession:
         inline: str = "",
         status_callback: str = "",
         status_callback_method: str = "",
+        status_callback_event: str = "",
         fallback_url: str = "",
         account_sid: str = "",
     ) -> None:
@@ -92,6 +93,10 @@ class TexmlSession:
         self.verbs_run: list[str] = []
         self.task: asyncio.Task[None] | None = None
         self._document_task: asyncio.Task[Outcome] | None = None
+        self.status_events = frozenset(status_callback_event.replace(",", " ").split()) or frozenset({"completed"})
+        """Which call-progress events go to the status callback (``completed`` unless StatusCallbackEvent says)."""
+        self._sequence = 0
+        self._progress_task: asyncio.Task[None] | None = None
         self._redirect: Next | None = None
         self.interrupt: Any = None
         """A predicate: True stops the prompt being played (queue wait documents)."""
@@ -122,6 +127,8 @@ class TexmlSession:
     # --- the main loop -------------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
+        if self.status_callback and self.status_events - {"completed"}:
+            self._progress_task = self.cc.spawn(self._progress(), f"texml-progress {self.leg.call_control_id}")
         self.task = self.cc.spawn(self.run(), f"texml {self.leg.call_control_id}")
         return self.task
 
@@ -257,22 +264,59 @@ class TexmlSession:
         return None
 
     async def report(self) -> None:
-        """The status callback at the end of the call (form-encoded, like every TeXML request)."""
+        """The ``completed`` status callback at the end of the call (form-encoded, like every TeXML request)."""
         leg = self.leg
-        if not self.status_callback:
+        if self._progress_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._progress_task, 5.0)
+        if not self.status_callback or "completed" not in self.status_events:
             return
+        from softphone.switch.callcontrol.legs import telnyx_cause
+        from softphone.switch.callcontrol.webhooks import iso_now
+
         duration = int((leg.ended_at or time.time()) - leg.answered_at) if leg.answered_at is not None else 0
-        extra = {"CallDuration": str(duration), "Timestamp": _rfc2822(time.time()),
-                 "CallbackSource": "call-progress-events", "SequenceNumber": "1"}
+        extra = {"CallDuration": str(duration), "CallControlId": leg.call_control_id, "CallLegId": leg.call_leg_id}
         if leg.hangup_cause:
-            extra["HangupCause"] = leg.hangup_cause
+            extra["HangupCause"] = telnyx_cause(leg.hangup_cause)
+            extra["SipHangupCause"] = leg.hangup_cause
+            extra["HangupSource"] = leg.hangup_source or "unknown"
+        if leg.answered_at is not None:
+            extra["AnsweredTime"] = iso_now(leg.answered_at)
+        if leg.ended_at is not None:
+            extra["EndTime"] = iso_now(leg.ended_at)
         if self.error is not None:
             extra["ErrorCode"], extra["ErrorMessage"] = self.error
+        await self._post_status(**extra)
+
+    async def _post_status(self, **extra: str) -> None:
+        """One call-progress event to the status callback (``SequenceNumber`` counts from 0)."""
+        from softphone.switch.callcontrol.webhooks import iso_now
+
+        params = self.params(
+            CallbackSource="call-progress-events",
+            SequenceNumber=str(self._sequence),
+            Timestamp=iso_now(),
+            CallInitiatedAt=iso_now(self.leg.created),
+            **extra,
+        )
+        self._sequence += 1
         try:
-            await request(self.status_callback, self.status_callback_method, self.params(**extra),
+            await request(self.status_callback, self.status_callback_method, params,
                           allow_remote=self.cc.options.allow_remote_webhooks)
         except FetchError as exc:
             logger.warning("TeXML status callback %s failed: %s", self.status_callback, exc)
+
+    async def _progress(self) -> None:
+        """``initiated``, ``ringing`` and ``answered`` events, when StatusCallbackEvent asks for them."""
+        leg, events = self.leg, self.status_events
+        if "initiated" in events:
+            await self._post_status(CallStatus="initiated")
+        if "ringing" in events and leg.alive and leg.answered_at is None:
+            await self._post_status(CallStatus="ringing")
+        if "answered" in events:
+            await _first(leg.answered.wait(), leg.ended.wait())
+            if leg.answered_at is not None:
+                await self._post_status(CallStatus="in-progress")
 
     # --- helpers for verbs ------------------------------------------------------------------
 
@@ -337,9 +381,3 @@ async def _first(*aws: Any) -> None:
     finally:
         for t in tasks:
             t.cancel()
-
-
-def _rfc2822(ts: float) -> str:
-    from email.utils import formatdate
-
-    return formatdate(ts, usegmt=True)
