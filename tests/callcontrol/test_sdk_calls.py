@@ -195,6 +195,17 @@ async def test_async_conferences_create_list_retrieve_join_leave(sdk: SdkEnv) ->
         assert isinstance(got, ConferenceRetrieveResponse) and got.data is not None
         assert got.data.id == conf.id and got.data.name == "standup"
 
+        parts = await ac.conferences.list_participants(conf.id)
+        assert [p.call_control_id for p in parts.data] == [c1, c2] and parts.meta is not None
+        assert all(strict(p).status == "joined" and p.conference.id == conf.id for p in parts.data)
+        one = strict(await ac.conferences.retrieve_participant(parts.data[1].id, id=conf.id))
+        assert one.data is not None and one.data.call_control_id == c2 and one.data.conference_id == conf.id
+        assert one.data.created_at is not None and one.data.muted is False
+        by_ccid = await ac.conferences.retrieve_participant(c1, id=conf.id)
+        assert by_ccid.data is not None and by_ccid.data.id == parts.data[0].id
+        with pytest.raises(telnyx.NotFoundError):
+            await ac.conferences.retrieve_participant("nobody", id=conf.id)
+
         left = strict(await ac.conferences.actions.leave(conf.id, call_control_id=c2))
         assert left.data is not None and left.data.result == "ok"
         await sdk.hooks.wait("conference.participant.left", lambda p: p["call_control_id"] == c2)

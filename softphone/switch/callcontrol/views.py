@@ -6,11 +6,14 @@
     GET /v2/queues/{queue_name}/calls                the calls waiting in it, in order (paginated)
     GET /v2/queues/{queue_name}/calls/{call_control_id}   one of them: queue_position, wait_time_secs
     GET /v2/connections/{connection_id}/active_calls the connection's live calls (paginated)
+    GET /v2/conferences/{id}/participants            a conference's participants (paginated)
+    GET /v2/conferences/{id}/participants/{participant_id}   one (by participant id or call_control_id)
 
 A key sees the calls of its own connection (and of connections without a key); a queue's
 ``current_size`` counts the calls it sees. Queues are made by ``enqueue`` (there is no queue
 create route, as on Telnyx); their ``max_size`` is Telnyx's default, 100, and ``created_at`` is
-when the API first saw the queue.
+when the API first saw the queue. A participant's ``created_at`` is when it joined (its
+``conference.participant.joined`` webhook); nobody is muted, on hold or whispered to here.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from softphone.switch.callcontrol.routes import ApiContext, page, register_route
 from softphone.switch.callcontrol.webhooks import iso_now
 
 if TYPE_CHECKING:
-    from softphone.switch.callcontrol.conference import Queue
+    from softphone.switch.callcontrol.conference import Conference, Queue
     from softphone.switch.callcontrol.engine import CallControl
     from softphone.switch.callcontrol.legs import CCLeg
 
@@ -139,8 +142,57 @@ async def active_calls(api: ApiContext, params: dict[str, str], body: dict[str, 
     return page(calls)
 
 
+def _conference(api: ApiContext, conference_id: str, token: str) -> Conference:
+    conf = _cc(api).conferences.get(conference_id)
+    if conf is None or not api.allowed(conf.connection_id, token):
+        raise CommandError(404, "10005", "Resource not found", f"no conference {conference_id}"[:200])
+    return conf
+
+
+def participant_object(cc: CallControl, conf: Conference, leg: CCLeg) -> dict[str, Any]:
+    """The SDK's participant (``conference`` as the list has it, ``conference_id`` as retrieve has it)."""
+    joined = [
+        e["occurred_at"]
+        for e in cc.events("conference.participant.joined", leg.call_control_id)
+        if e["payload"].get("conference_id") == conf.id
+    ]
+    created = joined[-1] if joined else iso_now(conf.created_at)
+    return {
+        "record_type": "participant",
+        "id": str(uuid.uuid5(_QUEUE_NS, f"{conf.id}/{leg.call_control_id}")),
+        "call_control_id": leg.call_control_id,
+        "call_leg_id": leg.call_leg_id,
+        "conference": {"id": conf.id, "name": conf.name},
+        "conference_id": conf.id,
+        "status": "joined",
+        "muted": False,
+        "on_hold": False,
+        "end_conference_on_exit": False,
+        "soft_end_conference_on_exit": False,
+        "whisper_call_control_ids": [],
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
+async def list_participants(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    conf = _conference(api, params["conference_id"], token)
+    return page([participant_object(_cc(api), conf, leg) for leg in conf.participants])
+
+
+async def get_participant(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    conf = _conference(api, params["conference_id"], token)
+    for leg in conf.participants:
+        obj = participant_object(_cc(api), conf, leg)
+        if params["participant_id"] in (obj["id"], leg.call_control_id):
+            return obj
+    raise CommandError(404, "10005", "Resource not found", f"no participant {params['participant_id']}"[:200])
+
+
 register_route("GET", "/v2/queues", list_queues)
 register_route("GET", "/v2/queues/{queue_name}", get_queue)
 register_route("GET", "/v2/queues/{queue_name}/calls", list_queue_calls)
 register_route("GET", "/v2/queues/{queue_name}/calls/{call_control_id}", get_queue_call)
 register_route("GET", "/v2/connections/{connection_id}/active_calls", active_calls)
+register_route("GET", "/v2/conferences/{conference_id}/participants", list_participants)
+register_route("GET", "/v2/conferences/{conference_id}/participants/{participant_id}", get_participant)
