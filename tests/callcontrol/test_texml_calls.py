@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from phones import Phone, api, wait_hz
+from phones import Phone, PhoneCall, api, wait_hz
 from texmlfixtures import AGENTS, IVR_NUMBER, PROMPT, TexmlServer, tcc, texml_server  # noqa: F401
 
 from softphone.media import asr
@@ -135,3 +135,41 @@ async def test_dial_a_registered_client_both_hear_each_other(tcc: CallControl, t
         hit = await texml_server.wait("/dialed")
         assert hit.params["DialCallStatus"] == "completed" and hit.params["DialCallSid"]
         await caller.wait_state(out, "hangup", 10)
+
+
+class TalkingPhone(Phone):
+    """A phone whose voice is a mix the test can add speech to while the call runs."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        from softphone.media.sources import MixSource
+
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.voice = MixSource()
+
+    def _new_call(self, call_id: str, direction: str) -> PhoneCall:
+        from softphone.media.peer import MediaPeer, PeerOptions
+        from softphone.media.sinks import BufferSink
+
+        sink = BufferSink(seconds=20)
+        peer = MediaPeer(PeerOptions.loopback(), source=self.voice, sink=sink, name=f"{self.user}:{call_id[:6]}")
+        call = PhoneCall(call_id, peer, sink, direction)
+        self.calls[call_id] = call
+        return call
+
+
+async def test_gather_dtmf_or_speech_hears_the_softphone_say_it(tcc: CallControl, texml_server: TexmlServer) -> None:
+    from softphone.media import tts
+
+    texml_server.docs["/voice"] = (
+        "<Response><Gather input='dtmf speech' action='/said' timeout='8'><Say>Which department</Say></Gather>"
+        "</Response>"
+    )
+    texml_server.docs["/said"] = "<Response><Hangup/></Response>"
+    async with TalkingPhone(tcc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        call = await phone.dial(IVR_NUMBER)
+        await phone.wait_state(call, "active", 15)
+        phone.voice.add(await asyncio.to_thread(tts.speech_source, "press one for sales"))
+        hit = await texml_server.wait("/said", timeout=30)
+        print(f"\nTeXML Gather speech over WebRTC: {hit.params.get('SpeechResult')!r}")
+        assert "sales" in hit.params["SpeechResult"].split() and "Digits" not in hit.params
+        await phone.wait_state(call, "hangup", 10)
