@@ -98,6 +98,11 @@ async def test_accounts_calls_api_with_the_sync_sdk_url_status_callback_and_retr
         assert progress == [("0", "initiated"), ("1", "ringing"), ("2", "in-progress"), ("3", "completed")]
         call = await asyncio.to_thread(client.texml.accounts.calls.retrieve, sid, account_sid="AC-local")
         assert call.status == "completed" and call.sid == sid and call.direction == "outbound"
+        listed = await asyncio.to_thread(client.texml.accounts.calls.retrieve_calls, "AC-local", to="agent2",
+                                         status="completed", page_size=10)
+        assert [c.sid for c in listed.calls or []] == [sid] and listed.page == 0 and listed.next_page_uri is None
+        none = await asyncio.to_thread(client.texml.accounts.calls.retrieve_calls, "AC-local", status="busy")
+        assert none.calls == []
         with_key = telnyx.Telnyx(api_key="KEYwrong", base_url=f"{tcc.api_url}/v2", max_retries=0)
         try:
             await asyncio.to_thread(with_key.texml.calls.create, "ivr", from_="+1555", to="agent2",

@@ -7,6 +7,7 @@ of the connection)::
     POST /v2/texml/Accounts/{account_sid}/Calls        ApplicationSid (the connection id), From, To, Url?,
                                                        Texml?, StatusCallback?, StatusCallbackMethod?,
                                                        FallbackUrl?, Timeout?
+    GET  /v2/texml/Accounts/{account_sid}/Calls        the calls TeXML ran (From/To/Status, Page/PageSize)
     GET  /v2/texml/Accounts/{account_sid}/Calls/{call_sid}   the call (Telnyx's call resource)
     POST /v2/texml/Accounts/{account_sid}/Calls/{call_sid}   Status=completed hangs it up; Url or Texml
                                                        replaces the running document
@@ -195,6 +196,39 @@ async def get_call(api: ApiContext, params: dict[str, str], body: dict[str, Any]
     return RawResponse.json(_resource(session, params["account_sid"]))
 
 
+async def list_calls(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """``GET /v2/texml/Accounts/{account_sid}/Calls`` (SDK: ``accounts.calls.retrieve_calls``): newest first,
+    filtered by ``From``, ``To``, ``Status``; ``Page`` (from 0) and ``PageSize`` (default 50, at most 1000)."""
+    from softphone.switch.callcontrol.routes import current_request
+
+    q = current_request().query
+    page = _whole(q.get("Page"), 0)
+    size = min(max(1, _whole(q.get("PageSize"), 50)), 1000)
+    account = params["account_sid"]
+    sessions = [x for x in runner_of(api.cc).sessions.values() if api.allowed(x.leg.connection_id, token)]
+    rows = [_resource(x, account) for x in sorted(sessions, key=lambda x: x.leg.created, reverse=True)]
+    for key, field in (("From", "from"), ("To", "to"), ("Status", "status")):
+        if q.get(key):
+            rows = [r for r in rows if r[field] == q[key]]
+    chunk = rows[page * size : (page + 1) * size]
+    base = f"/v2/texml/Accounts/{account}/Calls.json"
+    more = (page + 1) * size < len(rows)
+    return RawResponse.json({
+        "calls": chunk,
+        "page": page,
+        "page_size": size,
+        "start": page * size,
+        "end": page * size + max(0, len(chunk) - 1),
+        "uri": f"{base}?Page={page}&PageSize={size}",
+        "first_page_uri": f"{base}?Page=0&PageSize={size}",
+        "next_page_uri": f"{base}?Page={page + 1}&PageSize={size}" if more else None,
+    })
+
+
+def _whole(raw: str | None, default: int) -> int:
+    return int(raw) if raw is not None and raw.isascii() and raw.isdigit() else default
+
+
 async def update_call(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
     session = _session_leg(api, params, token)
     body = camel_keys(body)
@@ -230,6 +264,7 @@ async def get_recording(api: ApiContext, params: dict[str, str], body: dict[str,
 
 register_route("POST", "/v2/texml/calls/{connection_id}", create_call)
 register_route("POST", "/v2/texml/Accounts/{account_sid}/Calls", account_calls)
+register_route("GET", "/v2/texml/Accounts/{account_sid}/Calls", list_calls)
 register_route("GET", "/v2/texml/Accounts/{account_sid}/Calls/{call_sid}", get_call)
 register_route("POST", "/v2/texml/Accounts/{account_sid}/Calls/{call_sid}", update_call)
 register_route("GET", "/v2/texml/recordings/{name}", get_recording)
