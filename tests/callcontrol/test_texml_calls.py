@@ -77,11 +77,16 @@ async def test_client_call_hears_say_recognised_on_the_softphone_side(
 ) -> None:
     texml_server.docs["/voice"] = f"<Response><Say>{PROMPT}</Say><Pause length='1'/></Response>"
     async with Phone(tcc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        t0 = time.monotonic()
         call = await phone.dial(IVR_NUMBER)
         await phone.wait_state(call, "active", 15)
+        answered = time.monotonic() - t0
         await phone.wait_state(call, "hangup", 30)
         heard = asr.recognize(call.sink.samples(), 48000)
     hit = texml_server.requests("/voice")[0]
+    session = runner_of(tcc).sessions[hit.params["CallSid"]]
+    print(f"\nTeXML client call: answered after {answered * 1000:.0f} ms, first Say audio "
+          f"{session.timings['first_say_audio'] * 1000:.0f} ms after the switch took the call")
     assert hit.params["To"] == IVR_NUMBER and hit.params["Direction"] == "inbound"
     print(f"\nTeXML Say heard by the softphone: {heard!r} (recall {recall(heard):.0%})")
     assert {"welcome", "sales"} <= words(heard) and recall(heard) >= 0.75, heard
