@@ -317,6 +317,7 @@ class WebhookSender:
         self._targets.clear()
 
     async def _work(self, target: _Target) -> None:
+        task = asyncio.current_task()
         while True:
             data = await target.queue.get()
             try:
@@ -325,6 +326,11 @@ class WebhookSender:
                 logger.exception("webhook delivery failed")
             finally:
                 target.queue.task_done()
+            # Python 3.11's wait_for can swallow a cancel that lands as its inner call completes (in
+            # post_json): a cancelled worker must still stop here instead of waiting on the queue forever,
+            # which hung Switch.stop() after undeliverable webhooks.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     async def _deliver(self, target: _Target, data: dict[str, Any]) -> None:
         record = Delivery(data["event_type"], data["id"])
