@@ -182,3 +182,27 @@ async def test_playback_content_base64_wav(sdk: SdkEnv, tmp_path: Path) -> None:
         await wait_hz(call, 1400)
         ended = await sdk.hooks.wait("call.playback.ended", lambda p: p["call_control_id"] == ccid)
         assert ended["payload"]["status"] == "completed"
+
+
+async def test_main_playback_replaces_the_conference_and_the_hold_tone_comes_back(sdk: SdkEnv) -> None:
+    cc = sdk.cc
+    async with Phone(cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        call, ccid = await answered_call(sdk, phone)
+        outside = await cc.outside_call("+15550004444", APP_NUMBER, audio="tone:500")
+        await sdk.aclient.calls.actions.answer(outside.call_control_id)
+        conf = await sdk.aclient.conferences.create(call_control_id=ccid, name="room")
+        assert conf.data is not None
+        await sdk.aclient.conferences.actions.join(conf.data.id, call_control_id=outside.call_control_id)
+        await wait_hz(call, 500)
+        a = sdk.aclient.calls.actions
+        await a.start_playback(ccid, audio_url="tone:1100:1500")
+        await wait_hz(call, 1100)
+        await asyncio.sleep(0.3)
+        heard = call.sink.samples(0.4)
+        assert band_db(heard, 1100) > -20 and band_db(heard, 500) < -45, (band_db(heard, 1100), band_db(heard, 500))
+        await sdk.hooks.wait("call.playback.ended", lambda p: p["call_control_id"] == ccid)
+        await wait_hz(call, 500)  # the conference is back
+        await a.start_playback(ccid, audio_url="tone:1100:800", overlay=True)
+        await asyncio.sleep(0.5)
+        heard = call.sink.samples(0.3)
+        assert band_db(heard, 1100) > -20 and band_db(heard, 500) > -20

@@ -228,18 +228,60 @@ async def _run(cc: CallControl, leg: CCLeg, p: Player) -> None:
         p.queue.clear()
 
 
+class _Muted:
+    """Stands in the leg's mix for a source a main playback silences (the bridge, the conference,
+    hold and ring tones): still read, so queues drain and tones keep their cadence, but not heard.
+
+    It compares equal to the source it mutes, so the owner of that source can still
+    ``stop_playing``/``play`` it while it is muted (``MixSource`` finds sources by ``==``), and the
+    gate puts back only what is still there.
+    """
+
+    def __init__(self, inner: AudioSource) -> None:
+        self.inner = inner
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or other is self.inner
+
+    def __hash__(self) -> int:
+        return hash(id(self.inner))
+
+    @property
+    def finished(self) -> bool:
+        return _finished(self.inner)
+
+    def read_frame(self) -> Frame | None:
+        self.inner.read_frame()
+        return None
+
+    async def start(self) -> None:
+        """Nothing to acquire."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+
 def _gate(leg: CCLeg, on: bool) -> None:
-    """Take the call audio (the bridge's inbox) out of what the party hears, or put it back."""
+    """While a main playback plays, the party hears it instead of the call audio (every other input
+    of the leg's mix but the playbacks); the last one ending puts that audio back."""
     ep = leg.endpoint
     if not isinstance(ep, LegAudio):
         return
     n = int(leg.extras.get("audio_gated", 0)) + (1 if on else -1)
     leg.extras["audio_gated"] = max(0, n)
     if on and n == 1:
-        ep.mix.remove(ep.inbox)
+        playing = [pb.source for pb in leg.extras.get("playbacks", {}).values()]
+        for src in ep.mix.sources:
+            if isinstance(src, _Muted) or any(src is p for p in playing):
+                continue
+            ep.mix.remove(src)
+            ep.mix.add(_Muted(src))
     elif not on and n <= 0:
-        ep.inbox.clear()  # what piled up while gated is stale
-        ep.play(ep.inbox)
+        ep.inbox.clear()  # what piled up in the bridge while muted is stale
+        for src in ep.mix.sources:
+            if isinstance(src, _Muted):
+                ep.mix.remove(src)
+                ep.mix.add(src.inner)
 
 
 async def _play(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
