@@ -32,7 +32,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from softphone.media.dsp import dominant_frequency
 from softphone.media.frames import level_dbfs
 from softphone.media.sources import FileSource, ToneSource
-from softphone.switch.callcontrol.streaming import Codec, ulaw_encode
+from softphone.switch.callcontrol.stream_audio import Codec, ulaw_encode
 
 PHONE_HZ = 600.0
 BACK_HZ = 1000.0

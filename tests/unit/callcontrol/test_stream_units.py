@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from softphone.media.dsp import dominant_frequency
-from softphone.switch.callcontrol import streaming
+from softphone.switch.callcontrol import stream_audio, streaming
 from softphone.switch.callcontrol.engine import CommandError
-from softphone.switch.callcontrol.streaming import Codec, Playout, check_stream_url, stream_codec
+from softphone.switch.callcontrol.stream_audio import Codec, Playout, stream_codec
+from softphone.switch.callcontrol.streaming import check_stream_url
 
 ALL = np.arange(-32768, 32768, dtype=np.int64).astype(np.int16)
 
@@ -29,11 +30,11 @@ def test_g711_matches_the_reference_implementation_on_every_sample() -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop
     pcm = ALL.tobytes()
-    assert streaming.ulaw_encode(ALL) == audioop.lin2ulaw(pcm, 2)
-    assert streaming.alaw_encode(ALL) == audioop.lin2alaw(pcm, 2)
+    assert stream_audio.ulaw_encode(ALL) == audioop.lin2ulaw(pcm, 2)
+    assert stream_audio.alaw_encode(ALL) == audioop.lin2alaw(pcm, 2)
     every = bytes(range(256))
-    assert streaming.ULAW_DECODE.tobytes() == audioop.ulaw2lin(every, 2)
-    assert streaming.ALAW_DECODE.tobytes() == audioop.alaw2lin(every, 2)
+    assert stream_audio.ULAW_DECODE.tobytes() == audioop.ulaw2lin(every, 2)
+    assert stream_audio.ALAW_DECODE.tobytes() == audioop.alaw2lin(every, 2)
 
 
 @pytest.mark.parametrize("name", ["PCMU", "PCMA"])
