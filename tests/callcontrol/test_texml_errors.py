@@ -104,3 +104,25 @@ async def test_an_action_document_with_an_error_names_its_own_url(
     status = await texml_server.wait("/status")
     assert status.params["ErrorMessage"].startswith(texml_server.url + "/second line 2: ")
     assert tcc.legs[ccid].hangup_cause == "NORMAL_TEMPORARY_FAILURE"
+
+
+async def test_a_document_fetched_over_http_cannot_make_the_switch_read_files(
+    tcc: CallControl, texml_server: TexmlServer, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.xml"
+    secret.write_text("<Response><Play>tone:900:3000</Play></Response>")
+    texml_server.docs["/voice"] = f"<Response><Redirect>file://{secret}</Redirect></Response>"
+    ccid, _ = await outside(tcc)
+    status = await texml_server.wait("/status")
+    assert status.params["ErrorCode"] == "11200" and "only a TeXML Bin file may name another file" in (
+        status.params["ErrorMessage"])
+    assert tcc.legs[ccid].hangup_cause == "NORMAL_TEMPORARY_FAILURE"
+
+
+async def test_a_bin_may_redirect_to_a_bin_beside_it(tmp_path: Path, texml_server: TexmlServer) -> None:
+    (tmp_path / "first.xml").write_text("<Response><Redirect>second.xml</Redirect></Response>")
+    (tmp_path / "second.xml").write_text("<Response><Play>tone:650:3000</Play><Hangup/></Response>")
+    async with await texml_switch(tmp_path, texml_server, voice=str(tmp_path / "first.xml")) as sw:
+        assert sw.call_control is not None
+        _, ep = await outside(sw.call_control)
+        await pstn_hears(ep, 650)

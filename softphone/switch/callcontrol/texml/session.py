@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from softphone.switch.callcontrol.texml import verbs as run
 from softphone.switch.callcontrol.texml.document import TexmlError, Verb, parse
-from softphone.switch.callcontrol.texml.fetch import FetchError, fetch, request, resolve
+from softphone.switch.callcontrol.texml.fetch import FetchError, fetch, is_http, request, resolve
 from softphone.switch.callcontrol.texml.flow import Hangup, Next, Outcome, call_status
 
 if TYPE_CHECKING:
@@ -217,9 +217,24 @@ class TexmlSession:
         self.document_url = got.url
         return await self.parse(got.url, got.text)
 
+    def target(self, url: str) -> str:
+        """Where a verb's URL points, relative to the current document. Only a document read from a
+        file (a TeXML Bin the switch's operator wrote) may name another file: one fetched over HTTP
+        (or sent inline through the API) may not make the switch read local files."""
+        base = self.document_url if self.document_url != "inline" else self.url
+        target = resolve(base, url)
+        from_file = bool(base) and not is_http(base) and self.document_url != "inline"
+        if not is_http(target) and not from_file:
+            raise FetchError(f"{url!r} is not an http:// URL (only a TeXML Bin file may name another file)")
+        return target
+
     async def document(self, url: str, method: str, params: dict[str, str]) -> list[Verb] | None:
         """Fetch and parse an action/Redirect document (no fallback: Telnyx falls back on voice_url only)."""
-        target = resolve(self.document_url if self.document_url != "inline" else self.url, url)
+        try:
+            target = self.target(url)
+        except FetchError as exc:
+            await self.fail(ERROR_FETCH, str(exc), url=url)
+            return None
         try:
             got = await fetch(target, method, params, allow_remote=self.cc.options.allow_remote_webhooks)
         except FetchError as exc:

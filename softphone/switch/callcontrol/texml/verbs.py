@@ -334,7 +334,7 @@ async def _wait_documents(
 ) -> None:
     """Run the waitUrl document over and over while the caller waits (its prompts stop when it leaves)."""
     from softphone.switch.callcontrol.texml.document import TexmlError, parse
-    from softphone.switch.callcontrol.texml.fetch import FetchError, fetch, resolve
+    from softphone.switch.callcontrol.texml.fetch import FetchError, fetch
 
     previous, s.interrupt = s.interrupt, left
     try:
@@ -346,8 +346,9 @@ async def _wait_documents(
                 "QueueTime": str(int(time.monotonic() - joined)),
                 "CurrentQueueSize": str(len(q.legs) if q is not None else 0),
             }
-            target = resolve(s.document_url if s.document_url != "inline" else s.url, url)
+            target = url
             try:
+                target = s.target(url)
                 got = await fetch(target, method, s.params(**extra), allow_remote=s.cc.options.allow_remote_webhooks)
                 verbs = parse(got.text)
             except (FetchError, TexmlError) as exc:
