@@ -69,6 +69,9 @@ DEFAULT_SERVER = "wss://rtc.telnyx.com"
 REGIONS: tuple[str, ...] = ("eu", "us-central", "us-east", "us-west", "ca-central", "apac", "south-asia")
 AUTH_MODES: tuple[str, ...] = ("sip", "telephony", "token")
 AUDIO_BACKENDS: tuple[str, ...] = ("auto", "pyaudio", "file", "tone", "null")
+#: What a recording holds: both sides as stereo (local left, remote right), both mixed to mono, or the
+#: far end alone (``--record-mode``; :class:`softphone.media.sinks.WavRecorder` reads it from here).
+RECORD_MODES: tuple[str, ...] = ("stereo", "mixed", "remote")
 #: Audio codecs aiortc can encode, by lower-case name -> canonical spelling.
 CODECS: Mapping[str, str] = {"opus": "opus", "pcmu": "PCMU", "pcma": "PCMA", "g722": "G722"}
 
@@ -370,8 +373,6 @@ def _parse_profile(c: _Checker, name: str, table: object, base_profile: Profile)
     if "audio_backend" in values:
         c.choice(f"{base}.audio_backend", values["audio_backend"], AUDIO_BACKENDS)
     if "record_mode" in values:
-        from softphone.media.sinks import RECORD_MODES
-
         c.choice(f"{base}.record_mode", values["record_mode"], RECORD_MODES)
     for secret in ("password", "token"):
         if values.get(secret) and values.get(f"{secret}_cmd"):

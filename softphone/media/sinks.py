@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 
+from softphone.config import RECORD_MODES as RECORD_MODES  # the one list (config validates profiles with it)
 from softphone.errors import MediaError
 from softphone.media.frames import FRAME_SAMPLES, SAMPLE_RATE, Frame
 
@@ -140,9 +141,6 @@ class BufferSink(BaseSink):
         return len(self._frames) * FRAME_SAMPLES / SAMPLE_RATE
 
 
-RECORD_MODES = ("stereo", "mixed", "remote")
-"""What a :class:`WavRecorder` writes: both sides as stereo (local left, remote right), both mixed
-to mono, or the remote side alone (mono)."""
 
 
 class WavRecorder(BaseSink):
