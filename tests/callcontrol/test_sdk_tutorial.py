@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import subprocess
 import threading
 import time
@@ -79,7 +80,18 @@ class Proc:
         self.thread.join(5)
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
+    taken = [p for p in (8765, 8766, 9000) if not port_free(p)]
+    assert not taken, f"the tutorial's ports {taken} are taken on this machine (a leftover process?)"
     commands = tutorial_commands()
     assert len(commands) == 5, commands
     serve, backend, agent, pattern1, pattern2 = commands
