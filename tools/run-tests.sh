@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole suite: ruff, mypy --strict, pytest with coverage (gate: softphone/protocol >= 95 %).
+# Runs the whole suite: ruff, mypy --strict, pytest with coverage (gates below: softphone/protocol
+# and softphone as a whole; they apply only when the whole suite runs, i.e. with no arguments).
 #
 # As root (with unshare), everything runs in a private network namespace that has only `lo`, so
 # the switch, the softphone and Chromium can reach nothing but 127.0.0.1. A private PulseAudio
@@ -11,6 +12,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+
+PROTOCOL_COVERAGE=100  # the sans-I/O core: every line is plain data in, data out
+TOTAL_COVERAGE=90     # the whole package, softphone subprocesses included (pyproject: patch = subprocess)
 
 # (a) loopback-only network namespace
 if [[ -z ${SOFTPHONE_NETNS:-} ]]; then
@@ -86,9 +90,11 @@ pytest_run() {
 step "ruff" ruff check softphone tests
 step "mypy" mypy softphone
 step "pytest" pytest_run "$@"
-if (($# == 0)); then  # the gate applies to the whole suite, not to a part chosen with arguments
-  step "coverage of softphone/protocol (>= 95 %)" \
-    coverage report --include='softphone/protocol/*' --fail-under=95 --show-missing
+if (($# == 0)); then  # the gates apply to the whole suite, not to a part chosen with arguments
+  step "coverage of softphone/protocol (>= $PROTOCOL_COVERAGE %)" \
+    coverage report --include='softphone/protocol/*' --fail-under="$PROTOCOL_COVERAGE" --show-missing
+  step "coverage of softphone (>= $TOTAL_COVERAGE %)" \
+    coverage report --sort=cover --fail-under="$TOTAL_COVERAGE"
 fi
 
 if ((${#failed[@]})); then
