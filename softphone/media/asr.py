@@ -55,10 +55,14 @@ _FILLER_PREFIXES = ("<", "[", "+")
 
 @dataclass(frozen=True, slots=True)
 class Utterance:
-    """One recognised utterance: lower-case words and a confidence in [0, 1]."""
+    """One recognised utterance: lower-case words and a confidence in [0, 1].
+
+    ``final`` is false for an interim result (the words so far of an utterance under way).
+    """
 
     text: str
     confidence: float
+    final: bool = True
 
 
 def _new_decoder() -> Any:
@@ -213,6 +217,13 @@ class Recognizer:
         """Whether an utterance is under way."""
         return bool(self._endpointer.in_speech)
 
+    def partial(self) -> str:
+        """The words heard so far of the utterance under way ("" between utterances)."""
+        if not self._open:
+            return ""
+        hyp = self._decoder.hyp()
+        return _words(hyp.hypstr) if hyp is not None else ""
+
     def feed(self, samples: NDArray[Any]) -> list[str]:
         """Feed a block of samples; return the utterances (text) that ended in it."""
         return [u.text for u in self.feed_utterances(samples) if u.text]
@@ -278,11 +289,12 @@ class Recognizer:
 # The worker protocol (``python -m softphone.media.asr RATE``): stdin carries raw little-endian
 # int16 mono samples at RATE, in any pieces; EOF ends the stream. stdout carries one JSON object
 # per line: ``{"ready": true}`` once the decoder is built, ``{"text", "confidence"}`` per utterance
-# (empty ones left out), and ``{"end": true}`` last; every line has ``"cpu"``, the worker's CPU
-# seconds so far.
+# (empty ones left out), with ``--interim`` also ``{"text", "final": false}`` when the words so far
+# of an utterance under way change, and ``{"end": true}`` last; every line has ``"cpu"``, the
+# worker's CPU seconds so far.
 
 
-def _worker(rate: int) -> None:
+def _worker(rate: int, *, interim: bool = False) -> None:
     out = sys.stdout.buffer
     stdin = sys.stdin.fileno()
 
@@ -294,6 +306,7 @@ def _worker(rate: int) -> None:
     recognizer = Recognizer(rate)
     say(ready=True)
     odd = b""
+    partial = ""
     while True:
         data = os.read(stdin, 65536)
         if not data:
@@ -304,6 +317,12 @@ def _worker(rate: int) -> None:
         for u in recognizer.feed_utterances(np.frombuffer(data, dtype="<i2")):
             if u.text:
                 say(text=u.text, confidence=u.confidence)
+            partial = ""
+        if interim:
+            now = recognizer.partial()
+            if now and now != partial:
+                partial = now
+                say(text=now, confidence=0.0, final=False)
     last = recognizer.finish_utterance()
     if last is not None and last.text:
         say(text=last.text, confidence=last.confidence)
@@ -323,8 +342,10 @@ class RecognizerProcess:
     (its start-up, about 0.5 s, included).
     """
 
-    def __init__(self, rate: int, on_utterance: Callable[[Utterance], Any]) -> None:
+    def __init__(self, rate: int, on_utterance: Callable[[Utterance], Any], *, interim: bool = False) -> None:
+        """``interim``: also report the words so far of utterances under way (``final`` false)."""
         self.rate = rate
+        self.interim = interim
         self.on_utterance = on_utterance
         self.cpu_seconds = 0.0
         self.samples_in = 0
@@ -340,6 +361,7 @@ class RecognizerProcess:
             "-m",
             "softphone.media.asr",
             str(self.rate),
+            *(["--interim"] if self.interim else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -372,7 +394,8 @@ class RecognizerProcess:
             if msg.get("ready"):
                 self.ready.set()
             if isinstance(msg.get("text"), str):
-                self.on_utterance(Utterance(msg["text"], float(msg.get("confidence", 0.0))))
+                final = msg.get("final", True) is not False
+                self.on_utterance(Utterance(msg["text"], float(msg.get("confidence", 0.0)), final))
 
     async def finish(self, timeout: float = 10.0) -> None:
         """End the stream; wait (up to ``timeout``) for the last utterance and the child's exit."""
@@ -421,4 +444,4 @@ class RecognizerProcess:
 
 
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]) if len(sys.argv) > 1 else MODEL_RATE)
+    _worker(int(sys.argv[1]) if len(sys.argv) > 1 else MODEL_RATE, interim="--interim" in sys.argv[2:])

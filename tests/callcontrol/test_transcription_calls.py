@@ -156,3 +156,30 @@ async def test_transcription_refusals(sdk: SdkEnv) -> None:
             assert err["code"] == "10015" and err["detail"]
         with pytest.raises(telnyx.UnprocessableEntityError):
             await sdk.aclient.calls.actions.stop_transcription(ccid)
+
+
+async def test_interim_results_come_before_the_final_one(sdk: SdkEnv, tmp_path: Path) -> None:
+    wav = flite_wav(PHRASE_A, tmp_path / "a.wav")
+    async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        ccid, call = await answered_leg(sdk, phone)
+        await sdk.run(
+            sdk.client.calls.actions.start_transcription,
+            ccid,
+            transcription_engine="Google",
+            transcription_engine_config={"transcription_engine": "Google", "interim_results": True, "language": "en"},
+        )
+        call.peer.set_source(FileSource(wav))
+        await sdk.hooks.wait(
+            "call.transcription",
+            lambda p: p["call_control_id"] == ccid and p["transcription_data"]["is_final"],
+            timeout=20.0,
+        )
+        results = [p["transcription_data"] for p in transcripts(sdk, ccid)]
+        finals = [r for r in results if r["is_final"]]
+        interims = [r for r in results if not r["is_final"]]
+        assert finals and word_accuracy(PHRASE_A, finals[0]["transcript"]) >= 0.8, finals
+        assert len(interims) >= 2, results  # the words so far, growing while the prompt plays
+        assert results.index(interims[0]) < results.index(finals[0])
+        assert all(r["confidence"] == 0.0 for r in interims)
+        assert len(set(r["transcript"] for r in interims)) == len(interims)  # posted only when they change
+        assert len(interims[-1]["transcript"].split()) > len(interims[0]["transcript"].split())

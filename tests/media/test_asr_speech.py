@@ -149,3 +149,15 @@ async def test_recognizer_process_drops_audio_when_its_child_falls_far_behind() 
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         await proc.close()
+
+
+def test_partial_is_the_words_so_far(tmp_path: Path) -> None:
+    clip = flite_say(PROMPTS[0], tmp_path / "p.wav")
+    rec = asr.Recognizer(16000)
+    assert rec.partial() == ""
+    rec.feed(np.concatenate([np.zeros(8000, np.int16), clip[: clip.shape[0] * 2 // 3]]))
+    so_far = rec.partial().split()
+    assert rec.in_speech and len(so_far) >= 4, so_far
+    final = rec.finish().split()
+    assert so_far[:3] == final[:3] and len(final) > len(so_far), (so_far, final)
+    assert rec.partial() == ""

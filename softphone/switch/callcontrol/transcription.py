@@ -4,7 +4,9 @@ Telnyx transcribes a call in real time and posts a ``call.transcription`` webhoo
 ``payload.transcription_data`` = ``{transcript, is_final, confidence, transcription_track}``. Here
 the recogniser is :class:`softphone.media.asr.Recognizer` (pocketsphinx's US English model, which
 the wheel ships); it splits the audio at pauses and each utterance gives one final result
-(``is_final`` true; no interim results). Whatever engine the request names
+(``is_final`` true), about 0.8 s after its last word; with ``interim_results: true`` in
+``transcription_engine_config`` the words so far of an utterance under way are posted too
+(``is_final`` false, ``confidence`` 0) whenever they change. Whatever engine the request names
 (``transcription_engine``: Google, Telnyx, Deepgram...), this switch runs pocketsphinx; a
 ``language`` other than English in ``transcription_engine_config`` is refused (422).
 
@@ -60,6 +62,8 @@ class Transcriber:
     cc: CallControl
     leg: CCLeg
     tracks: tuple[str, ...]
+    interim: bool = False
+    """Also post interim results (``is_final`` false): ``interim_results`` in the engine config."""
     audio_seconds: float = 0.0
     """Seconds of call audio fed (per track, summed)."""
     utterances: int = 0
@@ -118,7 +122,7 @@ class Transcriber:
 
         try:
             for track in self.tracks:
-                rec = RecognizerProcess(CALL_RATE, functools.partial(self._report, track))
+                rec = RecognizerProcess(CALL_RATE, functools.partial(self._report, track), interim=self.interim)
                 self._recognizers[track] = rec
                 await rec.start()
             while not self.stopped:
@@ -153,13 +157,14 @@ class Transcriber:
     def _report(self, track: str, utterance: Utterance) -> None:
         if not utterance.text:
             return  # noise the endpointer took for speech
-        self.utterances += 1
+        if utterance.final:
+            self.utterances += 1
         self.cc.emit(
             self.leg,
             "call.transcription",
             transcription_data={
                 "transcript": utterance.text,
-                "is_final": True,
+                "is_final": utterance.final,
                 "confidence": utterance.confidence,
                 "transcription_track": track,
             },
@@ -196,7 +201,10 @@ def new_transcriber(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> Transc
     running = transcriber_of(leg)
     if running is not None and not running.stopped:
         raise CommandError(422, "90057", "Transcription already in progress", "stop it before starting again")
-    return Transcriber(cc, leg, TRACKS[tracks])
+    interim = (config or {}).get("interim_results", False)
+    if not isinstance(interim, bool):
+        raise _bad("interim_results", "must be true or false")
+    return Transcriber(cc, leg, TRACKS[tracks], interim=interim)
 
 
 def run_transcriber(cc: CallControl, transcriber: Transcriber) -> None:
