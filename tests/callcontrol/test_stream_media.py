@@ -351,3 +351,45 @@ async def test_answer_with_stream_url_and_transcription(sdk: SdkEnv, tmp_path: P
         got = await sdk.hooks.wait("call.transcription", lambda p: p["call_control_id"] == ccid, timeout=20.0)
         words = set(got["payload"]["transcription_data"]["transcript"].split())
         assert {"call", "important"} <= words, words
+
+
+async def test_two_streams_one_playing_to_the_opposite_leg_stopped_by_stream_id(sdk: SdkEnv) -> None:
+    url = sdk.switch.url
+    async with (
+        Phone(url, "agent1", AGENTS["agent1"], PHONE_HZ) as p1,
+        Phone(url, "agent2", AGENTS["agent2"], 900.0) as p2,
+        stream_server(pcmu_back(BACK_HZ, 20.0)) as player,
+        stream_server() as listener,
+    ):
+        ccid1, call1 = await answered_leg(sdk, p1)
+        ccid2, call2 = await answered_leg(sdk, p2)
+        await sdk.run(sdk.client.calls.actions.bridge, ccid1, call_control_id_to_bridge_with=ccid2)
+        await wait_hz(call1, 900.0)
+        await sdk.run(
+            sdk.client.calls.actions.start_streaming,
+            ccid1,
+            stream_url=player.url,
+            stream_bidirectional_mode="rtp",
+            stream_bidirectional_target_legs="opposite",
+        )
+        await sdk.aclient.calls.actions.start_streaming(ccid1, stream_url=listener.url, stream_track="outbound_track")
+        # The tone sent back goes to the other party only; agent1 still hears agent2's 900 Hz.
+        await wait_hz(call2, BACK_HZ)
+        assert abs(heard_hz(call1, 0.5) - 900.0) < 15
+        # agent1's outbound track (what it hears) carries agent2's tone, not agent1's own.
+        await listener.wait(lambda: len(listener.events("media")) > 50)
+        heard = listener.audio("outbound", Codec("PCMU", 8000))
+        assert abs(dominant_frequency(heard[-4000:], 8000) - 900.0) < 15
+
+        # Stop the player by its stream_id: the tone stops, the listener keeps streaming.
+        player_id = player.events("start")[0]["stream_id"]
+        with pytest.raises(telnyx.UnprocessableEntityError):
+            await sdk.aclient.calls.actions.stop_streaming(ccid1, stream_id="no-such-stream")
+        await sdk.aclient.calls.actions.stop_streaming(ccid1, stream_id=player_id)
+        await asyncio.wait_for(player.closed.wait(), 5.0)
+        await wait_hz(call2, PHONE_HZ)  # agent2 hears agent1 again, the tone is gone
+        n = len(listener.events("media"))
+        await listener.wait(lambda: len(listener.events("media")) > n + 25)
+        assert not listener.closed.is_set()
+        stopped = await sdk.hooks.wait("streaming.stopped", lambda p: p["call_control_id"] == ccid1)
+        assert stopped["payload"]["stream_url"] == player.url
