@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import telnyx
 from phones import Phone, PhoneCall, heard_hz, wait_hz
-from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk  # noqa: F401
+from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk, validate_webhook  # noqa: F401
 from websockets.asyncio.server import ServerConnection, serve
 
 from softphone.media.dsp import dominant_frequency
@@ -107,6 +107,19 @@ async def answered_leg(sdk: SdkEnv, phone: Phone) -> tuple[str, PhoneCall]:
     ccid = res.data.call_control_id
     await sdk.hooks.wait("call.answered", lambda p: p["call_control_id"] == ccid)
     return ccid, inc
+
+
+def check_webhooks(sdk: SdkEnv, *event_types: str) -> None:
+    """Every webhook of these types arrived signed (the SDK's unwrap verifies it) and validates
+    strictly against the SDK's model of its event type; each type was seen."""
+    for event_type in event_types:
+        raws = sdk.hooks.raw_for(event_type)
+        assert raws, f"no {event_type} webhook"
+        for raw in raws:
+            event = sdk.client.webhooks.unwrap(raw.body, headers=raw.headers, key=sdk.public_key)
+            assert getattr(event, "data", None) is not None
+            typed = validate_webhook(raw.body)
+            assert typed.data.event_type == event_type  # type: ignore[attr-defined]
 
 
 def pcmu_back(hz: float, seconds: float) -> list[dict[str, Any]]:
@@ -209,6 +222,7 @@ async def test_both_tracks_pcmu_with_bidirectional_rtp_and_marks(sdk: SdkEnv) ->
         assert srv.frames[-1][1]["stop"]["call_control_id"] == ccid
         stopped = await sdk.hooks.wait("streaming.stopped", lambda p: p["call_control_id"] == ccid)
         assert stopped["payload"]["client_state"] == "c3RvcA=="
+        check_webhooks(sdk, "streaming.started", "streaming.stopped")
         # No stream left to stop: Telnyx's error shape.
         with pytest.raises(telnyx.UnprocessableEntityError) as ue:
             await sdk.aclient.calls.actions.stop_streaming(ccid)
@@ -308,6 +322,7 @@ async def test_bad_stream_urls_and_params_are_422_and_an_unreachable_one_fails(s
             "track": "inbound_track",
         }
         assert not sdk.hooks.events("streaming.started")
+        check_webhooks(sdk, "streaming.failed")
 
 
 async def test_answer_with_stream_url_and_transcription(sdk: SdkEnv, tmp_path: Path) -> None:

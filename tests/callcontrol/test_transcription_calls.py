@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import telnyx
 from phones import Phone, PhoneCall
-from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk  # noqa: F401
+from sdkfixtures import AGENTS, APP_NUMBER, SdkEnv, sdk, validate_webhook  # noqa: F401
 
 from softphone.media.sources import FileSource
 from softphone.switch.callcontrol.transcription import transcriber_of
@@ -98,6 +98,9 @@ async def test_inbound_transcription_of_a_spoken_prompt(sdk: SdkEnv, tmp_path: P
         assert data["is_final"] is True and 0.0 <= data["confidence"] <= 1.0
         assert payload["client_state"] == "dHJhbnM=" and payload["connection_id"] == "app"
         print(f"transcript {text!r} {time.monotonic() - started:.1f} s after the prompt started")
+        for raw in sdk.hooks.raw_for("call.transcription"):  # signed, and in the SDK's shape
+            assert sdk.client.webhooks.unwrap(raw.body, headers=raw.headers, key=sdk.public_key) is not None
+            assert validate_webhook(raw.body).data.payload.transcription_data.is_final  # type: ignore[attr-defined]
 
         # A second start while one runs is refused; stop answers ok, a second stop is refused.
         with pytest.raises(telnyx.UnprocessableEntityError):
