@@ -170,10 +170,11 @@ async def test_gather_dtmf_or_speech_hears_the_softphone_say_it(tcc: CallControl
         "</Response>"
     )
     texml_server.docs["/said"] = "<Response><Hangup/></Response>"
-    async with TalkingPhone(tcc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+    talker = TalkingPhone(tcc.switch.url, "agent1", AGENTS["agent1"])
+    async with talker as phone:
         call = await phone.dial(IVR_NUMBER)
         await phone.wait_state(call, "active", 15)
-        phone.voice.add(await asyncio.to_thread(tts.speech_source, "press one for sales"))
+        talker.voice.add(await asyncio.to_thread(tts.speech_source, "press one for sales"))
         hit = await texml_server.wait("/said", timeout=30)
         print(f"\nTeXML Gather speech over WebRTC: {hit.params.get('SpeechResult')!r}")
         assert "sales" in hit.params["SpeechResult"].split() and "Digits" not in hit.params

@@ -7,6 +7,7 @@ import asyncio
 import io
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import telnyx
@@ -187,3 +188,46 @@ async def test_gather_speech_result_reaches_the_action(tcc: CallControl, texml_s
     print(f"\nTeXML Gather speech: {hit.params.get('SpeechResult')!r}")
     assert "sales" in hit.params["SpeechResult"].split()
     assert float(hit.params["Confidence"]) >= 0.0
+
+
+async def test_a_number_with_its_own_application(tmp_path: Path, texml_server: TexmlServer) -> None:
+    from dataclasses import replace
+
+    from texmlfixtures import texml_accounts
+
+    from softphone.switch import Switch
+    from softphone.switch.callcontrol.apps import CallControlOptions, TexmlApp
+
+    accts = texml_accounts()
+    ivr = next(c for c in accts.connections if c.id == "ivr")
+    accts.connections[accts.connections.index(ivr)] = replace(ivr, numbers=(IVR_NUMBER, "+13125550161"))
+    texml_server.docs["/voice"] = "<Response><Play>tone:500:3000</Play><Hangup/></Response>"
+    texml_server.docs["/sales"] = "<Response><Play>tone:1100:3000</Play><Hangup/></Response>"
+    options = CallControlOptions(
+        api_port=0, outside_ring_s=0.3, data_dir=tmp_path / "data",
+        texml_apps={"ivr": TexmlApp("ivr", texml_server.url + "/voice")},
+        texml_number_apps={"+13125550161": TexmlApp("ivr", texml_server.url + "/sales", app_id="sales-app",
+                                                    number="+13125550161")},
+    )
+    async with Switch(accounts=accts, port=0, call_control=options) as sw:
+        cc = sw.call_control
+        assert cc is not None
+        st, res = await api(cc.api_url, "POST", "/switch/pstn_calls", {"from": "+15550000007", "to": "+13125550161"})
+        assert st == 200, res
+        ep = cc.legs[res["data"]["call_control_id"]].endpoint
+        assert isinstance(ep, PstnEndpoint)
+        await pstn_hears(ep, 1100)
+        hit = await texml_server.wait("/sales")
+        assert hit.params["ApplicationSid"] == "sales-app" and hit.params["To"] == "+13125550161"
+        _, other = await outside(cc)  # the connection's other number keeps the connection's application
+        await pstn_hears(other, 500)
+        assert (await texml_server.wait("/voice")).params["ApplicationSid"] == "ivr"
+        client = telnyx.AsyncTelnyx(api_key=IVR_KEY, base_url=f"{cc.api_url}/v2")
+        async with Phone(cc.switch.url, "agent1", AGENTS["agent1"]) as agent:
+            # CamelCase keys as Telnyx documents them (the SDK sends the body as given)
+            camel: Any = {"ApplicationSid": "sales-app", "To": "agent1", "From": "+13125550161"}
+            await client.texml.accounts.calls.calls("AC", body=camel)
+            inc = await agent.next_incoming(15)
+            await agent.answer(inc)
+            await wait_hz(inc, 1100)  # the Calls API ran the number's application
+        await client.close()

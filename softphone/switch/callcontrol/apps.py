@@ -35,6 +35,13 @@ clients' calls that no user or number takes, and for the TeXML Calls API::
     texml_status_callback = "http://127.0.0.1:9000/texml/status"
     texml_fallback_url = "http://127.0.0.1:9001/texml/voice"
 
+A number of the connection can have an application of its own (the same ``texml_*`` keys; its
+``ApplicationSid`` is ``texml_application_id``, by default ``<connection>-<digits>``)::
+
+    [[connection.texml_number]]
+    number = "+13125550161"
+    texml_voice_url = "sales.xml"
+
 A file path (absolute, ``~/...``, ``file://...``, or relative to the accounts file) must exist;
 its ``{{From}}``-style placeholders are replaced by the request parameters. These keys are
 read here (:func:`texml_apps_from_dict`) into :attr:`CallControlOptions.texml_apps`.
@@ -82,6 +89,15 @@ class TexmlApp:
     status_callback: str = ""
     status_callback_method: str = "POST"
     fallback_url: str = ""
+    app_id: str = ""
+    """The application's id (``ApplicationSid``); a connection's application is known by the connection id."""
+    number: str = ""
+    """The number this application belongs to ("" for a connection's application)."""
+
+    @property
+    def sid(self) -> str:
+        """``ApplicationSid`` in requests, and what the TeXML Calls API's ``ApplicationSid`` names."""
+        return self.app_id or self.connection_id
 
 
 @dataclass
@@ -106,6 +122,8 @@ class CallControlOptions:
 
     texml_apps: dict[str, TexmlApp] = field(default_factory=dict)
     """TeXML applications by connection id (``texml_*`` keys of ``[[connection]]`` tables)."""
+    texml_number_apps: dict[str, TexmlApp] = field(default_factory=dict)
+    """Numbers with a TeXML application of their own, by normalized number (``[[connection.texml_number]]``)."""
 
     @property
     def media_root(self) -> Path:
@@ -157,7 +175,7 @@ def options_from_dict(data: dict[str, Any], *, path: str = "<accounts>") -> Call
             raise ConfigError(f"call_control.{key} must be a directory path", path=path, key=key)
         setattr(opts, key, Path(value).expanduser())
     opts.allow_remote_webhooks = remote is True
-    opts.texml_apps = texml_apps_from_dict(data, path=path, allow_remote=opts.allow_remote_webhooks)
+    opts.texml_apps, opts.texml_number_apps = _texml_tables(data, path=path, allow_remote=opts.allow_remote_webhooks)
     return opts
 
 
@@ -165,47 +183,90 @@ def texml_apps_from_dict(
     data: dict[str, Any], *, path: str = "<accounts>", allow_remote: bool = False
 ) -> dict[str, TexmlApp]:
     """The TeXML applications named by ``[[connection]]`` tables; raises :class:`ConfigError`."""
+    return _texml_tables(data, path=path, allow_remote=allow_remote)[0]
+
+
+def texml_number_apps_from_dict(
+    data: dict[str, Any], *, path: str = "<accounts>", allow_remote: bool = False
+) -> dict[str, TexmlApp]:
+    """The numbers with an application of their own (``[[connection.texml_number]]``), by normalized number."""
+    return _texml_tables(data, path=path, allow_remote=allow_remote)[1]
+
+
+def _texml_tables(
+    data: dict[str, Any], *, path: str, allow_remote: bool
+) -> tuple[dict[str, TexmlApp], dict[str, TexmlApp]]:
+    from softphone.switch.accounts import normalize_number
+
     raw_conns = data.get("connection", [])
     apps: dict[str, TexmlApp] = {}
+    numbers: dict[str, TexmlApp] = {}
     if not isinstance(raw_conns, list):
-        return apps  # accounts_from_dict reports this one
+        return apps, numbers  # accounts_from_dict reports this one
     base = Path(path).parent if not path.startswith("<") else Path.cwd()
     for i, raw in enumerate(raw_conns):
-        if not isinstance(raw, dict) or not any(k in raw for k in TEXML_KEYS):
+        if not isinstance(raw, dict):
             continue
         conn_id = raw.get("id")
-        where = f"connection {conn_id}" if isinstance(conn_id, str) and conn_id else f"connection[{i}]"
-        values: dict[str, str] = {}
-        for key in TEXML_KEYS:
-            v = raw.get(key, "")
-            if not isinstance(v, str):
-                raise ConfigError(f"{where}: {key} must be a string", path=path, key=key)
-            values[key] = v.strip()
-        if not values["texml_voice_url"]:
-            raise ConfigError(f"{where}: texml_* settings need texml_voice_url", path=path, key="texml_voice_url")
-        for key in ("texml_voice_method", "texml_status_callback_method"):
-            values[key] = values[key].upper() or "POST"
-            if values[key] not in ("GET", "POST"):
-                raise ConfigError(f"{where}: {key} must be GET or POST", path=path, key=key)
-        for key in ("texml_voice_url", "texml_fallback_url"):
-            if values[key]:
-                values[key] = _document_ref(values[key], base, where, key, path, allow_remote)
-        if values["texml_status_callback"]:
-            try:
-                check_url(values["texml_status_callback"], allow_remote=allow_remote)
-            except WebhookURLError as exc:
-                raise ConfigError(f"{where}: texml_status_callback: {exc}", path=path,
-                                  key="texml_status_callback") from exc
         cid = conn_id if isinstance(conn_id, str) else ""
-        apps[cid] = TexmlApp(
-            cid,
-            values["texml_voice_url"],
-            values["texml_voice_method"],
-            values["texml_status_callback"],
-            values["texml_status_callback_method"],
-            values["texml_fallback_url"],
-        )
-    return apps
+        where = f"connection {conn_id}" if cid else f"connection[{i}]"
+        if any(k in raw for k in TEXML_KEYS):
+            apps[cid] = _texml_app(raw, cid, where, base, path, allow_remote)
+        per_number = raw.get("texml_number", [])
+        if not isinstance(per_number, list):
+            raise ConfigError(f"{where}: use [[connection.texml_number]] tables", path=path, key="texml_number")
+        owned = {normalize_number(n) for n in raw.get("numbers", []) if isinstance(n, str)}
+        for j, table in enumerate(per_number):
+            nwhere = f"{where} texml_number[{j}]"
+            if not isinstance(table, dict):
+                raise ConfigError(f"{nwhere} is not a table", path=path)
+            number = table.get("number")
+            norm = normalize_number(number) if isinstance(number, str) else ""
+            if not norm or norm not in owned:
+                raise ConfigError(f"{nwhere}: number must be one of the connection's numbers", path=path,
+                                  key="number")
+            if norm in numbers:
+                raise ConfigError(f"{nwhere}: {norm} has two TeXML applications", path=path, key="number")
+            app_id = table.get("texml_application_id", f"{cid}-{norm.lstrip('+')}")
+            if not isinstance(app_id, str) or not app_id:
+                raise ConfigError(f"{nwhere}: texml_application_id must be a string", path=path,
+                                  key="texml_application_id")
+            app = _texml_app(table, cid, f"{where} number {norm}", base, path, allow_remote)
+            numbers[norm] = TexmlApp(app.connection_id, app.voice_url, app.voice_method, app.status_callback,
+                                     app.status_callback_method, app.fallback_url, app_id=app_id, number=norm)
+    return apps, numbers
+
+
+def _texml_app(raw: dict[str, Any], cid: str, where: str, base: Path, path: str, allow_remote: bool) -> TexmlApp:
+    values: dict[str, str] = {}
+    for key in TEXML_KEYS:
+        v = raw.get(key, "")
+        if not isinstance(v, str):
+            raise ConfigError(f"{where}: {key} must be a string", path=path, key=key)
+        values[key] = v.strip()
+    if not values["texml_voice_url"]:
+        raise ConfigError(f"{where}: texml_* settings need texml_voice_url", path=path, key="texml_voice_url")
+    for key in ("texml_voice_method", "texml_status_callback_method"):
+        values[key] = values[key].upper() or "POST"
+        if values[key] not in ("GET", "POST"):
+            raise ConfigError(f"{where}: {key} must be GET or POST", path=path, key=key)
+    for key in ("texml_voice_url", "texml_fallback_url"):
+        if values[key]:
+            values[key] = _document_ref(values[key], base, where, key, path, allow_remote)
+    if values["texml_status_callback"]:
+        try:
+            check_url(values["texml_status_callback"], allow_remote=allow_remote)
+        except WebhookURLError as exc:
+            raise ConfigError(f"{where}: texml_status_callback: {exc}", path=path,
+                              key="texml_status_callback") from exc
+    return TexmlApp(
+        cid,
+        values["texml_voice_url"],
+        values["texml_voice_method"],
+        values["texml_status_callback"],
+        values["texml_status_callback_method"],
+        values["texml_fallback_url"],
+    )
 
 
 def _document_ref(ref: str, base: Path, where: str, key: str, path: str, allow_remote: bool) -> str:

@@ -132,3 +132,32 @@ def test_config_errors_are_clear(tmp_path: Path, texml: dict[str, str], words: s
     with pytest.raises(ConfigError, match=words) as info:
         options_from_dict(_conn(**texml), path=str(tmp_path / "accounts.toml"))
     assert "connection ivr" in str(info.value)
+
+
+def test_a_number_can_have_an_application_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "sales.xml").write_text("<Response/>")
+    data = {"connection": [{
+        "id": "ivr", "password": "x", "numbers": ["+13125550160", "+1 (312) 555-0161"],
+        "texml_voice_url": "http://127.0.0.1:9/voice",
+        "texml_number": [{"number": "+13125550161", "texml_voice_url": "sales.xml", "texml_voice_method": "GET"}],
+    }]}
+    opts = options_from_dict(data, path=str(tmp_path / "accounts.toml"))
+    assert set(opts.texml_apps) == {"ivr"} and opts.texml_apps["ivr"].sid == "ivr"
+    sales = opts.texml_number_apps["+13125550161"]
+    assert sales.voice_url == str(tmp_path / "sales.xml") and sales.voice_method == "GET"
+    assert sales.connection_id == "ivr" and sales.sid == "ivr-13125550161" and sales.number == "+13125550161"
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ({"number": "+19999999999", "texml_voice_url": "http://127.0.0.1/v"}, "one of the connection's numbers"),
+        ({"number": "+13125550160"}, "need texml_voice_url"),
+        ({"number": "+13125550160", "texml_voice_url": "http://127.0.0.1/v", "texml_application_id": 7},
+         "texml_application_id must be a string"),
+    ],
+)
+def test_per_number_application_errors(tmp_path: Path, table: dict[str, object], words: str) -> None:
+    data = {"connection": [{"id": "ivr", "password": "x", "numbers": ["+13125550160"], "texml_number": [table]}]}
+    with pytest.raises(ConfigError, match=words):
+        options_from_dict(data, path=str(tmp_path / "accounts.toml"))

@@ -94,7 +94,10 @@ def camel_keys(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def _start(api: ApiContext, connection_id: str, body: dict[str, Any], token: str, account_sid: str) -> Any:
+async def _start(
+    api: ApiContext, connection_id: str, body: dict[str, Any], token: str, account_sid: str,
+    app: TexmlApp | None = None,
+) -> Any:
     body = camel_keys(body)
     cc: CallControl = api.cc
     if cc.switch.accounts.connection(connection_id) is None:
@@ -110,7 +113,7 @@ async def _start(api: ApiContext, connection_id: str, body: dict[str, Any], toke
         except TexmlError as exc:
             raise _bad("Texml", str(exc)) from exc
     runner = runner_of(cc)
-    app = runner.app(connection_id)
+    app = app or runner.app(connection_id)
     if app is None:
         if not url and not texml:
             raise _bad("Url", f"connection {connection_id} has no texml_voice_url: send Url or Texml")
@@ -147,13 +150,19 @@ async def account_calls(api: ApiContext, params: dict[str, str], body: dict[str,
     """``POST /v2/texml/Accounts/{account_sid}/Calls`` (SDK: ``client.texml.accounts.calls.calls``)."""
     cc: CallControl = api.cc
     body = camel_keys(body)
+    runner = runner_of(cc)
     app_id = _field(body, "ApplicationSid")
-    if not app_id:
-        mine = [c for c in cc.options.texml_apps if api.allowed(c, token)]
+    if app_id:
+        app = runner.by_sid(app_id)
+        if app is None and cc.switch.accounts.connection(app_id) is None:
+            raise _bad("ApplicationSid", f"no TeXML application {app_id}")
+        connection_id = app.connection_id if app is not None else app_id
+    else:
+        mine = [a for a in runner.all_apps() if api.allowed(a.connection_id, token)]
         if len(mine) != 1:
-            raise _bad("ApplicationSid", "ApplicationSid (the TeXML connection id) is required")
-        app_id = mine[0]
-    leg = await _start(api, app_id, body, token, params["account_sid"])
+            raise _bad("ApplicationSid", "ApplicationSid (a TeXML application: its connection id) is required")
+        app, connection_id = mine[0], mine[0].connection_id
+    leg = await _start(api, connection_id, body, token, params["account_sid"], app)
     return RawResponse.json(
         {"from": leg.from_, "to": leg.to, "status": "queued", "sid": leg.call_control_id,
          "call_sid": leg.call_control_id, "account_sid": params["account_sid"]}

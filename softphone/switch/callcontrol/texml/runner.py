@@ -26,7 +26,21 @@ class TexmlRunner:
         """Sessions by ``call_control_id`` (kept after the call for status queries)."""
 
     def app(self, connection_id: str) -> TexmlApp | None:
+        """The connection's own application."""
         return self.cc.options.texml_apps.get(connection_id)
+
+    def number_app(self, number: str) -> TexmlApp | None:
+        """The application of a number that has one of its own."""
+        from softphone.switch.accounts import normalize_number
+
+        return self.cc.options.texml_number_apps.get(normalize_number(number)) if number else None
+
+    def by_sid(self, sid: str) -> TexmlApp | None:
+        """The application an ``ApplicationSid`` names: a connection id or a number's application id."""
+        return self.app(sid) or next((a for a in self.cc.options.texml_number_apps.values() if a.app_id == sid), None)
+
+    def all_apps(self) -> list[TexmlApp]:
+        return [*self.cc.options.texml_apps.values(), *self.cc.options.texml_number_apps.values()]
 
     def begin(self, leg: CCLeg, app: TexmlApp, *, direction: str, **kw: str) -> TexmlSession:
         session = TexmlSession(self.cc, leg, app, direction=direction, **kw)
@@ -35,8 +49,9 @@ class TexmlRunner:
         return session
 
     def take_outside(self, leg: CCLeg) -> bool:
-        """An outside call reached a number of ``leg.connection_id``: run its TeXML app (if any)."""
-        app = self.app(leg.connection_id)
+        """An outside call reached a number of ``leg.connection_id``: run the number's application, else the
+        connection's (if any)."""
+        app = self.number_app(leg.to) or self.app(leg.connection_id)
         if app is None:
             return False
         self.begin(leg, app, direction="inbound")
@@ -47,7 +62,7 @@ class TexmlRunner:
         accounts = self.cc.switch.accounts
         user = destination_user(call.destination)
         owner = accounts.by_number(user) if is_number(user) else None
-        app = self.app(owner.id) if owner is not None else None
+        app = (self.number_app(user) or self.app(owner.id)) if owner is not None else None
         if app is None:
             app = self.app(call.a.session.login.connection_id)
         if app is None:

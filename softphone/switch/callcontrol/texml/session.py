@@ -113,7 +113,7 @@ class TexmlSession:
             "CallSidLegacy": leg.call_control_id,
             "CallSessionId": leg.call_session_id,
             "ConnectionId": leg.connection_id,
-            "ApplicationSid": self.app.connection_id,
+            "ApplicationSid": self.app.sid,
             "From": leg.from_,
             "To": leg.to,
             "CallerId": leg.from_,
