@@ -32,6 +32,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from softphone.media.dsp import dominant_frequency
 from softphone.media.frames import level_dbfs
 from softphone.media.sources import FileSource, ToneSource
+from softphone.switch.callcontrol.recording import encode_mp3
 from softphone.switch.callcontrol.stream_audio import Codec, ulaw_encode
 
 PHONE_HZ = 600.0
@@ -274,9 +275,13 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
     return buf.getvalue()
 
 
-async def test_file_mode_payload_is_played_and_clear_stops_it(sdk: SdkEnv) -> None:
-    # Default bidirectional mode (Telnyx: mp3): each payload is a whole audio file, decoded by PyAV.
-    payload = base64.b64encode(wav_bytes(tone(BACK_HZ, 20.0, 16000), 16000)).decode()
+async def test_file_mode_payload_is_played_and_clear_stops_it(sdk: SdkEnv, tmp_path: Path) -> None:
+    # Default bidirectional mode (Telnyx: mp3): each payload is a whole MP3 file, decoded by PyAV.
+    wav, mp3 = tmp_path / "t.wav", tmp_path / "t.mp3"
+    wav.write_bytes(wav_bytes(tone(BACK_HZ, 12.0, 16000), 16000))
+    encode_mp3(wav, mp3)
+    assert mp3.read_bytes()[:3] == b"ID3" or mp3.read_bytes()[0] == 0xFF
+    payload = base64.b64encode(mp3.read_bytes()).decode()
     reply = [{"event": "media", "media": {"payload": payload}}]
     async with Phone(sdk.switch.url, "agent1", AGENTS["agent1"], PHONE_HZ) as phone, stream_server(reply) as srv:
         ccid, call = await answered_leg(sdk, phone)
@@ -288,7 +293,7 @@ async def test_file_mode_payload_is_played_and_clear_stops_it(sdk: SdkEnv) -> No
         await srv.wait(lambda: srv.events("error"))
         assert srv.events("error")[0]["payload"]["title"] == "unknown_event"
         await asyncio.sleep(1.0)
-        assert abs(heard_hz(call, 0.5) - BACK_HZ) > 50  # cleared: the 20 s tone is gone
+        assert abs(heard_hz(call, 0.5) - BACK_HZ) > 50  # cleared: the 12 s tone is gone
         # The server closing the socket ends the stream.
         await srv.conn.close()
         await sdk.hooks.wait("streaming.stopped", lambda p: p["call_control_id"] == ccid)
