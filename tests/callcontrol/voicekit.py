@@ -85,3 +85,17 @@ async def wait_until(pred: Any, timeout: float = 10.0, step: float = 0.05) -> No
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(step)
+
+
+async def wait_band(
+    samples: Any, hz: float, *, above: float = -20.0, seconds: float = 0.4, timeout: float = 8.0
+) -> None:
+    """Wait until ``samples(seconds)`` (e.g. ``call.sink.samples``) carries ``hz`` louder than ``above`` dB."""
+    deadline = time.monotonic() + timeout
+    level = -120.0
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        level = band_db(samples(seconds), hz)
+        if level > above:
+            return
+    raise AssertionError(f"{hz:.0f} Hz only at {level:.0f} dB (wanted > {above:.0f})")

@@ -13,7 +13,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from softphone.switch.callcontrol import recording, voice
+from softphone.switch.callcontrol import (
+    conference_media,  # noqa: F401  (registers the conference media routes)
+    recording,
+    voice,
+)
 from softphone.switch.callcontrol.conference import Conference
 from softphone.switch.callcontrol.engine import CommandError, gone
 from softphone.switch.callcontrol.gather import Gather, end_gather

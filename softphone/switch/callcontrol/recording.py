@@ -70,10 +70,36 @@ _SAVED: weakref.WeakKeyDictionary[Any, dict[str, Saved]] = weakref.WeakKeyDictio
 """Per engine: recording id -> :class:`Saved` (what the download and recordings routes serve)."""
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
+    """An ISO 8601 time as the webhooks write them."""
     from softphone.switch.callcontrol.webhooks import iso_now
 
     return iso_now(ts)
+
+
+def custom_name(body: dict[str, Any]) -> str:
+    """A checked ``custom_file_name`` ("" when absent)."""
+    custom = get_str(body, "custom_file_name")
+    if custom and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", custom):
+        raise bad("custom_file_name", "custom_file_name may hold letters, digits, '_', '-' and '.' (at most 100)")
+    return custom
+
+
+def remember(cc: CallControl, rid: str, fmt: str, path: Path, fields: dict[str, Any]) -> str:
+    """Keep a finished recording for the download and recordings routes; returns its download URL."""
+    url = f"{cc.api_url}/switch/recordings/{rid}.{fmt}"
+    now = iso(time.time())
+    record = {
+        "record_type": "recording",
+        "id": rid,
+        "download_urls": {fmt: url},
+        "status": "completed",
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    _SAVED.setdefault(cc, {})[rid] = Saved(path, record)
+    return url
 
 
 @dataclass(eq=False)
@@ -226,9 +252,7 @@ async def record_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dic
     max_length = get_int(body, "max_length", 0, lo=0, hi=14400)
     timeout_secs = get_int(body, "timeout_secs", 0, lo=0, hi=14400)
     beep = get_bool(body, "play_beep")
-    custom = get_str(body, "custom_file_name")
-    if custom and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", custom):
-        raise bad("custom_file_name", "custom_file_name may hold letters, digits, '_', '-' and '.' (at most 100)")
+    custom = custom_name(body)
     taps = _taps(leg)
     cs = body.get("client_state")
     if isinstance(cs, str) and cs:
@@ -282,28 +306,19 @@ async def finish(cc: CallControl, rec: Recording) -> None:
         logger.exception("recording %s: cannot write %s", rec.id, rec.final)
         rec.part.unlink(missing_ok=True)
         return
-    name = f"{rec.id}.{rec.fmt}"
-    url = f"{cc.api_url}/switch/recordings/{name}"
-    now = _iso(time.time())
-    _SAVED.setdefault(cc, {})[rec.id] = Saved(rec.final, {
-        "record_type": "recording",
-        "id": rec.id,
+    url = remember(cc, rec.id, rec.fmt, rec.final, {
         "call_control_id": leg.call_control_id,
         "call_leg_id": leg.call_leg_id,
         "call_session_id": leg.call_session_id,
         "connection_id": leg.connection_id,
         "channels": rec.channels,
-        "download_urls": {rec.fmt: url},
         "duration_millis": int(rec.duration_s * 1000),
         "from": leg.from_,
         "to": leg.to,
         "initiated_by": "StartCallRecordingAPI",
         "source": "call",
-        "status": "completed",
-        "recording_started_at": _iso(rec.started_at),
-        "recording_ended_at": _iso(rec.ended_at),
-        "created_at": now,
-        "updated_at": now,
+        "recording_started_at": iso(rec.started_at),
+        "recording_ended_at": iso(rec.ended_at),
     })
     cc.emit(
         leg,
@@ -311,8 +326,8 @@ async def finish(cc: CallControl, rec: Recording) -> None:
         recording_id=rec.id,
         channels=rec.channels,
         format=rec.fmt,
-        recording_started_at=_iso(rec.started_at),
-        recording_ended_at=_iso(rec.ended_at),
+        recording_started_at=iso(rec.started_at),
+        recording_ended_at=iso(rec.ended_at),
         duration_millis=int(rec.duration_s * 1000),
         recording_urls={rec.fmt: url},
         public_recording_urls={rec.fmt: url},

@@ -142,7 +142,8 @@ def looped(source: AudioSource, times: int | None) -> AudioSource:
     return source
 
 
-def _finished(source: AudioSource) -> bool:
+def is_finished(source: AudioSource) -> bool:
+    """True once a source with an end has played it (``finished``)."""
     return bool(getattr(source, "finished", False))
 
 
@@ -248,7 +249,7 @@ class _Muted:
 
     @property
     def finished(self) -> bool:
-        return _finished(self.inner)
+        return is_finished(self.inner)
 
     def read_frame(self) -> Frame | None:
         self.inner.read_frame()
@@ -293,7 +294,7 @@ async def _play(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
     leg.endpoint.play(pb.source)
     _emit_started(cc, leg, pb)
     try:
-        while not pb.stopped and not _finished(pb.source) and leg.alive:
+        while not pb.stopped and not is_finished(pb.source) and leg.alive:
             await asyncio.sleep(0.02)
     finally:
         leg.endpoint.stop_playing(pb.source)
@@ -647,15 +648,12 @@ async def gather_using_audio(cc: CallControl, leg: CCLeg, body: dict[str, Any]) 
         raise bad("audio_url", "gather_using_audio needs audio_url or media_name")
     bad_url = get_str(body, "invalid_audio_url") or get_str(body, "invalid_media_name")
     # Decode once (a loopback http:// URL is fetched once); each try plays a fresh source over the samples.
-    prompt = await _samples_of(cc, url, "audio_url")
-    invalid = await _samples_of(cc, bad_url, "invalid_audio_url") if bad_url else None
+    prompt = await samples_of(cc, url, "audio_url")
+    invalid = await samples_of(cc, bad_url, "invalid_audio_url") if bad_url else None
 
     def make(samples: Any, spec: str) -> Callable[[], Playback]:
-        from softphone.media.sources import ArraySource, ToneSource
-
         def build() -> Playback:
-            src = _copy_tone(samples) if isinstance(samples, ToneSource) else ArraySource(samples)
-            return Playback(src, audio_url=spec)
+            return Playback(fresh_source(samples, 1), audio_url=spec)
 
         return build
 
@@ -680,7 +678,16 @@ def _copy_tone(tone: Any) -> Any:
     return c
 
 
-async def _samples_of(cc: CallControl, spec: str, param: str) -> Any:
+def fresh_source(decoded: Any, times: int | None) -> AudioSource:
+    """A new source over audio from :func:`samples_of` (samples or a ToneSource), played ``times``."""
+    from softphone.media.sources import ArraySource, ToneSource
+
+    if isinstance(decoded, ToneSource):
+        return looped(_copy_tone(decoded), times)
+    return looped(ArraySource(decoded, loop=times != 1), times)
+
+
+async def samples_of(cc: CallControl, spec: str, param: str) -> Any:
     """Decoded samples of ``spec`` (an ArraySource's audio), or the ToneSource for ``tone:``."""
     from softphone.media.sources import ArraySource, ToneSource
 
