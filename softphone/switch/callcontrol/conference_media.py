@@ -24,6 +24,7 @@ import contextlib
 import time
 import uuid
 import wave
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,11 +91,11 @@ class ConfPlay:
 
 
 def _plays(conf: Conference) -> list[ConfPlay]:
-    return _CONF_PLAYS.setdefault(conf.id, [])
+    return _CONF_PLAYS.setdefault(conf, [])
 
 
-_CONF_PLAYS: dict[str, list[ConfPlay]] = {}
-"""Conference id -> its plays in progress (dropped when they end)."""
+_CONF_PLAYS: weakref.WeakKeyDictionary[Conference, list[ConfPlay]] = weakref.WeakKeyDictionary()
+"""A conference's plays in progress (each dropped when it ends; the entry goes with the conference)."""
 
 
 async def _start_play(cc: CallControl, conf: Conference, targets: list[CCLeg], make: Any, kind: str,
@@ -104,7 +105,7 @@ async def _start_play(cc: CallControl, conf: Conference, targets: list[CCLeg], m
         pb = voice.Playback(make(), kind="silent", overlay=True)
         play.playbacks.append((leg.call_control_id, pb))
         voice.enqueue(cc, leg, pb)
-    for rec in _CONF_RECORDINGS.get(conf.id, {}).values():
+    for rec in _CONF_RECORDINGS.get(conf, {}).values():
         rec.sources.append(make())
     _plays(conf).append(play)
     event = "conference.playback" if kind == "playback" else "conference.speak"
@@ -165,7 +166,7 @@ async def stop(api: ApiContext, params: dict[str, str], body: dict[str, Any], to
             if targets is None or ccid in targets:
                 pb.stopped = pb.stopped or "cancelled"
     if targets is None:
-        for rec in _CONF_RECORDINGS.get(conf.id, {}).values():
+        for rec in _CONF_RECORDINGS.get(conf, {}).values():
             rec.sources.clear()
     return OK
 
@@ -252,8 +253,8 @@ class ConfRecording:
         self.frames_written += 1
 
 
-_CONF_RECORDINGS: dict[str, dict[str, ConfRecording]] = {}
-"""Conference id -> recording id -> its recording in progress."""
+_CONF_RECORDINGS: weakref.WeakKeyDictionary[Conference, dict[str, ConfRecording]] = weakref.WeakKeyDictionary()
+"""A conference's recordings in progress, by recording id."""
 
 
 async def _run_recording(cc: CallControl, rec: ConfRecording) -> None:
@@ -271,7 +272,7 @@ async def _run_recording(cc: CallControl, rec: ConfRecording) -> None:
             await asyncio.sleep(max(0.0, delay))
     finally:
         rec.untap_all()
-        _CONF_RECORDINGS.get(rec.conf.id, {}).pop(rec.id, None)
+        _CONF_RECORDINGS.get(rec.conf, {}).pop(rec.id, None)
         wav, rec.wav = rec.wav, None
         if wav is not None:
             wav.close()
@@ -338,13 +339,13 @@ async def record_start(api: ApiContext, params: dict[str, str], body: dict[str, 
 
         for leg in conf.participants:
             leg.endpoint.play(ToneSource(1000.0, 0.3, duration_ms=250))
-    _CONF_RECORDINGS.setdefault(conf.id, {})[rid] = rec
+    _CONF_RECORDINGS.setdefault(conf, {})[rid] = rec
     cc.spawn(_run_recording(cc, rec), "conference-record")
     return OK
 
 
 def _pick(conf: Conference, body: dict[str, Any]) -> list[ConfRecording]:
-    recs = _CONF_RECORDINGS.get(conf.id, {})
+    recs = _CONF_RECORDINGS.get(conf, {})
     rid = get_str(body, "recording_id")
     if rid:
         if rid not in recs:
