@@ -231,3 +231,18 @@ async def test_a_number_with_its_own_application(tmp_path: Path, texml_server: T
             await agent.answer(inc)
             await wait_hz(inc, 1100)  # the Calls API ran the number's application
         await client.close()
+
+
+async def test_record_transcribe_posts_what_the_caller_said(tcc: CallControl, texml_server: TexmlServer) -> None:
+    texml_server.docs["/voice"] = (
+        "<Response><Say>After <break time='200ms'/> the tone, say your department</Say>"
+        "<Record maxLength='6' timeout='2' transcribeCallback='/transcribed'/><Hangup/></Response>"
+    )
+    ccid, ep = await outside(tcc)
+    while "Record" not in tcc.legs[ccid].extras["texml"].verbs_run:
+        await asyncio.sleep(0.05)
+    ep.set_source(await asyncio.to_thread(tts.speech_source, "press one for sales"))
+    hit = await texml_server.wait("/transcribed", timeout=30)
+    print(f"\nTeXML Record transcription: {hit.params['TranscriptionText']!r}")
+    assert hit.params["TranscriptionStatus"] == "completed" and "sales" in hit.params["TranscriptionText"].split()
+    assert hit.params["RecordingUrl"].endswith(hit.params["RecordingSid"] + ".wav")

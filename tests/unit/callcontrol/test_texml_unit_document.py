@@ -161,3 +161,14 @@ def test_per_number_application_errors(tmp_path: Path, table: dict[str, object],
     data = {"connection": [{"id": "ivr", "password": "x", "numbers": ["+13125550160"], "texml_number": [table]}]}
     with pytest.raises(ConfigError, match=words):
         options_from_dict(data, path=str(tmp_path / "accounts.toml"))
+
+
+def test_ssml_in_say_is_spoken_text_in_order_with_breaks_as_pauses() -> None:
+    (say,) = parse(
+        "<Response><Say voice='Polly.Joanna'>Hello <emphasis level='strong'>big</emphasis> world."
+        "<break time='500ms'/> Press <say-as interpret-as='digits'>12</say-as>.</Say></Response>"
+    )
+    assert say.text == "Hello big world., Press 12."
+    with pytest.raises(TexmlError, match="cannot be nested in <Say>") as info:
+        parse("<Response>\n<Say>hi <Play>x</Play></Say></Response>")
+    assert info.value.line == 2

@@ -143,20 +143,31 @@ def _tree(data: bytes) -> Verb:
     def refuse(what: str) -> None:
         raise TexmlError(f"{what} not allowed in TeXML", parser.CurrentLineNumber)
 
+    says: list[Verb] = []  # the <Say> being read: SSML inside it adds to its text, in document order
+
     def start(name: str, attrs: dict[str, str]) -> None:
         node = Verb(name, dict(attrs), line=parser.CurrentLineNumber)
         if stack:
             stack[-1].children.append(node)
+        if says and name == "break":
+            says[-1].text += ", "  # a pause flite makes at a comma
         stack.append(node)
+        if name == "Say" and not says:
+            says.append(node)
 
     def end(name: str) -> None:
         node = stack.pop()
+        if says and says[-1] is node:
+            says.pop()
+            node.text = " ".join(node.text.split())
         node.text = node.text.strip()
         if not stack:
             done.append(node)
 
     def chars(content: str) -> None:
-        if stack:
+        if says:
+            says[-1].text += content
+        elif stack:
             stack[-1].text += content
 
     parser.StartElementHandler = start
@@ -193,11 +204,30 @@ def _check(node: Verb, parent: Verb | None) -> None:
     for attr in node.attrs:
         if attr not in allowed:
             raise TexmlError(f"unknown attribute {attr!r} on <{node.name}>", node.line)
+    if node.name == "Say":
+        _check_ssml(node)
+        _check_values(node)
+        return
     if node.children and node.name not in NESTED:
         raise TexmlError(f"<{node.name}> cannot hold <{node.children[0].name}>", node.children[0].line)
     for child in node.children:
         _check(child, node)
     _check_values(node)
+
+
+SSML_TAGS = frozenset(
+    {"speak", "break", "emphasis", "lang", "p", "phoneme", "prosody", "s", "say-as", "sub", "w", "mark",
+     "amazon:domain", "amazon:effect", "amazon:auto-breaths"}
+)
+"""SSML a ``<Say>`` may hold: its text is spoken, a ``<break>`` is a short pause; the rest of SSML
+(prosody, phonemes...) is not rendered by the offline engines."""
+
+
+def _check_ssml(node: Verb) -> None:
+    for child in node.children:
+        if child.name not in SSML_TAGS:
+            raise TexmlError(f"<{child.name}> cannot be nested in <Say> (SSML tags only)", child.line)
+        _check_ssml(child)
 
 
 _NUMERIC = {

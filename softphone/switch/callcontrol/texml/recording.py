@@ -1,7 +1,8 @@
 """``<Record>``: what the caller says, to a WAV file the switch serves, with ``recordingStatusCallback``.
 
 After an optional beep, the caller's audio is kept until a ``finishOnKey`` digit, ``timeout``
-seconds of silence, ``maxLength`` seconds, or the hangup. The file goes to
+seconds of silence, ``maxLength`` seconds, or the hangup; with ``transcribeCallback`` the
+recording is also recognised offline (pocketsphinx) and the text posted there. The file goes to
 ``<data_dir>/recordings/<RecordingSid>.wav`` (48 kHz mono 16-bit) and is served on the commands
 API at ``GET /v2/texml/recordings/<RecordingSid>.wav`` (the ``RecordingUrl``).
 """
@@ -98,7 +99,30 @@ async def record(s: Runner, v: Verb) -> dict[str, str] | None:
     if callback:
         cc.spawn(_status_callback(s, callback, v.attr("recordingStatusCallbackMethod", "POST"), params),
                  "texml-recording-callback")
+    transcribe_to = v.attr("transcribeCallback")
+    if transcribe_to and v.attr("transcribe", "true").lower() != "false":
+        cc.spawn(_transcribe(s, transcribe_to, samples, params), "texml-transcribe")
     return params if leg.alive else None
+
+
+async def _transcribe(s: Runner, url: str, samples: Any, recording: dict[str, str]) -> None:
+    """``transcribe``: the recording through pocketsphinx, posted to ``transcribeCallback``."""
+    from softphone.media import asr
+
+    try:
+        text = await asyncio.to_thread(asr.recognize, samples, 48000) if samples.shape[0] else ""
+        status = "completed"
+    except Exception as exc:  # a missing model or a decoder failure: report it, do not kill the call
+        logger.warning("TeXML transcription of %s failed: %s", recording["RecordingSid"], exc)
+        text, status = "", "failed"
+    extra = {
+        "TranscriptionSid": s.new_sid("TR"),
+        "TranscriptionText": text,
+        "TranscriptionStatus": status,
+        "RecordingSid": recording["RecordingSid"],
+        "RecordingUrl": recording["RecordingUrl"],
+    }
+    await _status_callback(s, url, "POST", extra)
 
 
 def _write_wav(path: Path, samples: Any, channels: int = 1) -> None:
