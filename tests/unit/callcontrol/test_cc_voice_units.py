@@ -141,3 +141,119 @@ def test_encode_mp3(tmp_path: Path) -> None:
         pcm = np.concatenate([f.to_ndarray() for f in c.decode(stream)], axis=1)
     assert abs(dominant_frequency((pcm[0] * 32767).astype(np.int16)) - 600) < 3
     assert abs(dominant_frequency((pcm[1] * 32767).astype(np.int16)) - 1100) < 3
+
+
+def test_silence_timeout_calls_back(tmp_path: Path) -> None:
+    rec = _rec(tmp_path, "single")
+    rec.silence_frames = 10
+    hits: list[int] = []
+    rec.on_limit = lambda: hits.append(rec.frames_written)
+    for f in _tone(500, 5):
+        rec.heard(f)
+    for _ in range(30):
+        rec.heard(None)  # silence both ways
+    rec.close()
+    assert hits == [15]
+
+
+# --- the prompt gathers' state machine, on an in-memory leg (no sockets: a task reads the leg's mix) ---
+
+
+class FakeEngine:
+    """What the media actions use of the engine: emit, spawn, media."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, leg: Any, event_type: str, **extra: Any) -> None:
+        self.events.append((event_type, extra))
+
+    def spawn(self, coro: Any, name: str) -> Any:
+        import asyncio
+
+        return asyncio.get_running_loop().create_task(coro, name=name)
+
+    async def media(self, spec: str, *, loop: bool = False, param: str = "audio_url") -> Any:
+        from softphone.switch.callcontrol.mediafiles import load_media
+
+        return load_media(spec, Path("/nonexistent"), loop=loop)
+
+    def names(self, prefix: str = "") -> list[str]:
+        return [e for e, _ in self.events if e.startswith(prefix)]
+
+
+async def _leg_with_clock() -> tuple[Any, Any]:
+    import asyncio
+    import time
+
+    from softphone.switch.callcontrol.legs import CCLeg
+    from softphone.switch.media_legs import LegAudio
+
+    ep = LegAudio("unit")
+    leg = CCLeg("v3:unit", "app", "+1", "+2", "incoming", ep, "pstn")
+    leg.answered_at = time.time()
+
+    async def clock() -> None:
+        while True:
+            ep.read_heard()
+            await asyncio.sleep(0.002)  # ten times real time
+
+    return leg, asyncio.get_running_loop().create_task(clock())
+
+
+async def _until(pred: Any, timeout: float = 3.0) -> None:
+    import asyncio
+
+    for _ in range(int(timeout / 0.01)):
+        if pred():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not reached")
+
+
+async def test_prompt_gather_invalid_then_valid() -> None:
+    from softphone.switch.callcontrol import voice
+    from softphone.switch.callcontrol.gather import gather_digit
+
+    cc = FakeEngine()
+    leg, clock = await _leg_with_clock()
+    try:
+        await voice.gather_using_audio(cc, leg, {  # type: ignore[arg-type]
+            "audio_url": "tone:700:200", "invalid_audio_url": "tone:400:100",
+            "minimum_digits": 2, "maximum_digits": 2, "maximum_tries": 2, "client_state": "eA==",
+        })
+        await _until(lambda: cc.names() == ["call.playback.started"])
+        gather_digit(cc, leg, "1")  # interrupts the prompt
+        gather_digit(cc, leg, "#")  # one digit, two needed: invalid -> the invalid prompt, then the prompt
+        await _until(lambda: len(cc.names("call.playback.started")) == 3)
+        gather_digit(cc, leg, "4")
+        gather_digit(cc, leg, "2")
+        await _until(lambda: "call.gather.ended" in cc.names())
+        ended = [x for e, x in cc.events if e == "call.gather.ended"]
+        assert ended == [{"digits": "42", "status": "valid"}]
+        pb_ends = [x["status"] for e, x in cc.events if e == "call.playback.ended"]
+        assert pb_ends[:2] == ["cancelled", "completed"]  # the prompt cut by the digit, the invalid prompt played
+        assert "gather" not in leg.extras and leg.client_state == "eA=="
+    finally:
+        clock.cancel()
+
+
+async def test_prompt_gather_timeout_after_tries_and_hangup() -> None:
+    from softphone.switch.callcontrol import voice
+    from softphone.switch.callcontrol.gather import end_gather
+
+    cc = FakeEngine()
+    leg, clock = await _leg_with_clock()
+    try:
+        await voice.gather_using_audio(cc, leg, {  # type: ignore[arg-type]
+            "audio_url": "tone:700:100", "timeout_millis": 30, "maximum_tries": 3,
+        })
+        await _until(lambda: "call.gather.ended" in cc.names())
+        assert cc.names("call.playback.started") == ["call.playback.started"] * 3
+        assert [x for e, x in cc.events if e == "call.gather.ended"] == [{"digits": "", "status": "timeout"}]
+        await voice.gather_using_audio(cc, leg, {"audio_url": "tone:700:5000"})  # type: ignore[arg-type]
+        end_gather(cc, leg, "call_hangup")  # what the engine does on hangup
+        assert [x for e, x in cc.events if e == "call.gather.ended"][-1] == {"digits": "", "status": "call_hangup"}
+        await _until(lambda: len(cc.names("call.playback.ended")) == 4)  # the prompt stopped too
+    finally:
+        clock.cancel()
