@@ -272,7 +272,16 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not dunder and name not in PUBLIC_UNDERSCORE
 
 
-def private_reaches(mods: dict[str, Module]) -> list[Reach]:
+THIRD_PARTY_PRIVATE: dict[tuple[str, str], str] = {
+    ("softphone.media.peer", "gatherer._connection"): "aiortc keeps its aioice.Connection private and has no "
+    "public way to choose the host candidates (loopback-only peers in a namespace with only lo)",
+}
+"""Reaches into a third-party library's privates with no public alternative, each with its reason.
+They are printed, not counted; a reach into a softphone module's privates is never allowed."""
+
+
+def private_reaches(mods: dict[str, Module], *, allowed: bool = False) -> list[Reach]:
+    """Every cross-module private reach (``allowed=True``: only the :data:`THIRD_PARTY_PRIVATE` ones)."""
     out: list[Reach] = []
     for mod in mods.values():
         own = defined_names(mod.tree)
@@ -284,6 +293,7 @@ def private_reaches(mods: dict[str, Module]) -> list[Reach]:
                 for alias in node.names:
                     if _private(alias.name):
                         out.append(Reach(mod.name, node.lineno, f"from {node.module} import {alias.name}"))
+    out = [r for r in out if ((r.module, r.text) in THIRD_PARTY_PRIVATE) == allowed]
     return sorted(out, key=lambda r: (r.module, r.line, r.text))
 
 
@@ -413,6 +423,11 @@ def main(argv: list[str]) -> int:
     _print("import cycles", (describe_cycle(mods, comp) for comp in cycles(mods)))
     reaches = private_reaches(mods)
     _print("cross-module private reaches", (f"{r.module}:{r.line} {r.text}" for r in reaches))
+    allowed = private_reaches(mods, allowed=True)
+    _print(
+        "  allowed third-party private reaches (not counted)",
+        (f"{r.module}:{r.line} {r.text}: {THIRD_PARTY_PRIVATE[r.module, r.text]}" for r in allowed),
+    )
     _print("layer violations", layer_violations(mods))
     _print("getattr calls in softphone/app", getattr_calls(mods))
     lpp = lines_per_package(mods)
