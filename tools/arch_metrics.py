@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Architecture metrics of the ``softphone`` package, read from source with ``ast`` (nothing is imported).
 
-    tools/arch_metrics.py [ROOT]      # ROOT: a checkout (default: this one), e.g. a `git worktree`
+    tools/arch_metrics.py [ROOT] [--unit-time]   # ROOT: a checkout (default: this one), e.g. a `git worktree`
+
+``--unit-time`` also runs the unit suite (``make test-fast``) in ROOT and prints its wall time.
 
 Prints: import cycles (module-level, function-level and ``if TYPE_CHECKING:`` imports), cross-module
 private reaches, layer violations, ``getattr`` calls in ``softphone/app/`` and lines per package.
@@ -416,8 +418,26 @@ def _print(title: str, items: Iterable[str]) -> None:
         print(f"  {item}")
 
 
+def unit_suite_time(root: Path) -> str:
+    """Wall time of ``make test-fast`` (``pytest -q tests/unit``) in ``root``, with pytest's last line."""
+    import os
+    import subprocess
+    import time
+
+    if not (root / "tests" / "unit").is_dir():
+        return "no tests/unit"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit"]
+    started = time.monotonic()
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
+    took = time.monotonic() - started
+    last = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    return f"{took:.1f} s wall ({last})"
+
+
 def main(argv: list[str]) -> int:
-    root = Path(argv[1]).resolve() if len(argv) > 1 else Path(__file__).resolve().parent.parent
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    root = Path(args[0]).resolve() if args else Path(__file__).resolve().parent.parent
     mods = collect(root)
     print(f"root: {root} ({len(mods)} modules)")
     _print("import cycles", (describe_cycle(mods, comp) for comp in cycles(mods)))
@@ -434,6 +454,8 @@ def main(argv: list[str]) -> int:
     print(f"lines per package (total {sum(lpp.values())}):")
     for key, n in lpp.items():
         print(f"  {key:20} {n:6}")
+    if "--unit-time" in argv:
+        print(f"unit suite (make test-fast): {unit_suite_time(root)}")
     return 0
 
 
