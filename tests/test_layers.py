@@ -1,4 +1,5 @@
-"""The walls: imports point down, no import cycles, no reaching into another module's privates.
+"""The walls: imports point down, no import cycles, no reaching into another module's privates, no
+``getattr`` in ``app/``.
 
 Read from source with ``ast`` (tools/arch_metrics.py does the parsing; ``python tools/arch_metrics.py``
 prints the same lists). Function-level (lazy) and ``if TYPE_CHECKING:`` imports count. Each failure
@@ -55,6 +56,12 @@ def test_no_cross_module_private_reaches(mods: dict[str, object]) -> None:
     found = am.private_reaches(mods)
     text = "\n  ".join(f"{r.module}:{r.line} {r.text}" for r in found)
     assert not found, f"{len(found)} reach(es) into another module's _private names:\n  {text}"
+
+
+def test_no_getattr_in_app(mods: dict[str, object]) -> None:
+    """app/ reads typed values (snapshots, events, calls) by attribute, so mypy checks every name."""
+    found = am.getattr_calls(mods)
+    assert not found, "getattr in softphone/app: " + ", ".join(found)
 
 
 def test_allowed_third_party_reaches_are_still_there(mods: dict[str, object]) -> None:
@@ -171,3 +178,14 @@ def test_private_reaches_are_found_across_modules_only(tmp_path: Path) -> None:
         (13, "self._client._session"),
         (14, "self._client.public._pump"),
     ]
+
+
+def test_getattr_is_found_in_app_only(tmp_path: Path) -> None:
+    mods = _tree(
+        tmp_path,
+        {
+            "softphone/app/phone.py": "def state(call):\n    return getattr(call, 'state', '')\n",
+            "softphone/cli/app.py": "def f(o):\n    return getattr(o, 'x')\n",
+        },
+    )
+    assert am.getattr_calls(mods) == ["softphone.app.phone:2"]
