@@ -8,16 +8,16 @@ options live in the app callback and travel in ``ctx.obj`` (:class:`Globals`).
 
 import enum
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from softphone import __version__
+from softphone.app.options import CallOptions, Globals
 from softphone.cli.exitcodes import ExitCode
+from softphone.errors import CommandError
 
-__all__ = ["Globals", "app", "main"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="softphone",
@@ -31,18 +31,10 @@ config_app = typer.Typer(help="Create, show and locate the configuration file.",
 app.add_typer(config_app, name="config")
 
 
-@dataclass
-class Globals:
-    """Options shared by every command."""
-
-    profile: str | None = None
-    config: Path | None = None
-    verbosity: int = 0
-    json: bool = False
-
-
 def _version(value: bool) -> None:
     if value:
+        from softphone import __version__  # read from the installed metadata: only when asked
+
         typer.echo(f"softphone {__version__}")
         raise typer.Exit()
 
@@ -133,16 +125,12 @@ def dial(
     local: LocalOpt = False,
 ) -> None:
     """Log in, call DESTINATION, show the live panel, print a summary; the exit code tells the outcome."""
-    headers: list[tuple[str, str]] = []
-    for h in header or []:
-        name, sep, value = h.partition("=")
-        if not sep or not name.strip():
-            raise typer.BadParameter(f"{h!r} is not X-Name=value", param_hint="--header")
-        headers.append((name.strip(), value))
-    if dtmf and any(d not in "0123456789*#ABCDabcd" for d in dtmf):
-        raise typer.BadParameter("use 0-9 * # A-D", param_hint="--dtmf")
-    from softphone.cli.oneshot import CallOptions, run_dial
+    from softphone.cli.oneshot import dial_arguments, run_dial
 
+    try:  # the command table's parsers: the same checks as `dial DESTINATION Name=value` in the shell
+        headers, dtmf = dial_arguments(destination, header or [], dtmf)
+    except CommandError as exc:
+        raise typer.BadParameter(str(exc)) from None
     opts = CallOptions(
         duration=duration, dtmf=dtmf, dtmf_delay=dtmf_delay, play=play, record=record,
         record_mode=record_mode.value if record_mode else None,
@@ -171,8 +159,12 @@ def _answer(
     local: LocalOpt = False,
 ) -> None:
     """Wait for inbound calls and answer them (after --auto-answer seconds, or on a keypress: a answer, r reject)."""
-    from softphone.cli.oneshot import CallOptions, run_answer
+    from softphone.cli.oneshot import dtmf_option, run_answer
 
+    try:
+        dtmf = dtmf_option(dtmf)
+    except CommandError as exc:
+        raise typer.BadParameter(str(exc)) from None
     opts = CallOptions(
         duration=duration, dtmf=dtmf, dtmf_delay=dtmf_delay, play=play, record=record,
         record_mode=record_mode.value if record_mode else None,
@@ -246,9 +238,18 @@ def shell(ctx: typer.Context, local: LocalOpt = False) -> None:
 
 
 def _run_shell(g: Globals, local: bool) -> None:
+    # The CLI composes the shell: it supplies the Phone (profile, --local switch) and the runtime;
+    # softphone.repl never imports softphone.cli.
+    import asyncio
+
+    from softphone.cli.runtime import open_phone, run_async
     from softphone.repl.shell import run_shell
 
-    _finish(run_shell(g, local=local))
+    async def body(interrupted: asyncio.Event) -> int:
+        await run_shell(open_phone(g, CallOptions(local=local)))
+        return ExitCode.OK
+
+    _finish(run_async(g, body))
 
 
 @app.command(

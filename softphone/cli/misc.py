@@ -15,7 +15,7 @@ from softphone.errors import ConfigError, MediaError
 from softphone.ui.panel import safe
 
 if TYPE_CHECKING:
-    from softphone.cli.app import Globals
+    from softphone.app.options import Globals
 
 __all__ = ["config_init", "config_path", "config_show", "show_devices", "show_history"]
 

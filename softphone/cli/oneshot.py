@@ -14,16 +14,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from softphone.app.options import CallOptions
 from softphone.app.snapshot import PhoneEvent, Snapshot
 from softphone.cli.exitcodes import ExitCode, exit_code_for_hangup
-from softphone.cli.runtime import CallOptions, open_phone, run_async
+from softphone.cli.runtime import open_phone, run_async
 
 if TYPE_CHECKING:
+    from softphone.app.options import Globals
     from softphone.app.phone import Phone
-    from softphone.cli.app import Globals
     from softphone.media.sources import AudioSource
 
-__all__ = ["CallOptions", "dial_arguments", "dtmf_option", "run_answer", "run_check", "run_demo", "run_dial"]
+__all__ = ["dial_arguments", "dtmf_option", "run_answer", "run_check", "run_demo", "run_dial"]
 
 _UP = ("active", "held")
 

@@ -13,36 +13,19 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from softphone.app.options import CallOptions, Globals
 from softphone.cli.exitcodes import ExitCode
 from softphone.errors import CommandError, ConfigError, LoginFailed, MediaError, SoftphoneError, TransportError
 
 if TYPE_CHECKING:
     from softphone.app.phone import Phone
-    from softphone.cli.app import Globals
     from softphone.config import Profile
 
-__all__ = ["CallOptions", "exit_code_for_error", "open_phone", "run_async"]
-
-
-@dataclass(frozen=True)
-class CallOptions:
-    """Audio and call-length options shared by dial, answer and demo."""
-
-    duration: float | None = None
-    dtmf: str | None = None
-    dtmf_delay: float = 1.0
-    play: Path | None = None
-    record: Path | None = None
-    record_mode: str | None = None
-    input_device: str | None = None
-    output_device: str | None = None
-    no_audio: bool = False
-    local: bool = False
-    tone: bool = False
+__all__ = ["exit_code_for_error", "open_phone", "run_async"]
 
 
 def exit_code_for_error(exc: BaseException) -> ExitCode:

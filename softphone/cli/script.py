@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from softphone.app.commands import CheckFailed, Command, CommandContext, QuitRequested, parse_line
+from softphone.app.options import CallOptions
 from softphone.cli.exitcodes import ExitCode
-from softphone.cli.runtime import CallOptions, exit_code_for_error, open_phone, run_async
+from softphone.cli.runtime import exit_code_for_error, open_phone, run_async
 from softphone.errors import CommandError, SoftphoneError
 
 if TYPE_CHECKING:
-    from softphone.cli.app import Globals
+    from softphone.app.options import Globals
 
 __all__ = ["ScriptLine", "parse_script", "run_script"]
 

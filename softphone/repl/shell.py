@@ -34,7 +34,6 @@ from rich.table import Table
 
 from softphone.app.commands import CommandContext, QuitRequested, parse_line, run_line
 from softphone.app.snapshot import PhoneEvent, Snapshot
-from softphone.cli.exitcodes import ExitCode
 from softphone.errors import SoftphoneError
 from softphone.repl.completer import SERVICES, CommandCompleter
 from softphone.repl.history import SafeFileHistory
@@ -42,7 +41,6 @@ from softphone.ui.panel import render, safe
 
 if TYPE_CHECKING:
     from softphone.app.phone import Phone
-    from softphone.cli.app import Globals
 
 __all__ = ["Shell", "run_shell"]
 
@@ -203,6 +201,7 @@ class Shell:
         return answer.strip().lower() in ("y", "yes")
 
     async def run(self, login: bool = True) -> int:
+        """Serve the prompt until the user quits; 0 (the CLI's ``ExitCode.OK``) when they do."""
         unsubs = [self.phone.on_snapshot(self._render_toolbar), self.phone.on_event(self._on_event)]
         self._render_toolbar(self.phone.snapshot)
         try:
@@ -232,23 +231,24 @@ class Shell:
         finally:
             for unsub in unsubs:
                 unsub()
-        return ExitCode.OK
+        return 0
 
 
-def run_shell(g: Globals, *, local: bool) -> int:
-    """``softphone`` / ``softphone shell``."""
+async def run_shell(phone: contextlib.AbstractAsyncContextManager[Phone]) -> int:
+    """``softphone`` / ``softphone shell``: the shell over the :class:`Phone` that ``phone`` opens.
+
+    The front-end that starts the shell supplies the Phone (profile, ``--local`` switch) and runs
+    this coroutine under its runtime (logging, Ctrl-C, exit codes), so the shell imports neither.
+    History goes to ``repl_history`` in the data directory. Returns 0 once the user quits.
+    """
+    import signal
+
     from softphone.app.history import data_dir
-    from softphone.cli.runtime import CallOptions, open_phone, run_async
 
-    async def body(interrupted: asyncio.Event) -> int:
-        # SIGINT reaches prompt-toolkit as Ctrl-C; the runtime's handler must not end the shell.
-        import signal
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
-        path = data_dir() / "repl_history"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        async with open_phone(g, CallOptions(local=local)) as phone:
-            return await Shell(phone, history_path=str(path)).run()
-
-    return run_async(g, body)
+    # SIGINT reaches prompt-toolkit as Ctrl-C; the runtime's handler must not end the shell.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+    path = data_dir() / "repl_history"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with phone as opened:
+        return await Shell(opened, history_path=str(path)).run()

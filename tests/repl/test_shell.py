@@ -207,3 +207,26 @@ async def test_toolbar_drops_an_ended_call_after_the_linger_time(tmp_path: Path)
                 assert phone.snapshot.calls[-1].id.startswith(short)  # still in the snapshot (calls, history)
                 inp.send_text("quit\r")
                 assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_run_shell_serves_the_phone_the_front_end_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_shell takes the Phone to open from its caller (the CLI composes it; repl/ imports no cli/)."""
+    from prompt_toolkit.application import create_app_session
+
+    from softphone.repl.shell import run_shell
+
+    monkeypatch.setenv("SOFTPHONE_DATA_DIR", str(tmp_path))
+    async with Switch(port=0) as switch:
+        profile = replace(BUILTIN_PROFILES["local"], server=switch.url, audio_backend="null")
+        phone = Phone(profile)
+        with create_pipe_input() as inp, create_app_session(input=inp, output=DummyOutput()):
+            task = asyncio.ensure_future(run_shell(phone))
+            await _until(phone, lambda s: s.client.state == "ready")  # the shell logged in with the profile
+            inp.send_text("dial echo\r")
+            await _until(phone, lambda s: bool(s.calls) and s.calls[-1].state == "active")
+            inp.send_text("hangup\r")
+            await _until(phone, lambda s: s.calls[-1].ended)
+            inp.send_text("quit\r")
+            assert await asyncio.wait_for(task, 10) == 0
+        assert phone.snapshot.socket.state == "closed"  # run_shell closed the phone it was given
+        assert "dial echo" in (tmp_path / "repl_history").read_text()
