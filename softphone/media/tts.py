@@ -46,8 +46,10 @@ __all__ = [
     "Voice",
     "resolve_voice",
     "speech_source",
+    "ssml_parts",
     "strip_ssml",
     "synthesize",
+    "synthesize_ssml",
 ]
 
 MAX_CHARS = 3000
@@ -168,13 +170,7 @@ def _espeak_voices() -> frozenset[str]:
 _TAG = re.compile(r"<[^>]*>")
 
 
-def strip_ssml(payload: str) -> str:
-    """Return the spoken text of an SSML document: tags dropped, entities decoded.
-
-    ``<break/>`` and paragraph/sentence ends become a comma or full stop so the
-    engine pauses there. Raises :class:`ValueError` when the payload is not
-    well-formed XML (the caller answers 422).
-    """
+def _parse_ssml(payload: str) -> str:
     import xml.etree.ElementTree as ET
 
     text = payload.strip()
@@ -182,10 +178,86 @@ def strip_ssml(payload: str) -> str:
         ET.fromstring(text if text.startswith("<speak") else f"<speak>{text}</speak>")
     except ET.ParseError as exc:
         raise ValueError(f"SSML is not well-formed XML: {exc}") from exc
-    text = re.sub(r"<break\b[^>]*/?>", ", ", text)
-    text = re.sub(r"</(p|s)>", ". ", text)
-    text = _TAG.sub(" ", text)
-    return " ".join(html.unescape(text).split())
+    return text
+
+
+def _plain(fragment: str) -> str:
+    fragment = re.sub(r"</(p|s)>", ". ", fragment)
+    fragment = _TAG.sub(" ", fragment)
+    return " ".join(html.unescape(fragment).split())
+
+
+def strip_ssml(payload: str) -> str:
+    """Return the spoken text of an SSML document: tags dropped, entities decoded.
+
+    ``<break/>`` and paragraph/sentence ends become a comma or full stop so the
+    engine pauses there. Raises :class:`ValueError` when the payload is not
+    well-formed XML (the caller answers 422).
+    """
+    text = _BREAK.sub(", ", _parse_ssml(payload))
+    return _plain(text)
+
+
+_BREAK = re.compile(r"<break\b([^>]*?)/?>")
+_BREAK_STRENGTH = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.75, "x-strong": 1.2}
+MAX_BREAK_S = 10.0
+"""SSML's longest ``<break>``."""
+
+
+def _break_seconds(attrs: str) -> float:
+    m = re.search(r"""time\s*=\s*["']\s*([0-9.]+)\s*(ms|s)\s*["']""", attrs)
+    if m:
+        try:
+            value = float(m.group(1))
+        except ValueError:
+            value = 0.4
+        seconds = value / 1000.0 if m.group(2) == "ms" else value
+        return min(max(0.0, seconds), MAX_BREAK_S)
+    m = re.search(r"""strength\s*=\s*["']([a-z-]+)["']""", attrs)
+    return _BREAK_STRENGTH.get(m.group(1), 0.4) if m else 0.4
+
+
+def ssml_parts(payload: str) -> list[str | float]:
+    """An SSML document as the text to speak and the pauses between (seconds, from
+    ``<break time="500ms"/>`` or ``strength="strong"``); other tags are dropped. Raises
+    :class:`ValueError` when it is not well-formed XML."""
+    text = _parse_ssml(payload)
+    parts: list[str | float] = []
+    pos = 0
+    for m in _BREAK.finditer(text):
+        parts.append(_plain(text[pos : m.start()]))
+        parts.append(_break_seconds(m.group(1)))
+        pos = m.end()
+    parts.append(_plain(text[pos:]))
+    out: list[str | float] = []
+    for part in parts:
+        if part == "" or part == 0.0:
+            continue
+        if isinstance(part, float) and out and isinstance(out[-1], float):
+            out[-1] = min(MAX_BREAK_S, out[-1] + part)
+        else:
+            out.append(part)
+    return out
+
+
+def synthesize_ssml(payload: str, *, voice: str = "female", language: str = "en-US") -> tuple[np.ndarray, int]:
+    """Speak an SSML document like :func:`synthesize`, with its ``<break>`` pauses as real silence."""
+    parts = ssml_parts(payload)
+    if not any(isinstance(p, str) for p in parts):
+        raise ValueError("the SSML holds no text to speak")
+    pieces: list[np.ndarray] = []
+    pauses: list[tuple[int, float]] = []
+    rate = 0
+    for part in parts:
+        if isinstance(part, str):
+            samples, rate = synthesize(part, voice=voice, language=language)
+            pieces.append(samples)
+        else:
+            pauses.append((len(pieces), part))
+            pieces.append(np.zeros(0, np.int16))
+    for index, seconds in pauses:
+        pieces[index] = np.zeros(int(seconds * rate), np.int16)
+    return np.concatenate(pieces), rate
 
 
 def _binary(name: str) -> str:

@@ -13,9 +13,8 @@ import telnyx
 from harness import write_tone_wav
 from phones import Phone, wait_hz
 from sdkfixtures import AGENTS, SdkEnv, sdk  # noqa: F401
-from voicekit import answered_call, voiced_seconds
+from voicekit import answered_call, recognize, voiced_seconds
 
-from softphone.media import asr
 from softphone.switch.callcontrol.pstn_cli import serve_file
 
 
@@ -32,7 +31,7 @@ async def test_gather_using_speak_valid(sdk: SdkEnv) -> None:
         )
         assert res.data is not None and res.data.result == "ok"
         await sdk.hooks.wait("call.speak.ended", lambda p: p["call_control_id"] == ccid, timeout=15)
-        heard = asr.recognize(call.sink.samples(), 48000).split()
+        heard = recognize(call.sink.samples(), 48000).split()
         assert len({"welcome", "test", "sales", "support"} & set(heard)) >= 3, heard
         await phone.dtmf(call, "2")
         ended = await sdk.hooks.wait("call.gather.ended", lambda p: p["call_control_id"] == ccid)

@@ -16,10 +16,9 @@ import pytest
 import telnyx
 from phones import Phone
 from sdkfixtures import AGENTS, SdkEnv, sdk  # noqa: F401
-from voicekit import answered_call, timed, voiced_seconds
+from voicekit import answered_call, recognize, timed, voiced_seconds
 
 from softphone.client.client import Client
-from softphone.media import asr
 from softphone.media.hub import AudioConfig
 from softphone.protocol import CallState, Credentials
 
@@ -76,7 +75,7 @@ async def test_speak_is_heard_by_the_softphone_and_recognised(sdk: SdkEnv, tmp_p
         assert wf.getframerate() == 48000
         pcm = np.frombuffer(wf.readframes(wf.getnframes()), dtype="<i2").reshape(-1, wf.getnchannels())[:, -1]
     assert voiced_seconds(pcm) > 3.0
-    heard = asr.recognize(pcm, 48000)
+    heard = recognize(pcm, 48000)
     right = total = 0
     for want in PROMPTS.values():
         r, n = words_right(heard, want)
@@ -111,10 +110,13 @@ async def test_speak_ssml_other_language_and_hangup(sdk: SdkEnv) -> None:
     async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
         call, ccid = await answered_call(sdk, phone)
         a = sdk.aclient.calls.actions
-        await a.speak(ccid, payload="<speak>One <break time='200ms'/> two</speak>", payload_type="ssml",
+        await a.speak(ccid, payload="<speak>One <break time='1500ms'/> two</speak>", payload_type="ssml",
                       voice="Polly.Joanna", client_state="c3NtbA==")
         ended = await sdk.hooks.wait("call.speak.ended", lambda p: p["client_state"] == "c3NtbA==", timeout=10)
         assert ended["payload"]["status"] == "completed"
+        t0 = sdk.hooks.raw_for("call.speak.started")[0].received_at
+        t1 = sdk.hooks.raw_for("call.speak.ended")[0].received_at
+        assert t1 - t0 > 2.0, t1 - t0  # "one", 1.5 s of silence, "two"
         await a.speak(ccid, payload="Guten Tag und willkommen", voice="male", language="de-DE",
                       client_state="ZGU=")
         await sdk.hooks.wait("call.speak.ended", lambda p: p["client_state"] == "ZGU=", timeout=10)

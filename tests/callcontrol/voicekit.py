@@ -4,6 +4,7 @@
 (the switch parks it and posts ``call.initiated``), answers it through the official SDK and
 returns ``(call, call_control_id)``. ``TimedSink`` keeps each received frame with its arrival time
 (for "command -> first audio" latency). ``band_db`` measures how loud one frequency is.
+``recognize`` is pocketsphinx's default English model decoding a whole clip at once.
 """
 
 from __future__ import annotations
@@ -99,3 +100,28 @@ async def wait_band(
         if level > above:
             return
     raise AssertionError(f"{hz:.0f} Hz only at {level:.0f} dB (wanted > {above:.0f})")
+
+
+def recognize(samples: np.ndarray, rate: int = 48000) -> str:
+    """Lower-case words pocketsphinx's default English model hears in a whole clip (one utterance).
+
+    A fresh decoder fed the clip in one piece (``full_utt``): the result does not depend on what
+    the process decoded before. ``softphone.media.asr.recognize`` decodes live, in 0.1 s pieces,
+    with live cepstral-mean normalisation, so its first clip in a process comes out worse
+    (measured on the same flite prompt: "welcome to the guest line pencil and four sales ..." the
+    first time, "welcome to the chest line press one for sales ..." after): fine for live
+    transcripts, too jumpy for judging the audio of one prompt.
+    """
+    import pocketsphinx  # type: ignore[import-untyped]
+
+    from softphone.media.frames import StreamResampler
+
+    pcm = np.asarray(samples, dtype=np.int16).reshape(-1)
+    pcm16 = StreamResampler(rate, 16000).process(pcm) if rate != 16000 else pcm
+    decoder = pocketsphinx.Decoder(samprate=16000, loglevel="ERROR")
+    decoder.start_utt()
+    decoder.process_raw(pcm16.tobytes(), full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    words = [] if hyp is None else hyp.hypstr.split()
+    return " ".join(w.split("(")[0].lower() for w in words if not w.startswith(("<", "[", "+")))

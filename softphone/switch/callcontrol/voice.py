@@ -10,7 +10,8 @@ whatever the party hears. ``loop`` repeats an item 1-100 times or ``"infinity"``
 Media comes from :meth:`~softphone.switch.callcontrol.engine.CallControl.media` (the media
 policy: a media-directory file, a loopback ``http://`` WAV/MP3 decoded with PyAV, ``tone:HZ``),
 speech from :mod:`softphone.media.tts` (flite for English, espeak-ng for other languages;
-``payload_type: ssml`` is accepted and its tags are stripped, a malformed document is a 422).
+``payload_type: ssml``: ``<break>`` pauses are kept as silence, other tags are dropped, a
+malformed document is a 422).
 
 Webhooks: ``call.playback.started``/``ended`` (``media_url`` or ``media_name``, ``overlay``,
 ``status`` completed / cancelled (playback_stop, a gather's first digit) / call_hangup: the
@@ -379,8 +380,13 @@ async def _content_source(content: str, times: int | None) -> AudioSource:
     return looped(ArraySource(samples, loop=times != 1), times)
 
 
+def _is_ssml(body: dict[str, Any]) -> bool:
+    return get_choice(body, "payload_type", ("text", "ssml"), default="text") == "ssml"
+
+
 def speech_text(body: dict[str, Any], key: str = "payload", *, required: bool = True) -> str:
-    """The text to speak from ``payload`` (``payload_type`` text, or ssml with its tags stripped)."""
+    """The checked ``payload`` to speak: plain text, or (``payload_type: ssml``) an SSML document
+    whose ``<break>`` pauses are kept and other tags dropped; 422 when it is malformed or empty."""
     from softphone.media import tts
 
     text = get_str(body, key)
@@ -390,27 +396,29 @@ def speech_text(body: dict[str, Any], key: str = "payload", *, required: bool = 
         return ""
     if len(text) > tts.MAX_CHARS:
         raise bad(key, f"{key} is longer than {tts.MAX_CHARS} characters")
-    if get_choice(body, "payload_type", ("text", "ssml"), default="text") == "ssml":
+    if _is_ssml(body):
         try:
-            text = tts.strip_ssml(text)
+            parts = tts.ssml_parts(text)
         except ValueError as exc:
             raise bad(key, str(exc)) from exc
-        if not text:
+        if not any(isinstance(p, str) for p in parts):
             raise bad(key, "the SSML holds no text to speak")
     return text
 
 
 async def speech_samples(body: dict[str, Any], text: str) -> Frame:
-    """Speak ``text`` with the body's ``voice``/``language``; 48 kHz samples (422 on a bad voice)."""
+    """Speak ``text`` (from :func:`speech_text`) with the body's ``voice``/``language``; 48 kHz
+    samples (422 on a bad voice or language)."""
     from softphone.errors import MediaError
     from softphone.media import tts
     from softphone.media.frames import pcm_to_frames
 
     voice = get_str(body, "voice", "female") or "female"
     language = get_str(body, "language", "en-US") or "en-US"
+    speak = tts.synthesize_ssml if _is_ssml(body) else tts.synthesize
 
     def run() -> Frame:
-        samples, rate = tts.synthesize(text, voice=voice, language=language)
+        samples, rate = speak(text, voice=voice, language=language)
         return pcm_to_frames(samples, rate, 1)
 
     try:

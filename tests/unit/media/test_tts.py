@@ -73,3 +73,12 @@ def test_empty_and_long_text_are_refused() -> None:
         tts.synthesize("   ")
     with pytest.raises(ValueError, match="longer than 3000"):
         tts.synthesize("a" * 3001)
+
+
+def test_ssml_parts_keep_breaks_as_pauses() -> None:
+    doc = "<speak>Hello <break time='2s'/> world <break strength='weak'/><break/> and &amp; <p>you</p></speak>"
+    assert tts.ssml_parts(doc) == ["Hello", 2.0, "world", 0.65, "and & you."]
+    assert tts.ssml_parts("<speak><break time='250ms'/>hi<break time='99s'/></speak>") == [0.25, "hi", 10.0]
+    assert tts.ssml_parts("no tags at all") == ["no tags at all"]
+    with pytest.raises(ValueError, match="not well-formed"):
+        tts.ssml_parts("<speak><break></speak>")
