@@ -10,9 +10,12 @@ import asyncio
 import json
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from softphone.switch.callcontrol.apps import CallControlOptions
 
 app = typer.Typer(
     help="The local Telnyx-compatible switch.",
@@ -102,7 +105,7 @@ def serve(
             records_path=rec_path,
             tls_cert=tls_cert,
             tls_key=tls_key,
-            call_control=cc_options if accts.connections and (_has_apps(accts) or cc_options.texml_apps) else None,
+            call_control=cc_options if accts.connections and (_has_apps(accts) or _has_texml(cc_options)) else None,
             login_throttle=throttle,
         )
         stop = asyncio.Event()
@@ -112,7 +115,9 @@ def serve(
         async with sw:
             typer.echo(f"switch listening on {sw.url}")
             if sw.call_control is not None:
-                apps = ", ".join(sorted(set(sw.call_control.apps) | set(sw.call_control.options.texml_apps)))
+                opts = sw.call_control.options
+                texml = {*opts.texml_apps, *(a.sid for a in opts.texml_number_apps.values())}
+                apps = ", ".join(sorted(set(sw.call_control.apps) | texml))
                 typer.echo(f"call control API on {sw.api_url}/v2 (applications: {apps})")
                 signing = sw.call_control.webhooks.signing_key
                 if signing is not None:
@@ -133,6 +138,11 @@ def serve(
     except OSError as exc:  # the port is taken, or the address is not ours
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+def _has_texml(options: CallControlOptions) -> bool:
+    """A connection or a number names a TeXML application (Call Control then starts too)."""
+    return bool(options.texml_apps or options.texml_number_apps)
 
 
 def _has_apps(accts: object) -> bool:

@@ -9,6 +9,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from softphone.media.dsp import dominant_frequency
@@ -17,7 +18,14 @@ from softphone.switch.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_serve_runs_a_texml_bin_named_in_the_accounts_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("table", "listed"),
+    [
+        ('texml_voice_url = "ivr.xml"\n', "ivr"),
+        ('[[connection.texml_number]]\nnumber = "+13125550160"\ntexml_voice_url = "ivr.xml"\n', "ivr-13125550160"),
+    ],
+)
+def test_serve_runs_a_texml_bin_named_in_the_accounts_file(tmp_path: Path, table: str, listed: str) -> None:
     (tmp_path / "ivr.xml").write_text("<Response><Play>tone:700:1500</Play><Hangup/></Response>")
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(
@@ -31,8 +39,8 @@ data_dir = "{tmp_path / 'data'}"
 id = "ivr"
 password = "ivr-secret"
 numbers = ["+13125550160"]
-texml_voice_url = "ivr.xml"
 """
+        + table
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "softphone", "switch", "serve", "--accounts", str(accounts), "--port", "0",
@@ -43,7 +51,7 @@ texml_voice_url = "ivr.xml"
         lines = [proc.stdout.readline() for _ in range(2)]
         assert lines[0].startswith("switch listening on ws://127.0.0.1:"), lines
         # a connection with only a TeXML application still starts Call Control
-        assert lines[1].startswith("call control API on http://127.0.0.1:") and "(applications: ivr)" in lines[1]
+        assert lines[1].startswith("call control API on http://127.0.0.1:") and f"(applications: {listed})" in lines[1]
         api = lines[1].split()[4].removesuffix("/v2")
         heard = tmp_path / "heard.wav"
         result = CliRunner().invoke(
