@@ -71,7 +71,21 @@ def _new_decoder() -> Any:
     except ImportError as exc:  # pragma: no cover - pocketsphinx is a hard dependency
         raise MediaError("speech recognition needs the pocketsphinx package") from exc
     # loglevel ERROR: pocketsphinx logs its whole configuration to stderr otherwise.
-    return Decoder(loglevel="ERROR")
+    decoder = Decoder(loglevel="ERROR")
+    decoder.set_cmn(SPEECH_CMN)
+    return decoder
+
+
+SPEECH_CMN = "52.05,3.62,13.78,14.49,0.06,3.16,3.47,-0.53,1.22,5.18,1.63,6.68,5.93"
+"""Where the decoder's cepstral mean starts, instead of the model's generic ``40,3,-1``.
+
+Fed in pieces (live mode), pocketsphinx normalises each utterance with a running cepstral mean
+that the utterances before it shaped, so a fresh decoder mishears its first words. This is the
+mean after five of the test prompts (flite's slt voice). Measured on ten other prompts: mean word
+accuracy 0.53 -> 0.82 with slt, 0.87 -> 0.88 rms, 0.63 -> 0.92 awb, 0.93 -> 0.84 kal16 (0.74 ->
+0.87 over the four voices). :func:`recognize` restarts from it for every clip, so a clip's result
+does not depend on the clips before; a :class:`Recognizer` adapts from it as its stream goes on.
+"""
 
 
 def _as_int16(samples: NDArray[Any]) -> NDArray[np.int16]:
@@ -186,7 +200,9 @@ def recognize_utterance(samples: NDArray[Any], rate: int) -> Utterance:
     # Half a second of silence either side: the decoder's noise floor estimate and
     # its end-of-word decisions both need some non-speech around the words.
     pad = np.zeros(MODEL_RATE // 2, dtype=np.int16)
-    return _decode(_thread_decoder(), np.concatenate((pad, audio, pad)).tobytes())
+    decoder = _thread_decoder()
+    decoder.set_cmn(SPEECH_CMN)
+    return _decode(decoder, np.concatenate((pad, audio, pad)).tobytes())
 
 
 class Recognizer:
