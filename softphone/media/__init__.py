@@ -46,8 +46,8 @@ Sinks (``sinks``; ``AudioSink`` protocol: ``write_frame(frame)`` non-blocking,
 Devices (``devices``; the PortAudio streams calls use live in :mod:`softphone.media.hub`)::
 
     list_devices() -> list[AudioDevice]
-    match_device(spec, devices, output=False) -> AudioDevice   # the one matching rule, pure
-    find_device(spec, output=False) -> AudioDevice             # (hub) that rule on PortAudio's list now
+    match_device(spec, devices, *, output) -> AudioDevice   # the one matching rule, pure
+    find_device(spec, *, output) -> AudioDevice             # (hub) that rule on PortAudio's list now
 
 DSP (``dsp``)::
 
