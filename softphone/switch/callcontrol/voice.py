@@ -197,14 +197,22 @@ def enqueue(cc: CallControl, leg: CCLeg, pb: Playback) -> None:
         p.task = cc.spawn(_run(cc, leg, p), "player")
 
 
+def _drop(pb: Playback, status: str) -> None:
+    """An item leaves the queue without playing (no webhooks; a gather still hears of it)."""
+    pb.stopped = pb.stopped or status
+    pb.done.set()
+    if pb.on_end is not None:
+        pb.on_end(pb.stopped)
+
+
 def stop_main(leg: CCLeg, how: str, status: str = "cancelled") -> None:
     """``current``: skip the item playing; ``all``: that and everything queued."""
     p = player(leg)
     if how == "all":
-        for pb in p.queue:
-            pb.stopped = status
-            pb.done.set()
+        waiting = list(p.queue)
         p.queue.clear()
+        for pb in waiting:
+            _drop(pb, status)
     if p.current is not None and not p.current.stopped:
         p.current.stopped = status
 
@@ -218,16 +226,19 @@ async def _run(cc: CallControl, leg: CCLeg, p: Player) -> None:
     try:
         while p.queue and leg.alive:
             pb = p.queue.popleft()
+            if pb.stopped:  # stopped while it waited (a gather's prompt after the first digit)
+                _drop(pb, pb.stopped)
+                continue
             p.current = pb
             await _play(cc, leg, pb)
             p.current = None
     finally:
         p.current = None
         p.task = None
-        for pb in p.queue:  # the leg hung up with items waiting
-            pb.stopped = "call_hangup"
-            pb.done.set()
+        waiting = list(p.queue)  # the leg hung up with items waiting
         p.queue.clear()
+        for pb in waiting:
+            _drop(pb, "call_hangup")
 
 
 class _Muted:

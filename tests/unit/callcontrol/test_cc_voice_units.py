@@ -239,6 +239,8 @@ async def test_prompt_gather_invalid_then_valid() -> None:
 
 
 async def test_prompt_gather_timeout_after_tries_and_hangup() -> None:
+    import asyncio
+
     from softphone.switch.callcontrol import voice
     from softphone.switch.callcontrol.gather import end_gather
 
@@ -252,8 +254,32 @@ async def test_prompt_gather_timeout_after_tries_and_hangup() -> None:
         assert cc.names("call.playback.started") == ["call.playback.started"] * 3
         assert [x for e, x in cc.events if e == "call.gather.ended"] == [{"digits": "", "status": "timeout"}]
         await voice.gather_using_audio(cc, leg, {"audio_url": "tone:700:5000"})  # type: ignore[arg-type]
+        await _until(lambda: len(cc.names("call.playback.started")) == 4)
         end_gather(cc, leg, "call_hangup")  # what the engine does on hangup
         assert [x for e, x in cc.events if e == "call.gather.ended"][-1] == {"digits": "", "status": "call_hangup"}
         await _until(lambda: len(cc.names("call.playback.ended")) == 4)  # the prompt stopped too
+        await voice.gather_using_audio(cc, leg, {"audio_url": "tone:700:5000"})  # type: ignore[arg-type]
+        end_gather(cc, leg, "cancelled")  # before its prompt even started: it never plays
+        await asyncio.sleep(0.1)
+        assert len(cc.names("call.playback.started")) == 4
+    finally:
+        clock.cancel()
+
+
+async def test_a_prompt_dropped_from_the_queue_still_starts_the_gathers_timeout() -> None:
+    from softphone.switch.callcontrol import voice
+
+    cc = FakeEngine()
+    leg, clock = await _leg_with_clock()
+    try:
+        await voice.playback_start(cc, leg, {"audio_url": "tone:300:5000"})  # type: ignore[arg-type]
+        await voice.gather_using_audio(cc, leg, {  # type: ignore[arg-type]
+            "audio_url": "tone:700:100", "timeout_millis": 50, "maximum_tries": 1,
+        })
+        await _until(lambda: cc.names("call.playback.started") == ["call.playback.started"])
+        await voice.playback_stop(cc, leg, {})  # type: ignore[arg-type]  (stop: all - the prompt waited behind)
+        await _until(lambda: "call.gather.ended" in cc.names())
+        assert [x for e, x in cc.events if e == "call.gather.ended"] == [{"digits": "", "status": "timeout"}]
+        assert len(cc.names("call.playback.started")) == 1  # the dropped prompt never played
     finally:
         clock.cancel()
