@@ -127,6 +127,8 @@ class Recording:
     _zeros: Frame = field(default_factory=lambda: np.zeros(FRAME, np.int16))
     on_limit: Any = None
     """Called once when ``max_length`` or ``timeout_secs`` is reached (the engine stops it)."""
+    watch: asyncio.Task[None] | None = None
+    """Ends the recording with the call."""
 
     def open(self) -> None:
         self._wav = wave.open(str(self.part), "wb")
@@ -277,7 +279,7 @@ async def record_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dic
 
         leg.endpoint.play(ToneSource(1000.0, 0.3, duration_ms=250))
     taps.append(rec)
-    cc.spawn(_end_with_call(cc, rec), "record-hangup")
+    rec.watch = cc.spawn(_end_with_call(cc, rec), "record-hangup")
     return OK
 
 
@@ -292,6 +294,8 @@ async def finish(cc: CallControl, rec: Recording) -> None:
     if _recordings(leg).pop(rec.id, None) is None:
         return
     rec.stopping = True
+    if rec.watch is not None and rec.watch is not asyncio.current_task():
+        rec.watch.cancel()
     with contextlib.suppress(ValueError):
         _taps(leg).remove(rec)
     rec.ended_at = time.time()
