@@ -317,7 +317,6 @@ class WebhookSender:
         self._targets.clear()
 
     async def _work(self, target: _Target) -> None:
-        task = asyncio.current_task()
         while True:
             data = await target.queue.get()
             try:
@@ -329,8 +328,7 @@ class WebhookSender:
             # Python 3.11's wait_for can swallow a cancel that lands as its inner call completes (in
             # post_json): a cancelled worker must still stop here instead of waiting on the queue forever,
             # which hung Switch.stop() after undeliverable webhooks.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
+            _stop_if_cancelled()
 
     async def _deliver(self, target: _Target, data: dict[str, Any]) -> None:
         record = Delivery(data["event_type"], data["id"])
@@ -342,6 +340,7 @@ class WebhookSender:
             record.url = url
             delay = self.backoff_s
             for attempt in range(1, self.tries + 1):
+                _stop_if_cancelled()  # a swallowed cancel (see _work) must not run the remaining retries
                 record.attempts += 1
                 body = {"data": data, "meta": {"attempt": attempt, "delivered_to": url}}
                 try:
@@ -364,6 +363,14 @@ class WebhookSender:
                     await asyncio.sleep(delay)
                     delay *= 2
         logger.warning("webhook %s %s undelivered: %s", data["event_type"], data["id"], record.error)
+
+
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError when the current task was asked to stop (``cancelling()``), even if the
+    cancel itself got swallowed on the way (Python 3.11's ``wait_for`` can drop it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _trim(items: list[Any]) -> None:
