@@ -240,7 +240,9 @@ def ssml_parts(payload: str) -> list[str | float]:
     return out
 
 
-def synthesize_ssml(payload: str, *, voice: str = "female", language: str = "en-US") -> tuple[np.ndarray, int]:
+def synthesize_ssml(
+    payload: str, *, voice: str = "female", language: str = "en-US", speed: float = 1.0
+) -> tuple[np.ndarray, int]:
     """Speak an SSML document like :func:`synthesize`, with its ``<break>`` pauses as real silence."""
     parts = ssml_parts(payload)
     if not any(isinstance(p, str) for p in parts):
@@ -250,7 +252,7 @@ def synthesize_ssml(payload: str, *, voice: str = "female", language: str = "en-
     rate = 0
     for part in parts:
         if isinstance(part, str):
-            samples, rate = synthesize(part, voice=voice, language=language)
+            samples, rate = synthesize(part, voice=voice, language=language, speed=speed)
             pieces.append(samples)
         else:
             pauses.append((len(pieces), part))
@@ -267,11 +269,14 @@ def _binary(name: str) -> str:
     return exe
 
 
-def synthesize(text: str, *, voice: str = "female", language: str = "en-US") -> tuple[np.ndarray, int]:
+def synthesize(
+    text: str, *, voice: str = "female", language: str = "en-US", speed: float = 1.0
+) -> tuple[np.ndarray, int]:
     """Speak ``text``; return ``(samples, sample_rate)``: int16 mono at the engine's rate.
 
     flite gives 16 kHz for its voices, espeak-ng 22.05 kHz; the engine's leading silence is cut
-    (10 ms kept), so the speech starts at once. Blocking.
+    (10 ms kept), so the speech starts at once. ``speed`` (0.5-2.0, Telnyx's ``voice_speed``)
+    speaks faster or slower. Blocking.
     Raises :class:`ValueError` for empty or over-long text or an unknown voice, and
     :class:`~softphone.errors.MediaError` when the engine is missing or fails.
     """
@@ -280,6 +285,8 @@ def synthesize(text: str, *, voice: str = "female", language: str = "en-US") -> 
         raise ValueError("nothing to speak")
     if len(words) > MAX_CHARS:
         raise ValueError(f"text is longer than {MAX_CHARS} characters")
+    if not 0.5 <= speed <= 2.0:
+        raise ValueError("speed must be between 0.5 and 2.0")
     v = resolve_voice(voice, language)
     exe = _binary(v.engine)
     with tempfile.TemporaryDirectory(prefix="softphone-tts-") as tmp:
@@ -287,9 +294,10 @@ def synthesize(text: str, *, voice: str = "female", language: str = "en-US") -> 
         out = Path(tmp) / "speech.wav"
         src.write_text(words + "\n", encoding="utf-8")
         if v.engine == "flite":
-            cmd = [exe, "-voice", v.name, "-f", str(src), "-o", str(out)]
+            stretch = f"duration_stretch={1.0 / speed:.3f}"
+            cmd = [exe, "-voice", v.name, "--setf", stretch, "-f", str(src), "-o", str(out)]
         else:
-            cmd = [exe, "-v", v.name, "-f", str(src), "-w", str(out)]
+            cmd = [exe, "-v", v.name, "-s", str(round(175 * speed)), "-f", str(src), "-w", str(out)]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -329,7 +337,9 @@ def _trim_lead(samples: np.ndarray, rate: int, *, keep_ms: int = 10, dbfs: float
     return samples[start:]
 
 
-def speech_source(text: str, *, voice: str = "female", language: str = "en-US", loop: bool = False) -> ArraySource:
+def speech_source(
+    text: str, *, voice: str = "female", language: str = "en-US", loop: bool = False, speed: float = 1.0
+) -> ArraySource:
     """Speak ``text`` into a 48 kHz :class:`~softphone.media.sources.ArraySource` a leg can play.
 
     It finishes (``finished`` turns true) at the end of the speech unless ``loop``.
@@ -338,5 +348,5 @@ def speech_source(text: str, *, voice: str = "female", language: str = "en-US", 
     from softphone.media.frames import pcm_to_frames
     from softphone.media.sources import ArraySource
 
-    samples, rate = synthesize(text, voice=voice, language=language)
+    samples, rate = synthesize(text, voice=voice, language=language, speed=speed)
     return ArraySource(pcm_to_frames(samples, rate, 1), loop=loop)

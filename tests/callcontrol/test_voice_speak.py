@@ -118,7 +118,7 @@ async def test_speak_ssml_other_language_and_hangup(sdk: SdkEnv) -> None:
         t1 = sdk.hooks.raw_for("call.speak.ended")[0].received_at
         assert t1 - t0 > 2.0, t1 - t0  # "one", 1.5 s of silence, "two"
         await a.speak(ccid, payload="Guten Tag und willkommen", voice="male", language="de-DE",
-                      client_state="ZGU=")
+                      voice_settings={"type": "telnyx", "voice_speed": 1.3}, client_state="ZGU=")
         await sdk.hooks.wait("call.speak.ended", lambda p: p["client_state"] == "ZGU=", timeout=10)
         assert voiced_seconds(call.sink.samples(3.0), -40.0) > 0.5
         await a.speak(ccid, payload="This sentence is cut short by the caller hanging up.", voice="female",
@@ -140,6 +140,7 @@ async def test_speak_ssml_other_language_and_hangup(sdk: SdkEnv) -> None:
         {"payload": "hello", "voice": "female", "language": "xx-YY"},
         {"payload": "a" * 3001, "voice": "female"},
         {"payload": "hello", "voice": "female", "loop": 0},
+        {"payload": "hello", "voice": "female", "voice_settings": {"type": "telnyx", "voice_speed": 9}},
     ],
 )
 async def test_bad_speak_input_is_a_422(sdk: SdkEnv, body: dict[str, object]) -> None:

@@ -74,3 +74,13 @@ def test_ssml_breaks_are_silence() -> None:
     assert rate == rate2
     assert 1.3 < (paused.shape[0] - plain.shape[0]) / rate < 2.0
     assert _voiced_seconds(paused, rate) > 0.3
+
+
+def test_speed_changes_the_length() -> None:
+    normal, _ = tts.synthesize("Hello there my friend")
+    slow, _ = tts.synthesize("Hello there my friend", speed=0.7)
+    fast, _ = tts.synthesize("Hello there my friend", speed=1.5)
+    assert fast.shape[0] < 0.8 * normal.shape[0] < slow.shape[0] * 0.8
+    de_fast, _ = tts.synthesize("Guten Tag", language="de-DE", speed=1.8)
+    de, _ = tts.synthesize("Guten Tag", language="de-DE")
+    assert de_fast.shape[0] < 0.8 * de.shape[0]

@@ -417,6 +417,19 @@ def speech_text(body: dict[str, Any], key: str = "payload", *, required: bool = 
     return text
 
 
+def _voice_speed(body: dict[str, Any]) -> float:
+    """``voice_settings.voice_speed`` (Telnyx voices; ``speed`` as other providers name it), 0.5-2.0."""
+    settings = body.get("voice_settings")
+    if settings is None:
+        return 1.0
+    if not isinstance(settings, dict):
+        raise bad("voice_settings", "voice_settings must be an object")
+    raw = settings.get("voice_speed", settings.get("speed", 1.0))
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.5 <= raw <= 2.0:
+        raise bad("voice_settings", "voice_settings.voice_speed must be a number from 0.5 to 2.0")
+    return float(raw)
+
+
 async def speech_samples(body: dict[str, Any], text: str) -> Frame:
     """Speak ``text`` (from :func:`speech_text`) with the body's ``voice``/``language``; 48 kHz
     samples (422 on a bad voice or language)."""
@@ -426,10 +439,11 @@ async def speech_samples(body: dict[str, Any], text: str) -> Frame:
 
     voice = get_str(body, "voice", "female") or "female"
     language = get_str(body, "language", "en-US") or "en-US"
+    speed = _voice_speed(body)
     speak = tts.synthesize_ssml if _is_ssml(body) else tts.synthesize
 
     def run() -> Frame:
-        samples, rate = speak(text, voice=voice, language=language)
+        samples, rate = speak(text, voice=voice, language=language, speed=speed)
         return pcm_to_frames(samples, rate, 1)
 
     try:

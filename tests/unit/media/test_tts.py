@@ -73,6 +73,8 @@ def test_empty_and_long_text_are_refused() -> None:
         tts.synthesize("   ")
     with pytest.raises(ValueError, match="longer than 3000"):
         tts.synthesize("a" * 3001)
+    with pytest.raises(ValueError, match="speed"):
+        tts.synthesize("hello", speed=3.0)
 
 
 def test_ssml_parts_keep_breaks_as_pauses() -> None:
