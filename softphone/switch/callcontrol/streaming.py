@@ -41,7 +41,6 @@ import contextlib
 import itertools
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,7 +90,7 @@ class MediaStream:
     auth_token: str
     stream_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     frames_sent: int = 0
-    first_media_at: float | None = None
+    """Frames written to the socket (media, marks, errors, DTMF)."""
     stopped: bool = False
     _queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE_FRAMES))
     _seq: Any = field(default_factory=lambda: itertools.count(1))
@@ -254,8 +253,6 @@ class MediaStream:
                 logger.info("stream %s: the server went away or stopped reading", self.stream_id)
                 self.stopped = True
                 return
-            if self.first_media_at is None and text.startswith('{"event": "media"'):
-                self.first_media_at = time.monotonic()
             self.frames_sent += 1
 
     async def _read(self, ws: Any) -> None:
@@ -340,6 +337,7 @@ class MediaStream:
         )
 
     def _error(self, code: int, title: str, detail: str) -> None:
+        # Telnyx documents the error frame, not its codes: these (1000xx) are this switch's own.
         self._put(
             json.dumps(
                 {
