@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softphone.switch.callcontrol import recording, voice
+from softphone.switch.callcontrol import player, recording, voice
 from softphone.switch.callcontrol.engine import CommandError
 from softphone.switch.callcontrol.mediafiles import MediaRefused, recording_path
 from softphone.switch.callcontrol.params import OK, bad, get_bool, get_choice, get_loop, get_str
@@ -86,7 +86,7 @@ class ConfPlay:
     kind: str
     """``playback`` or ``speak``."""
     fields: dict[str, Any]
-    playbacks: list[tuple[str, voice.Playback]] = field(default_factory=list)
+    playbacks: list[tuple[str, player.Playback]] = field(default_factory=list)
     """(listener's call control id, its playback)."""
 
 
@@ -102,9 +102,9 @@ async def _start_play(cc: CallControl, conf: Conference, targets: list[CCLeg], m
                       fields: dict[str, Any]) -> None:
     play = ConfPlay(kind, fields)
     for leg in targets:
-        pb = voice.Playback(make(), kind="silent", overlay=True)
+        pb = player.Playback(make(), kind="silent", overlay=True)
         play.playbacks.append((leg.call_control_id, pb))
-        voice.enqueue(cc, leg, pb)
+        player.enqueue(cc, leg, pb)
     for rec in _CONF_RECORDINGS.get(conf, {}).values():
         rec.sources.append(make())
     _plays(conf).append(play)
@@ -138,10 +138,10 @@ async def play(api: ApiContext, params: dict[str, str], body: dict[str, Any], to
         raise bad("audio_url", "audio_url and media_name cannot be used together")
     if not url and not name:
         raise bad("audio_url", "play needs audio_url or media_name")
-    decoded = await voice.samples_of(cc, url or name, "audio_url" if url else "media_name")
+    decoded = await player.samples_of(cc, url or name, "audio_url" if url else "media_name")
 
     def make() -> AudioSource:
-        return voice.fresh_source(decoded, times)
+        return player.fresh_source(decoded, times)
 
     fields = {"media_name": name} if name else {"media_url": url}
     await _start_play(cc, conf, targets, make, "playback", fields)
@@ -154,7 +154,7 @@ async def speak(api: ApiContext, params: dict[str, str], body: dict[str, Any], t
     targets = _members(conf, body)
     text = voice.speech_text(body)
     samples = await voice.speech_samples(body, text)
-    await _start_play(cc, conf, targets, lambda: voice.fresh_source(samples, 1), "speak", {})
+    await _start_play(cc, conf, targets, lambda: player.fresh_source(samples, 1), "speak", {})
     return OK
 
 
@@ -237,7 +237,7 @@ class ConfRecording:
         for src in list(self.sources):
             f = src.read_frame()
             if f is None:
-                if voice.is_finished(src):
+                if player.is_finished(src):
                     self.sources.remove(src)
                 continue
             b += f[:FRAME]

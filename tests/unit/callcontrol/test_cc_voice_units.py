@@ -13,8 +13,8 @@ from softphone.media.dsp import dominant_frequency
 from softphone.media.sources import ArraySource, ToneSource
 from softphone.switch.callcontrol import params
 from softphone.switch.callcontrol.engine import CommandError
+from softphone.switch.callcontrol.player import looped
 from softphone.switch.callcontrol.recording import Recording, encode_mp3
-from softphone.switch.callcontrol.voice import looped
 
 
 def test_loop_bool_choice_base64() -> None:
