@@ -18,7 +18,8 @@ call must not block it: run it with ``await sdk.run(fn, *args, **kwargs)`` (a wo
 ``sdk.hooks`` is the webhook receiver of the ``app`` connection (a
 :class:`ccfixtures.WebhookCatcher` with ``events()``/``wait()``) that also keeps each request's
 headers and raw body (``sdk.hooks.raw``), so signatures can be checked with
-``sdk.client.webhooks.unwrap(body, headers=headers, key=sdk.public_key)``.
+``sdk.client.webhooks.unwrap(body, headers=headers, key=sdk.public_key)``; after each test that
+passed, the fixture checks that every webhook it received was signed by the switch.
 
 :func:`sdk_env` builds the same thing with other accounts or options (an async context manager).
 """
@@ -87,6 +88,15 @@ class SignedCatcher(WebhookCatcher):
             await writer.drain()
             writer.close()
 
+    def check_signed(self, public_key: str) -> int:
+        """Assert that every webhook received so far carries a valid signature by ``public_key`` (the
+        switch's); returns how many. The ``sdk`` fixture runs it after each test."""
+        from softphone.switch.callcontrol.webhooks import verify_signature
+
+        bad = [r for r in self.raw if not verify_signature(public_key, r.body.encode(), r.headers, tolerance_s=600)]
+        assert not bad, f"{len(bad)} of {len(self.raw)} webhooks not signed by the switch, e.g. {bad[0]}"
+        return len(self.raw)
+
     def raw_for(self, event_type: str) -> list[RawWebhook]:
         """The raw requests that carried an event of ``event_type``."""
         return [r for r in self.raw if json.loads(r.body)["data"]["event_type"] == event_type]
@@ -152,6 +162,7 @@ async def sdk_env(
                 env.client.public_key = env.aclient.public_key = env.public_key
             try:
                 yield env
+                env.hooks.check_signed(env.public_key)  # every webhook of the test, once it passed
             finally:
                 for sync, async_ in [(env.client, env.aclient), *env.extra.get("clients", [])]:
                     sync.close()
