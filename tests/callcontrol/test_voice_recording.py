@@ -147,3 +147,21 @@ async def test_recordings_resource_through_the_sdk(sdk: SdkEnv) -> None:
     with pytest.raises(telnyx.NotFoundError):
         await sdk.aclient.recordings.retrieve(rid)
     assert (await fetch(rec.download_urls.wav)).status_code == 404
+
+
+async def test_trim_silence(sdk: SdkEnv) -> None:
+    async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        _, ccid = await answered_call(sdk, phone)
+        a = sdk.aclient.calls.actions
+        await a.start_recording(ccid, format="wav", channels="single", trim="trim-silence")
+        await asyncio.sleep(1.0)
+        await a.start_playback(ccid, audio_url="tone:800:500")
+        await sdk.hooks.wait("call.playback.ended", lambda p: p["call_control_id"] == ccid)
+        await asyncio.sleep(1.0)
+        await a.stop_recording(ccid)
+        saved = await sdk.hooks.wait("call.recording.saved", lambda p: p["call_control_id"] == ccid)
+    r = await fetch(saved["payload"]["recording_urls"]["wav"])
+    _, rate, pcm = wav_channels(r.content)
+    assert 0.4 < pcm.shape[0] / rate < 0.7  # the second of silence either side is gone
+    assert abs(dominant_frequency(pcm[:, 0]) - 800) < 10
+    assert 400 < saved["payload"]["duration_millis"] < 700

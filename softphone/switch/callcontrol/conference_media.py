@@ -197,6 +197,7 @@ class ConfRecording:
     part: Any
     final: Any
     client_state: str = ""
+    trim: bool = False
     paused: bool = False
     stopping: bool = False
     started_at: float = field(default_factory=time.time)
@@ -282,11 +283,7 @@ async def _run_recording(cc: CallControl, rec: ConfRecording) -> None:
 
 async def _save(cc: CallControl, rec: ConfRecording) -> None:
     try:
-        if rec.fmt == "mp3":
-            await asyncio.to_thread(recording.encode_mp3, rec.part, rec.final)
-            rec.part.unlink(missing_ok=True)
-        else:
-            rec.part.replace(rec.final)
+        seconds = await asyncio.to_thread(recording.write_final, rec.part, rec.final, rec.fmt, trim=rec.trim)
     except Exception:
         recording.logger.exception("conference recording %s: cannot write %s", rec.id, rec.final)
         rec.part.unlink(missing_ok=True)
@@ -296,7 +293,7 @@ async def _save(cc: CallControl, rec: ConfRecording) -> None:
         "conference_id": rec.conf.id,
         "connection_id": rec.conf.connection_id,
         "channels": rec.channels,
-        "duration_millis": int(rec.frames_written * 20),
+        "duration_millis": int(seconds * 1000),
         "source": "conference",
         "recording_started_at": recording.iso(rec.started_at),
         "recording_ended_at": recording.iso(ended),
@@ -328,7 +325,9 @@ async def record_start(api: ApiContext, params: dict[str, str], body: dict[str, 
         final = recording_path(cc.options.data_dir, f"{custom.removesuffix('.' + fmt) if custom else rid}.{fmt}")
     except MediaRefused as exc:
         raise bad("custom_file_name" if custom else "format", str(exc)) from exc
-    rec = ConfRecording(rid, conf, fmt, channels, part, final, client_state=get_str(body, "client_state"))
+    trim = get_choice(body, "trim", ("trim-silence",), default="") if body.get("trim") else ""
+    rec = ConfRecording(rid, conf, fmt, channels, part, final, client_state=get_str(body, "client_state"),
+                        trim=bool(trim))
     rec.first = conf.participants[0].call_control_id if conf.participants else ""
     rec.wav = wave.open(str(part), "wb")
     rec.wav.setnchannels(2 if channels == "dual" else 1)

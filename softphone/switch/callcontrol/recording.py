@@ -116,6 +116,8 @@ class Recording:
     final: Path
     max_frames: int = 0
     silence_frames: int = 0
+    trim: bool = False
+    """``trim: trim-silence``: silence at both ends is cut from the saved file."""
     paused: bool = False
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -192,10 +194,6 @@ class Recording:
         if wav is not None:
             wav.close()
 
-    @property
-    def duration_s(self) -> float:
-        return self.frames_written * FRAME / RATE
-
 
 def encode_mp3(wav_path: Path, mp3_path: Path) -> None:
     """Encode a 16-bit WAV as MP3 with PyAV (libmp3lame). Blocking."""
@@ -216,6 +214,40 @@ def encode_mp3(wav_path: Path, mp3_path: Path) -> None:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+
+
+def trim_silence(path: Path, dbfs: float = SILENCE_DBFS) -> None:
+    """``trim: trim-silence``: cut the 20 ms frames quieter than ``dbfs`` (on every channel) at both
+    ends of a 16-bit WAV, in place. Blocking."""
+    with wave.open(str(path), "rb") as wf:
+        channels, rate = wf.getnchannels(), wf.getframerate()
+        pcm = np.frombuffer(wf.readframes(wf.getnframes()), dtype="<i2").reshape(-1, channels)
+    win = rate // 50
+    n = pcm.shape[0] // win
+    threshold = 32768.0 * 10 ** (dbfs / 20)
+    peaks = np.abs(pcm[: n * win].astype(np.int32)).reshape(n, win * channels).max(axis=1) if n else np.zeros(0)
+    loud = np.flatnonzero(peaks > threshold)
+    kept = pcm[int(loud[0]) * win : (int(loud[-1]) + 1) * win] if loud.size else pcm[:0]
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(channels)
+        wf.setsampwidth(2)
+        wf.setframerate(rate)
+        wf.writeframes(np.ascontiguousarray(kept).tobytes())
+
+
+def write_final(part: Path, final: Path, fmt: str, *, trim: bool = False) -> float:
+    """Turn the WAV written during the call into the saved file (MP3 encoded when asked, silence
+    trimmed first with ``trim``); returns its length in seconds. Blocking."""
+    if trim:
+        trim_silence(part)
+    with wave.open(str(part), "rb") as wf:
+        seconds = wf.getnframes() / wf.getframerate()
+    if fmt == "mp3":
+        encode_mp3(part, final)
+        part.unlink(missing_ok=True)
+    else:
+        part.replace(final)
+    return seconds
 
 
 def _recordings(leg: CCLeg) -> dict[str, Recording]:
@@ -266,8 +298,9 @@ async def record_start(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dic
         final = recording_path(cc.options.data_dir, f"{stem}.{fmt}")
     except MediaRefused as exc:
         raise bad("custom_file_name" if custom else "format", str(exc)) from exc
+    trim = get_choice(body, "trim", ("trim-silence",), default="") if body.get("trim") else ""
     rec = Recording(rid, leg, fmt, channels, track, part, final,
-                    max_frames=max_length * 50, silence_frames=timeout_secs * 50)
+                    max_frames=max_length * 50, silence_frames=timeout_secs * 50, trim=bool(trim))
     try:
         rec.open()
     except OSError as exc:
@@ -301,11 +334,7 @@ async def finish(cc: CallControl, rec: Recording) -> None:
     rec.ended_at = time.time()
     rec.close()
     try:
-        if rec.fmt == "mp3":
-            await asyncio.to_thread(encode_mp3, rec.part, rec.final)
-            rec.part.unlink(missing_ok=True)
-        else:
-            rec.part.replace(rec.final)
+        seconds = await asyncio.to_thread(write_final, rec.part, rec.final, rec.fmt, trim=rec.trim)
     except Exception:
         logger.exception("recording %s: cannot write %s", rec.id, rec.final)
         rec.part.unlink(missing_ok=True)
@@ -316,7 +345,7 @@ async def finish(cc: CallControl, rec: Recording) -> None:
         "call_session_id": leg.call_session_id,
         "connection_id": leg.connection_id,
         "channels": rec.channels,
-        "duration_millis": int(rec.duration_s * 1000),
+        "duration_millis": int(seconds * 1000),
         "from": leg.from_,
         "to": leg.to,
         "initiated_by": "StartCallRecordingAPI",
@@ -332,7 +361,7 @@ async def finish(cc: CallControl, rec: Recording) -> None:
         format=rec.fmt,
         recording_started_at=iso(rec.started_at),
         recording_ended_at=iso(rec.ended_at),
-        duration_millis=int(rec.duration_s * 1000),
+        duration_millis=int(seconds * 1000),
         recording_urls={rec.fmt: url},
         public_recording_urls={rec.fmt: url},
     )

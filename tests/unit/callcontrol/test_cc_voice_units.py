@@ -283,3 +283,19 @@ async def test_a_prompt_dropped_from_the_queue_still_starts_the_gathers_timeout(
         assert len(cc.names("call.playback.started")) == 1  # the dropped prompt never played
     finally:
         clock.cancel()
+
+
+def test_trim_silence(tmp_path: Path) -> None:
+    from softphone.switch.callcontrol.recording import trim_silence
+
+    path = tmp_path / "t.wav"
+    tone = np.concatenate(_tone(700, 10))
+    data = np.concatenate([np.zeros(48000, np.int16), tone, np.zeros(24000, np.int16)])
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(2)
+        wf.setsampwidth(2)
+        wf.setframerate(48000)
+        wf.writeframes(np.stack([np.zeros_like(data), data], axis=1).astype("<i2").tobytes())
+    trim_silence(path)
+    pcm = _read(path)
+    assert pcm.shape == (10 * 960, 2) and abs(dominant_frequency(pcm[:, 1]) - 700) < 3
