@@ -3,7 +3,8 @@
 A file holds ``default_profile`` and one ``[profiles.<name>]`` table per account or
 server; ``config.example.toml`` documents every key. :func:`load_config` picks a
 profile, applies the environment (``TELNYX_SIP_USER``, ``TELNYX_SIP_PASSWORD``,
-``TELNYX_LOGIN_TOKEN``), runs ``password_cmd`` / ``token_cmd`` and returns a frozen
+``TELNYX_LOGIN_TOKEN``, ``TELNYX_API_KEY``), runs ``password_cmd`` / ``token_cmd`` /
+``api_key_cmd`` and returns a frozen
 :class:`Profile`. Every mistake raises :class:`~softphone.errors.ConfigError` naming the
 file, the key and the problem. A built-in ``local`` profile points at the embedded
 switch on loopback with demo credentials.
@@ -37,6 +38,7 @@ __all__ = [
     "CODECS",
     "CONFIG_TEMPLATE",
     "DEFAULT_SERVER",
+    "LOCAL_API_BASE_URL",
     "LOCAL_DEMO_PASSWORD",
     "LOCAL_DEMO_USERNAME",
     "LOCAL_SWITCH_HOST",
@@ -44,6 +46,7 @@ __all__ = [
     "LOCAL_SWITCH_URL",
     "REGIONS",
     "SECRET_CMD_TIMEOUT",
+    "TELNYX_API_BASE_URL",
     "TELNYX_DEFAULT_ICE_SERVERS",
     "Config",
     "IceServer",
@@ -56,6 +59,7 @@ __all__ = [
     "load_config",
     "read_config",
     "resolve_ws_url",
+    "run_secret_cmd",
     "select_profile",
 ]
 
@@ -65,6 +69,8 @@ AuthMode = Literal["sip", "telephony", "token"]
 
 #: Production signalling host (PROTOCOL.md §1.1).
 DEFAULT_SERVER = "wss://rtc.telnyx.com"
+#: Telnyx's REST API (v2): where a profile with ``api_key`` + ``credential_id`` mints its login token.
+TELNYX_API_BASE_URL = "https://api.telnyx.com/v2"
 #: Region host prefixes (PROTOCOL.md §1.1, JS ``Region.ts``); "" (or "auto") means anycast.
 REGIONS: tuple[str, ...] = ("eu", "us-central", "us-east", "us-west", "ca-central", "apac", "south-asia")
 AUTH_MODES: tuple[str, ...] = ("sip", "telephony", "token")
@@ -81,6 +87,8 @@ LOCAL_SWITCH_PORT = 8765
 LOCAL_SWITCH_URL = f"ws://{LOCAL_SWITCH_HOST}:{LOCAL_SWITCH_PORT}"
 LOCAL_DEMO_USERNAME = "demo"
 LOCAL_DEMO_PASSWORD = "demo-secret"  # matches softphone.switch.accounts DEMO_PASSWORD
+#: The local switch's REST API (its Call Control ``api_port``, 8766 by default).
+LOCAL_API_BASE_URL = f"http://{LOCAL_SWITCH_HOST}:8766/v2"
 
 #: Seconds a ``password_cmd`` / ``token_cmd`` may run.
 SECRET_CMD_TIMEOUT = 10.0
@@ -133,6 +141,12 @@ class Profile:
     password_cmd: str = ""
     token: str = field(default="", repr=False)
     token_cmd: str = ""
+    #: A REST API key and a telephony credential id: with no token, a JWT is minted before login
+    #: (``POST {api_base_url}/telephony_credentials/{credential_id}/token``, softphone.client.tokens).
+    api_key: str = field(default="", repr=False)
+    api_key_cmd: str = ""
+    credential_id: str = ""
+    api_base_url: str = TELNYX_API_BASE_URL
     caller_id_name: str = ""
     caller_id_number: str = ""
     audio_backend: str = "auto"
@@ -152,7 +166,7 @@ class Profile:
     def display_dict(self) -> dict[str, Any]:
         """Return every setting as plain data with secrets shown as ``***``."""
         out = dataclasses.asdict(self)
-        for key in ("password", "token"):
+        for key in ("password", "token", "api_key"):
             out[key] = MASK if out[key] else ""
         if self.ice_servers is not None:
             out["ice_servers"] = [
@@ -166,9 +180,17 @@ class Profile:
         if self.auth != "token" and not (self.username or self.password or self.token):
             raise ConfigError(f"no credentials in profile {self.name!r}\n{NO_CREDENTIALS_HINT}")
         if self.auth == "token":
+            if not self.token and self.credential_id:
+                if not self.api_key:
+                    raise ConfigError(
+                        "credential_id is set but no API key to mint a token with (api_key, api_key_cmd or "
+                        "TELNYX_API_KEY)", key=f"profiles.{self.name}.api_key",
+                    )
+                return
             if not self.token:
                 raise ConfigError(
-                    "auth is 'token' but no token is set (token, token_cmd or TELNYX_LOGIN_TOKEN)\n"
+                    "auth is 'token' but no token is set (token, token_cmd or TELNYX_LOGIN_TOKEN; or credential_id "
+                    "with api_key)\n"
                     + NO_CREDENTIALS_HINT, key=f"profiles.{self.name}.token",
                 )
             return
@@ -195,6 +217,7 @@ BUILTIN_PROFILES: Mapping[str, Profile] = {
         server=LOCAL_SWITCH_URL,
         username=LOCAL_DEMO_USERNAME,
         password=LOCAL_DEMO_PASSWORD,
+        api_base_url=LOCAL_API_BASE_URL,
         ice_servers=(),
     ),
 }
@@ -368,13 +391,13 @@ def _parse_profile(c: _Checker, name: str, table: object, base_profile: Profile)
         c.choice(f"{base}.region", values["region"], REGIONS)
     if "auth" in values:
         c.choice(f"{base}.auth", values["auth"], AUTH_MODES)
-    elif values.get("token") or values.get("token_cmd"):
+    elif values.get("token") or values.get("token_cmd") or values.get("credential_id"):
         values["auth"] = "token"
     if "audio_backend" in values:
         c.choice(f"{base}.audio_backend", values["audio_backend"], AUDIO_BACKENDS)
     if "record_mode" in values:
         c.choice(f"{base}.record_mode", values["record_mode"], RECORD_MODES)
-    for secret in ("password", "token"):
+    for secret in ("password", "token", "api_key"):
         if values.get(secret) and values.get(f"{secret}_cmd"):
             raise c.fail(f"{base}.{secret}_cmd", f"set {secret} or {secret}_cmd, not both")
     if values.get("gather_timeout", 1.0) <= 0:
@@ -383,7 +406,20 @@ def _parse_profile(c: _Checker, name: str, table: object, base_profile: Profile)
         raise c.fail(f"{base}.rate_per_minute", "must not be negative")
     profile = dataclasses.replace(base_profile, name=name, **values)
     _check_server(c, base, profile.server, profile.insecure, profile.region)
+    _check_api_url(c, base, profile.api_base_url, profile.insecure)
     return profile
+
+
+def _check_api_url(c: _Checker, base: str, url: str, insecure: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise c.fail(f"{base}.api_base_url", f"{url!r}: must be an https:// URL (http:// for a local switch)")
+    if parts.username or parts.password:
+        raise c.fail(f"{base}.api_base_url", "credentials do not belong in the URL; use api_key or api_key_cmd")
+    if parts.scheme == "http" and not insecure and not is_loopback_host(parts.hostname):
+        raise c.fail(f"{base}.api_base_url",
+                     f"{url!r} is unencrypted http:// to a non-loopback host (the API key would travel in clear); "
+                     "use https:// or set insecure = true")
 
 
 def _permission_warning(path: Path) -> str | None:
@@ -451,7 +487,8 @@ def read_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
 
     warnings: list[str] = []
     has_secret = any(
-        isinstance(t, dict) and (t.get("password") or t.get("token")) for t in data.get("profiles", {}).values()
+        isinstance(t, dict) and (t.get("password") or t.get("token") or t.get("api_key"))
+        for t in data.get("profiles", {}).values()
     )
     if has_secret:
         warning = _permission_warning(file)
@@ -495,6 +532,14 @@ def _run_secret_cmd(command: str, key: str, path: Path | None) -> str:
     return secret
 
 
+def run_secret_cmd(command: str, key: str, path: Path | None = None) -> str:
+    """Run a ``*_cmd`` setting (no shell, 10 s limit) and return the first line it prints.
+
+    Raises :class:`ConfigError` naming ``key`` (and ``path``) when it cannot run, fails or prints nothing.
+    """
+    return _run_secret_cmd(command, key, path)
+
+
 def pick_profile(config: Config, profile: str | None = None, env: Mapping[str, str] = os.environ) -> Profile:
     """The profile named ``profile`` / ``$SOFTPHONE_PROFILE`` / ``default_profile`` / ``"default"``, as written.
 
@@ -515,7 +560,9 @@ def select_profile(config: Config, profile: str | None = None, env: Mapping[str,
     ``"default"`` (all defaults when the file has no such table). ``TELNYX_SIP_USER`` /
     ``TELNYX_SIP_PASSWORD`` / ``TELNYX_LOGIN_TOKEN`` override the file; a token from the
     environment selects ``auth = "token"`` unless user and password come from it too.
-    ``password_cmd`` / ``token_cmd`` run only when the chosen auth needs their secret.
+    ``TELNYX_API_KEY`` overrides ``api_key``.
+    ``password_cmd`` / ``token_cmd`` run only when the chosen auth needs their secret, and
+    ``api_key_cmd`` only when a token is to be minted (``credential_id`` and no token).
     Secrets are registered with :func:`softphone.log.register_secret`.
     """
     chosen = pick_profile(config, profile, env)
@@ -528,6 +575,8 @@ def select_profile(config: Config, profile: str | None = None, env: Mapping[str,
         changes.update(password=password, password_cmd="")
     if token:
         changes.update(token=token, token_cmd="")
+    if env.get("TELNYX_API_KEY"):
+        changes.update(api_key=env["TELNYX_API_KEY"], api_key_cmd="")
     explicit = name in config.explicit_auth
     if token and not (user and password):
         changes["auth"] = "token"
@@ -542,7 +591,12 @@ def select_profile(config: Config, profile: str | None = None, env: Mapping[str,
         chosen = dataclasses.replace(
             chosen, password=_run_secret_cmd(chosen.password_cmd, f"{base}.password_cmd", config.path)
         )
-    register_secret(chosen.password, chosen.token)
+    if chosen.auth == "token" and not chosen.token and chosen.credential_id and not chosen.api_key \
+            and chosen.api_key_cmd:
+        chosen = dataclasses.replace(
+            chosen, api_key=_run_secret_cmd(chosen.api_key_cmd, f"{base}.api_key_cmd", config.path)
+        )
+    register_secret(chosen.password, chosen.token, chosen.api_key)
     return chosen
 
 
@@ -643,6 +697,12 @@ username = ""
 # password_cmd = "pass show telnyx"    # first line of its output; run without a shell, 10 s limit
 # token = ""                           # JWT from the Telnyx API (telephony credential token)
 # token_cmd = "cat /run/user/1000/telnyx.jwt"
+# Or let softphone mint the JWT itself before login (and again before it expires): a telephony
+# credential id and an API key (api_key_cmd or TELNYX_API_KEY are better than api_key in the file).
+# credential_id = ""                   # a telephony credential's id (`softphone token mint ID` tests it)
+# api_key = ""
+# api_key_cmd = "pass show telnyx-api-key"
+# api_base_url = "https://api.telnyx.com/v2"   # the local switch: http://127.0.0.1:8766/v2
 
 # Caller ID sent with outbound calls (Telnyx may override it).
 caller_id_name = ""

@@ -284,6 +284,11 @@ class Phone:
                 self._sync_current_client()
             case ce.ClientStateChanged() | ce.LoggedIn() | ce.GatewayStateChanged() | ce.Ready() | ce.Punted():
                 self._sync_current_client()
+            case ce.TokenExpiring(expires_in=left, refresh=refresh):
+                self._set(notice=f"login token expires in {left:.0f} s"
+                                 + ("; minting a new one" if refresh else "; log in again with a fresh one"))
+            case ce.TokenRefreshed():
+                self._set(notice="logged in again with a fresh token")
             case ce.CallStats(call_id=call_id):
                 if (call := self._call(call_id)) is not None:
                     self._sync_call(call)

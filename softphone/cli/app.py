@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Create, show and locate the configuration file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+token_app = typer.Typer(help="Login tokens (JWT) minted through the REST API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 
 def _version(value: bool) -> None:
@@ -288,6 +290,24 @@ def config_path(ctx: typer.Context) -> None:
     from softphone.cli.misc import config_path as impl
 
     _finish(impl(_g(ctx)))
+
+
+@token_app.command("mint")
+def token_mint(
+    ctx: typer.Context,
+    credential_id: Annotated[str | None, typer.Argument(
+        help="Telephony credential id (default: the profile's credential_id; with --local also a SIP username).")
+    ] = None,
+    api_key_cmd: Annotated[str | None, typer.Option(
+        "--api-key-cmd", help="Command printing the API key (else TELNYX_API_KEY, else the profile's).")] = None,
+    api_base_url: Annotated[str | None, typer.Option(
+        "--api-base-url", help="REST API v2 root (default: the profile's api_base_url).")] = None,
+    local: Annotated[bool, typer.Option("--local", help="Start the local switch in-process and mint there.")] = False,
+) -> None:
+    """Print one login JWT for CREDENTIAL_ID on stdout (exit 7: key or credential refused, 8: network)."""
+    from softphone.cli.token import mint_command
+
+    _finish(mint_command(_g(ctx), credential_id, api_key_cmd=api_key_cmd, api_base_url=api_base_url, local=local))
 
 
 def main(argv: list[str] | None = None) -> Any:

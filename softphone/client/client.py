@@ -67,6 +67,7 @@ from softphone.protocol.session import REQUEST_TIMEOUTS, Credentials, VertoSessi
 from softphone.protocol.states import CallState, ClientState, GatewayState
 
 if TYPE_CHECKING:
+    from softphone.client.tokens import TokenMinter
     from softphone.config import Profile
     from softphone.media.peer import PeerOptions
 
@@ -113,6 +114,8 @@ class Client:
         jitter_buffer: int | None = None,
         connect: ConnectFn | None = None,
         peer_factory: PeerFactory | None = None,
+        token_minter: TokenMinter | None = None,
+        token_warning: float = 120.0,
     ) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -149,6 +152,12 @@ class Client:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[asyncio.Task[Any]] = set()  # close() waits for these (calls' media teardown)
         self._ready = asyncio.Event()
+        #: Mints login tokens (profile ``credential_id`` + API key): before the first login when no
+        #: credentials are given, and before each token expires (softphone.client.tokens).
+        self.token_minter = token_minter
+        self.token_warning = token_warning
+        self._token_task: asyncio.Task[None] | None = None
+        self._token_refreshing = False
         self._conn = Connection(
             self._session, url, emit=self._connection_event, process_events=self._process_events,
             spawn=lambda coro, name: self.spawn(coro, name), insecure=insecure,
@@ -161,7 +170,15 @@ class Client:
         from softphone.config import effective_ice_servers, resolve_ws_url
 
         url = resolve_ws_url(profile)
-        if profile.auth == "token":
+        creds: Credentials | None
+        minter: TokenMinter | None = None
+        if profile.auth == "token" and not profile.token and profile.credential_id:
+            from softphone.client.tokens import TokenMinter
+
+            creds = None  # minted in connect()
+            minter = TokenMinter(profile.api_base_url, profile.api_key, profile.credential_id,
+                                 insecure=profile.insecure)
+        elif profile.auth == "token":
             creds = Credentials(token=profile.token)
         else:
             creds = Credentials(login=profile.username, password=profile.password)
@@ -174,7 +191,7 @@ class Client:
             ice_servers=[s.as_dict() for s in effective_ice_servers(profile, url)],
             codecs=list(profile.codecs), caller_name=profile.caller_id_name,
             caller_number=profile.caller_id_number,
-            gather_timeout=profile.gather_timeout, insecure=profile.insecure)
+            gather_timeout=profile.gather_timeout, insecure=profile.insecure, token_minter=minter)
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -359,14 +376,97 @@ class Client:
 
     # -- connection (softphone.client.connection) --------------------------------------------------------
     async def connect(self) -> None:
-        """Connect and log in; return when ready (REGED). Raises LoginFailed or TransportError."""
-        if self.credentials is None:
-            raise ConfigError("no credentials")
+        """Connect and log in; return when ready (REGED). Raises LoginFailed or TransportError.
+
+        With a :attr:`token_minter` and no (or an expiring) token, a JWT is minted first
+        (:class:`~softphone.client.tokens.TokenRefused` is a LoginFailed).
+        """
         if self._conn.running:
             await self.wait_ready(self.connect_timeout + 20)
             return
+        if self.token_minter is not None and self._token_stale():
+            self.credentials = Credentials(token=await self.token_minter.mint())
+        if self.credentials is None:
+            raise ConfigError("no credentials")
         self._session.login(self.credentials)
         await self._conn.start()
+        self._watch_token()
+
+    # -- login token expiry (the SDKs warn 120 s ahead; we also mint a new one and log in again) ------
+    def _token_stale(self) -> bool:
+        """No token yet, or one inside its refresh window."""
+        from softphone.client.tokens import refresh_lead, token_expiry, token_lifetime
+
+        token = self.credentials.token if self.credentials else None
+        exp = token_expiry(token) if token else None
+        if not token:
+            return True
+        if exp is None:
+            return False
+        return time.time() >= exp - refresh_lead(token_lifetime(token) or 0.0, self.token_warning)
+
+    def _watch_token(self) -> None:
+        if self._token_task is None or self._token_task.done():
+            self._token_task = self.spawn(self._token_loop(), "token-expiry")
+
+    async def _token_loop(self) -> None:
+        """Warn before the token expires; with a minter, mint a new one and log in again on the socket.
+
+        A failed mint keeps the session as it is (a warning, a ``client.error``) and tries again
+        (every 30 s at most, sooner near expiry); the loop follows whatever token is current.
+        """
+        from softphone.client.tokens import refresh_lead, token_expiry, token_lifetime
+
+        warned: str | None = None
+        retry_at: float | None = None
+        while self.state != ClientState.CLOSED:
+            token = self.credentials.token if self.credentials else None
+            exp = token_expiry(token) if token else None
+            if token is None or exp is None:
+                return
+            at = exp - refresh_lead(token_lifetime(token) or 0.0, self.token_warning)
+            if retry_at is not None:
+                at = retry_at
+            await asyncio.sleep(max(0.0, at - time.time()))
+            if self.credentials is None or self.credentials.token != token:
+                retry_at = None
+                continue  # a new token meanwhile (a login with other credentials)
+            left = exp - time.time()
+            if warned != token:
+                warned = token
+                logger.warning("the login token expires in %.0f s%s", max(left, 0.0),
+                               "; minting a new one" if self.token_minter else "; log in again with a fresh one")
+                self.emit(ce.TokenExpiring(expires_in=round(max(left, 0.0), 3),
+                                           refresh=self.token_minter is not None))
+            if self.token_minter is None:
+                return
+            try:
+                fresh = await self.token_minter.mint()
+            except SoftphoneError as exc:
+                retry = min(30.0, max(1.0, left / 4))
+                logger.warning("could not mint a new login token (%s); the session goes on, retrying in %.0f s",
+                               redact(str(exc)), retry)
+                self.emit(ce.ClientError(code=0, message=f"token refresh failed: {redact(str(exc))}",
+                                         method="token_refresh"))
+                retry_at = time.time() + retry
+                continue
+            retry_at = None
+            self.credentials = Credentials(token=fresh)
+            if self.state == ClientState.READY:
+                self._token_refreshing = True
+                self._session.refresh_login(self.credentials)
+                self._conn.pump()
+            else:  # not ready (reconnecting): the next login uses it
+                self._session.credentials = self.credentials
+
+    def _token_logged_in(self) -> None:
+        if self._token_refreshing:
+            from softphone.client.tokens import token_expiry
+
+            self._token_refreshing = False
+            exp = token_expiry(self.credentials.token or "") if self.credentials else None
+            logger.info("logged in again with a fresh token")
+            self.emit(ce.TokenRefreshed(expires_in=round(max((exp or 0.0) - time.time(), 0.0), 3)))
 
     async def wait_ready(self, timeout: float | None = 10) -> None:
         """Wait until the client is ready."""
@@ -388,6 +488,7 @@ class Client:
                     self._ready.clear()
             case ev.LoggedIn(sessid=sessid):
                 self.emit(ce.LoggedIn(sessid=sessid))
+                self._token_logged_in()
             case ev.LoginRejected(code=code, message=message):
                 self.emit(ce.LoginRefused(code=code, message=message))
                 self._conn.fail(LoginFailed(code, message, "login"))
@@ -415,6 +516,9 @@ class Client:
                 logger.warning("%s; not reconnecting", reason)
                 self._conn.close_socket()
             case ev.RpcErrorReceived(code=code, message=message, method=method):
+                if method == v.LOGIN and self._token_refreshing:  # refresh_login refused: the session goes on
+                    self._token_refreshing = False
+                    logger.warning("the login with a fresh token was refused (%s); the session goes on", message)
                 self.emit(ce.ClientError(code=code, message=message, method=method))
             case ev.ProtocolViolation(detail=detail):
                 logger.warning("protocol violation: %s", detail)

@@ -26,7 +26,7 @@ __all__ = [
     "CallHeld", "CallIncoming", "CallMediaFailed", "CallParked", "CallRinging", "CallStateChanged", "CallStats",
     "ClientError", "ClientEvent", "ClientStateChanged", "Event", "GatewayStateChanged", "LoggedIn", "LoginRefused",
     "Punted", "Ready", "SocketClosed", "SocketConnecting", "SocketError", "SocketOpen", "SocketReconnecting",
-    "SocketState", "event_from_connection",
+    "SocketState", "TokenExpiring", "TokenRefreshed", "event_from_connection",
 ]
 
 
@@ -148,6 +148,24 @@ class ClientError(_Base):
 class Punted(_Base):
     name: ClassVar[str] = "client.punted"
     reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenExpiring(_Base):
+    """The login token expires in ``expires_in`` s (the SDKs warn 120 s ahead); ``refresh``: a new
+    one is being minted (profile ``credential_id`` + API key), else log in again with a fresh token."""
+
+    name: ClassVar[str] = "client.token_expiring"
+    expires_in: float
+    refresh: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRefreshed(_Base):
+    """A freshly minted token was accepted by a login on the same socket; calls went on."""
+
+    name: ClassVar[str] = "client.token_refreshed"
+    expires_in: float
 
 
 # --- calls ----------------------------------------------------------------------------------------
@@ -272,6 +290,7 @@ class CallMediaFailed(_Base):
 Event = (
     SocketConnecting | SocketOpen | SocketClosed | SocketError | SocketReconnecting
     | ClientStateChanged | LoggedIn | LoginRefused | GatewayStateChanged | Ready | ClientError | Punted
+    | TokenExpiring | TokenRefreshed
     | CallCreated | CallIncoming | CallStateChanged | CallRinging | CallEarly | CallActive | CallParked
     | CallHangup | CallHeld | CallDtmf | CallStats | CallDeviceWarning | CallMediaFailed
 )

@@ -127,6 +127,10 @@ class CallLeg:
     hangup: ev.CallHangup | None = None
 
 
+#: ``_Pending.action`` of a :meth:`VertoSession.refresh_login` request.
+_REFRESH = "refresh"
+
+
 @dataclass
 class _Pending:
     method: str
@@ -267,6 +271,24 @@ class VertoSession:
         )
         self._move(Trigger.SEND_LOGIN)
         self._request(v.LOGIN, params)
+
+    def refresh_login(self, credentials: Credentials) -> None:
+        """Log in again on the open, ready socket with new ``credentials`` (a fresh JWT).
+
+        As JS ``client.login({creds})`` on the same socket (PROTOCOL.md §2.2), with the session's
+        ``sessid``, so the server keeps the session and its calls. The client stays ``ready``
+        throughout: the answer is a :class:`~softphone.protocol.events.LoggedIn`; a refusal is an
+        :class:`~softphone.protocol.events.RpcErrorReceived` (method ``login``) and the session goes
+        on with the login it has. Later logins (reconnects) use the new credentials.
+        """
+        if self.state is not ClientState.READY:
+            raise LocalProtocolError(f"a login refresh needs a ready session (the client is {self.state.value})")
+        self.credentials = credentials
+        params = v.login_params(
+            login=credentials.login, passwd=credentials.password, login_token=credentials.token,
+            sessid=self.sessid, reconnection=False, sdk_version=self.sdk_version, user_agent=self.user_agent,
+        )
+        self._request(v.LOGIN, params, action=_REFRESH)
 
     def connection_lost(self, *, will_reconnect: bool = True) -> None:
         """The socket closed. Calls wait for reattachment when a reconnect follows."""
@@ -451,9 +473,11 @@ class VertoSession:
     def _on_error(self, msg: ErrorResponse) -> None:
         pending = self._pending.pop(msg.id, None) if msg.id is not None else None
         method = pending.method if pending else ""
-        # An error to our login, or to nothing while we log in, is the login's rejection.
-        rejected = Trigger.LOGIN_REJECTED if method == v.LOGIN else Trigger.UNMATCHED_ERROR if pending is None \
-            else None
+        # An error to our login, or to nothing while we log in, is the login's rejection
+        # (not to a refresh_login: the session goes on with the login it has).
+        refresh = pending is not None and pending.action == _REFRESH
+        rejected = None if refresh else Trigger.LOGIN_REJECTED if method == v.LOGIN \
+            else Trigger.UNMATCHED_ERROR if pending is None else None
         if rejected is not None and self._client_handles(rejected):
             self._events.append(ev.LoginRejected(msg.code, msg.message))
             self._move(rejected)
