@@ -21,14 +21,15 @@ from softphone.media.dsp import dominant_frequency
 from softphone.switch.callcontrol.pstn import PstnEndpoint
 
 
-async def room(sdk: SdkEnv, phone: Phone) -> tuple[str, str, PstnEndpoint, PhoneCall]:
+async def room(sdk: SdkEnv, phone: Phone, audio: str = "tone:500") -> tuple[str, str, PstnEndpoint, PhoneCall]:
     call, ccid = await answered_call(sdk, phone)
-    outside = await sdk.cc.outside_call("+15550005555", APP_NUMBER, audio="tone:500")
+    outside = await sdk.cc.outside_call("+15550005555", APP_NUMBER, audio=audio)
     await sdk.aclient.calls.actions.answer(outside.call_control_id)
     conf = await sdk.aclient.conferences.create(call_control_id=ccid, name="media-room")
     assert conf.data is not None
     await sdk.aclient.conferences.actions.join(conf.data.id, call_control_id=outside.call_control_id)
-    await wait_hz(call, 500)
+    if audio:
+        await wait_hz(call, 500)
     assert isinstance(outside.endpoint, PstnEndpoint)
     return conf.data.id, ccid, outside.endpoint, call
 
@@ -107,3 +108,28 @@ async def test_bad_conference_media_input(sdk: SdkEnv) -> None:
             await actions.record_stop(conf_id)
         with pytest.raises(telnyx.UnprocessableEntityError):
             await actions.record_start(conf_id, format="ogg")
+
+
+async def test_conference_send_dtmf_and_participant_gather(sdk: SdkEnv) -> None:
+    from softphone.media.dsp import detect_dtmf
+
+    async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        conf_id, ccid, far, call = await room(sdk, phone, audio="")  # a quiet room: DTMF detection
+        await asyncio.sleep(0.5)
+        actions = sdk.aclient.conferences.actions
+        await actions.send_dtmf(conf_id, digits="19", call_control_ids=[ccid])
+        await asyncio.sleep(1.2)
+        assert call.methods.count("telnyx_rtc.info") == 2  # the client is told of each digit
+        assert detect_dtmf(call.sink.samples(1.5)) == "19"
+        assert detect_dtmf(far.heard(1.5)) == ""  # not listed: hears nothing of it
+        await actions.gather_dtmf_audio(conf_id, call_control_id=ccid, audio_url="tone:700:2000",
+                                        maximum_digits=1, gather_id="menu-1")
+        await wait_band(call.sink.samples, 700)
+        await phone.dtmf(call, "5")
+        ended = await sdk.hooks.wait("call.gather.ended", lambda p: p["call_control_id"] == ccid)
+        p = ended["payload"]
+        assert (p["digits"], p["status"], p["gather_id"]) == ("5", "valid", "menu-1")
+        with pytest.raises(telnyx.UnprocessableEntityError):
+            await actions.gather_dtmf_audio(conf_id, call_control_id="v3:stranger", audio_url="tone:700:200")
+        with pytest.raises(telnyx.UnprocessableEntityError):
+            await actions.send_dtmf(conf_id, digits="x")

@@ -1,11 +1,15 @@
-"""Conference media: ``/v2/conferences/{id}/actions/{play|speak|stop|record_start|record_stop|
-record_pause|record_resume}`` (Telnyx's Conferencing API, the SDK's ``conferences.actions``).
+"""Conference media: ``/v2/conferences/{id}/actions/{play|speak|stop|send_dtmf|gather_using_audio|
+record_start|record_stop|record_pause|record_resume}`` (Telnyx's Conferencing API, the SDK's
+``conferences.actions``).
 
 * **play** / **speak**: every participant (or those in ``call_control_ids``) hears the audio mixed
   over the room (``audio_url``/``media_name`` under the media policy, ``loop``; speech from
   :mod:`softphone.media.tts`); ``conference.playback.started``/``ended`` or
   ``conference.speak.started``/``ended`` once for the conference.
 * **stop**: ends the conference's plays (for ``call_control_ids``, or everyone).
+* **send_dtmf**: DTMF to every participant (or ``call_control_ids``), as the call action sends it.
+* **gather_using_audio**: a participant's (``call_control_id``) gather with a prompt, as the call
+  action runs it; ``gather_id`` rides on its ``call.gather.ended``.
 * **record_start** (``format`` wav/mp3, ``channels`` single/dual, ``play_beep``,
   ``custom_file_name``): the room as a 20 ms mix of what every participant says plus the
   conference's plays; ``dual`` puts the conference's first participant on channel A and everyone
@@ -169,6 +173,35 @@ async def stop(api: ApiContext, params: dict[str, str], body: dict[str, Any], to
         for rec in _CONF_RECORDINGS.get(conf, {}).values():
             rec.sources.clear()
     return OK
+
+
+async def send_dtmf(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """DTMF to every participant (or ``call_control_ids``), as the call action sends it to one leg."""
+    cc: CallControl = api.cc
+    conf = _conference(api, params, token)
+    targets = _members(conf, body)
+    digits, tone_ms = voice.dtmf_digits(body)
+    for leg in targets:
+        cc.spawn(voice.send_digits(leg, digits, tone_ms), "conference-dtmf")
+    return OK
+
+
+async def gather_using_audio(api: ApiContext, params: dict[str, str], body: dict[str, Any], token: str) -> Any:
+    """A participant's gather (``call_control_id``), run as the call action; ``gather_id`` rides on
+    its ``call.gather.ended``."""
+    cc: CallControl = api.cc
+    conf = _conference(api, params, token)
+    ccid = get_str(body, "call_control_id")
+    leg = next((p for p in conf.participants if p.call_control_id == ccid), None)
+    if leg is None:
+        raise bad("call_control_id", "call_control_id must name a participant of this conference")
+    gather_id = get_str(body, "gather_id")
+    if len(gather_id) > 100:
+        raise bad("gather_id", "gather_id is at most 100 characters")
+    leg_body = {k: v for k, v in body.items() if k not in ("call_control_id", "gather_id")}
+    if "initial_timeout_millis" in leg_body and "timeout_millis" not in leg_body:
+        leg_body["timeout_millis"] = leg_body.pop("initial_timeout_millis")
+    return await voice.gather_using_audio(cc, leg, leg_body, webhook={"gather_id": gather_id} if gather_id else None)
 
 
 # --- recording ----------------------------------------------------------------------------------------
@@ -381,6 +414,8 @@ for _name, _handler in (
     ("play", play),
     ("speak", speak),
     ("stop", stop),
+    ("send_dtmf", send_dtmf),
+    ("gather_using_audio", gather_using_audio),
     ("record_start", record_start),
     ("record_stop", record_stop),
     ("record_pause", record_pause),

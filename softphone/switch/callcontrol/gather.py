@@ -59,7 +59,8 @@ class Gather:
             leg.extras.pop("gather", None)
         if self.timer is not None:
             self.timer.cancel()
-        cc.emit(leg, "call.gather.ended", digits=self.digits, status=status)
+        # ``extra["webhook"]``: more payload fields (a conference gather's ``gather_id``).
+        cc.emit(leg, "call.gather.ended", digits=self.digits, status=status, **self.extra.get("webhook", {}))
 
 
 def stop_playbacks(leg: CCLeg, status: str) -> int:

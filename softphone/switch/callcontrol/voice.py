@@ -391,7 +391,10 @@ async def gather_using_speak(cc: CallControl, leg: CCLeg, body: dict[str, Any]) 
     return OK
 
 
-async def gather_using_audio(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+async def gather_using_audio(
+    cc: CallControl, leg: CCLeg, body: dict[str, Any], *, webhook: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``webhook``: more fields for its ``call.gather.ended`` (a conference gather's ``gather_id``)."""
     alive(leg)
     take_state(leg, body)
     answered(leg, "gather_using_audio")
@@ -419,6 +422,8 @@ async def gather_using_audio(cc: CallControl, leg: CCLeg, body: dict[str, Any]) 
         make_prompt=make(prompt, url),
         make_invalid=make(invalid, bad_url) if invalid is not None else None,
     )
+    if webhook:
+        g.extra["webhook"] = dict(webhook)
     _start_gather(cc, leg, g)
     return OK
 
@@ -440,17 +445,23 @@ async def send_dtmf(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[s
     alive(leg)
     take_state(leg, body)
     answered(leg, "send_dtmf")
+    digits, tone_ms = dtmf_digits(body)
+    cc.spawn(send_digits(leg, digits, tone_ms), "send-dtmf")
+    return OK
+
+
+def dtmf_digits(body: dict[str, Any]) -> tuple[str, int]:
+    """The checked ``digits`` (0-9 * # A-D, w/W pauses) and ``duration_millis`` (100-500) of a body."""
     digits = get_str(body, "digits")
     if not digits:
         raise bad("digits", "digits is required")
     if len(digits) > 128 or any(ch not in _PAUSES and ch.upper() not in DTMF_CHARS for ch in digits):
         raise bad("digits", "digits may hold only 0-9 * # A-D and w/W pauses")
-    tone_ms = get_int(body, "duration_millis", 250, lo=100, hi=500)
-    cc.spawn(_send_digits(leg, digits, tone_ms), "send-dtmf")
-    return OK
+    return digits, get_int(body, "duration_millis", 250, lo=100, hi=500)
 
 
-async def _send_digits(leg: CCLeg, digits: str, tone_ms: int) -> None:
+async def send_digits(leg: CCLeg, digits: str, tone_ms: int) -> None:
+    """Play ``digits`` to the leg's party (and tell a WebRTC client), one after another."""
     from softphone.media.dsp import dtmf_source
 
     gap_ms = 100
