@@ -303,3 +303,17 @@ def test_token_events_are_json_lines_of_the_schema_without_secrets() -> None:
         obj = json.loads(line)
         jsonschema.validate(obj, schema)
         assert obj["type"] == event.name
+
+
+def test_refresh_login_needs_a_ready_session() -> None:
+    import itertools
+
+    from softphone.errors import LocalProtocolError
+    from softphone.protocol import Credentials
+    from softphone.protocol.session import VertoSession
+
+    ids = itertools.count(1)
+    session = VertoSession(new_id=lambda: str(next(ids)), clock=lambda: 0.0)
+    with pytest.raises(LocalProtocolError, match="ready session"):
+        session.refresh_login(Credentials(token=make_jwt()))
+    assert session.data_to_send() == []
