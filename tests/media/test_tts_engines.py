@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from softphone.media import tts
 from softphone.media.frames import SAMPLE_RATE, level_dbfs
@@ -84,3 +85,17 @@ def test_speed_changes_the_length() -> None:
     de_fast, _ = tts.synthesize("Guten Tag", language="de-DE", speed=1.8)
     de, _ = tts.synthesize("Guten Tag", language="de-DE")
     assert de_fast.shape[0] < 0.8 * de.shape[0]
+
+
+def test_a_repeated_prompt_comes_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    first, rate = tts.synthesize("This prompt is cached after its first synthesis")
+    runs: list[object] = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
+    again, rate2 = tts.synthesize("This  prompt is cached after its first synthesis")  # same words
+    assert runs == [] and rate2 == rate and np.array_equal(first, again)
+    assert not again.flags.writeable  # shared: callers copy before changing it
+    tts.synthesize("This prompt is cached after its first synthesis", voice="male")
+    assert len(runs) == 1  # another voice is another prompt
