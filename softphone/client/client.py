@@ -303,6 +303,10 @@ class Client:
             logger.exception("event handler for %s failed", name)
 
     def _connection_event(self, name: str, data: dict[str, Any]) -> None:
+        if name == "socket.reconnecting" and self.token_minter is not None and self._token_stale():
+            # e.g. after a suspend past the token's expiry: mint during the backoff, or the reconnect's
+            # login would be refused
+            self.spawn(self._mint_for_reconnect(), "token-reconnect")
         event = ce.event_from_connection(name, data)
         if event is None:
             logger.debug("connection event %s not known", name)
@@ -427,7 +431,10 @@ class Client:
             at = exp - refresh_lead(token_lifetime(token) or 0.0, self.token_warning)
             if retry_at is not None:
                 at = retry_at
-            await asyncio.sleep(max(0.0, at - time.time()))
+            # in steps of 30 s at most: the loop's clock stops while the machine sleeps, the token's does not
+            await asyncio.sleep(min(30.0, max(0.0, at - time.time())))
+            if time.time() < at:
+                continue
             if self.credentials is None or self.credentials.token != token:
                 retry_at = None
                 continue  # a new token meanwhile (a login with other credentials)
@@ -443,7 +450,7 @@ class Client:
             try:
                 fresh = await self.token_minter.mint()
             except SoftphoneError as exc:
-                retry = min(30.0, max(1.0, left / 4))
+                retry = min(30.0, max(1.0, left / 4)) if left > 0 else 30.0
                 logger.warning("could not mint a new login token (%s); the session goes on, retrying in %.0f s",
                                redact(str(exc)), retry)
                 self.emit(ce.ClientError(code=0, message=f"token refresh failed: {redact(str(exc))}",
@@ -458,6 +465,16 @@ class Client:
                 self._conn.pump()
             else:  # not ready (reconnecting): the next login uses it
                 self._session.credentials = self.credentials
+
+    async def _mint_for_reconnect(self) -> None:
+        assert self.token_minter is not None
+        try:
+            fresh = await self.token_minter.mint()
+        except SoftphoneError as exc:
+            logger.warning("could not mint a new login token before reconnecting (%s)", redact(str(exc)))
+            return
+        self.credentials = Credentials(token=fresh)
+        self._session.credentials = self.credentials  # the reconnect's login uses it
 
     def _token_logged_in(self) -> None:
         if self._token_refreshing:

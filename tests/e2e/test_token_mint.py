@@ -268,6 +268,11 @@ async def test_token_mint_prints_one_token_and_exits_7_or_8(
         assert code == 0, err
         shown = json.loads(out)["profile"]
         assert shown["api_key"] == "***" and shown["credential_id"] == cred_id and API_KEY not in out + err
+        # the one-shots log in with it: `check` mints, logs in and reports; no key or token in its output
+        code, out, err = await cli("-c", str(cfg), "-v", "--json", "check", env=clean)
+        assert code == 0, err
+        assert any(json.loads(line).get("type") == "client.ready" for line in out.splitlines())
+        assert API_KEY not in out + err and "eyJ" not in out + err
         # refused key: exit 7, the key nowhere in the output
         code, out, err = await cli("token", "mint", cred_id, "--api-base-url", env.api,
                                    env={**clean, "TELNYX_API_KEY": "KEYwrong-key-999"})

@@ -317,3 +317,24 @@ def test_refresh_login_needs_a_ready_session() -> None:
     with pytest.raises(LocalProtocolError, match="ready session"):
         session.refresh_login(Credentials(token=make_jwt()))
     assert session.data_to_send() == []
+
+
+async def test_a_reconnect_after_the_token_went_stale_logs_in_with_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api, server = FakeApi(lifetime=600.0), FakeVertoServer(sessid="S9")
+    client = Client("ws://127.0.0.1:1", None, audio=AudioConfig(backend="null"), connect=server.connect,
+                    token_minter=api.minter(), random=lambda: 0.0)  # backoff 0.75 s
+    try:
+        await client.connect()
+        assert server.requests("login")[0]["params"]["login_token"] == api.minted[0]
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 590.0)  # the machine slept: 10 s left (lead 120 s)
+        server.drop()
+        await server.wait_for("login", 2, timeout=5)
+        again = server.requests("login")[1]["params"]
+        assert len(api.minted) >= 2 and again["login_token"] == api.minted[1]
+        assert again["sessid"] == "S9" and again["reconnection"] is True
+        await client.wait_ready(5)
+    finally:
+        await client.close()
