@@ -165,3 +165,25 @@ async def test_trim_silence(sdk: SdkEnv) -> None:
     assert 0.4 < pcm.shape[0] / rate < 0.7  # the second of silence either side is gone
     assert abs(dominant_frequency(pcm[:, 0]) - 800) < 10
     assert 400 < saved["payload"]["duration_millis"] < 700
+
+
+async def test_a_recording_that_cannot_be_written_posts_recording_error(
+    sdk: SdkEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdkfixtures import validate_webhook
+
+    from softphone.switch.callcontrol import recording
+
+    def boom(*args: object, **kwargs: object) -> float:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(recording, "write_final", boom)
+    async with Phone(sdk.cc.switch.url, "agent1", AGENTS["agent1"]) as phone:
+        _, ccid = await answered_call(sdk, phone)
+        await sdk.aclient.calls.actions.start_recording(ccid, format="mp3", channels="single", client_state="ZXJy")
+        await asyncio.sleep(0.3)
+        await sdk.aclient.calls.actions.stop_recording(ccid)
+        err = await sdk.hooks.wait("call.recording.error", lambda p: p["call_control_id"] == ccid)
+    assert err["payload"]["reason"] == "Internal server error" and err["payload"]["client_state"] == "ZXJy"
+    validate_webhook(sdk.hooks.raw_for("call.recording.error")[0].body)
+    assert not sdk.hooks.events("call.recording.saved")

@@ -9,7 +9,8 @@ nothing is written. ``max_length`` (seconds of audio) and ``timeout_secs`` (seco
 on both tracks) end it by themselves; a hangup ends it too.
 
 The audio is written as it comes (48 kHz, 16-bit WAV) under ``<data dir>/recordings/``; at the
-end an MP3 is encoded from it with PyAV when ``format: mp3``. Then ``call.recording.saved`` is
+end an MP3 is encoded from it with PyAV when ``format: mp3`` (a failure there posts
+``call.recording.error``, reason "Internal server error"). Then ``call.recording.saved`` is
 posted with ``recording_urls`` / ``public_recording_urls`` pointing at
 ``GET <api>/switch/recordings/<recording_id>.<wav|mp3>``, which the switch serves on loopback
 without an API key: like Telnyx's pre-signed download URLs, the unguessable id is the key.
@@ -338,6 +339,7 @@ async def finish(cc: CallControl, rec: Recording) -> None:
     except Exception:
         logger.exception("recording %s: cannot write %s", rec.id, rec.final)
         rec.part.unlink(missing_ok=True)
+        cc.emit(leg, "call.recording.error", reason="Internal server error", recording_id=rec.id)
         return
     url = remember(cc, rec.id, rec.fmt, rec.final, {
         "call_control_id": leg.call_control_id,
