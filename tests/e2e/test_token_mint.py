@@ -273,6 +273,9 @@ async def test_token_mint_prints_one_token_and_exits_7_or_8(
         assert code == 0, err
         assert any(json.loads(line).get("type") == "client.ready" for line in out.splitlines())
         assert API_KEY not in out + err and "eyJ" not in out + err
+        # a one-shot whose key is refused exits 7 before anything reaches the signalling server
+        code, out, err = await cli("-c", str(cfg), "check", env={**clean, "TELNYX_API_KEY": "KEYwrong-key-999"})
+        assert code == 7 and "KEYwrong-key-999" not in out + err, err
         # refused key: exit 7, the key nowhere in the output
         code, out, err = await cli("token", "mint", cred_id, "--api-base-url", env.api,
                                    env={**clean, "TELNYX_API_KEY": "KEYwrong-key-999"})
