@@ -338,3 +338,27 @@ async def test_a_reconnect_after_the_token_went_stale_logs_in_with_a_fresh_one(
         await client.wait_ready(5)
     finally:
         await client.close()
+
+
+async def test_the_phone_shows_the_expiry_and_the_refresh_as_notices() -> None:
+    from softphone.app.phone import Phone
+    from softphone.config import Profile
+
+    api, server = FakeApi(lifetime=1.0), FakeVertoServer()
+    profile = Profile(server="ws://127.0.0.1:1", credential_id=CRED, api_key=KEY, auth="token",
+                      api_base_url=API, audio_backend="null")
+
+    def factory(p: Profile) -> Client:
+        return Client.from_profile(p, connect=server.connect, token_minter=api.minter())
+
+    notices: list[str] = []
+    types: list[str] = []
+    async with Phone(profile, client_factory=factory) as phone:
+        phone.on_snapshot(lambda s: notices.append(s.notice) if s.notice and s.notice not in notices else None)
+        phone.on_event(lambda e: types.append(e.type))
+        await phone.login()
+        await wait_for(lambda: "client.token_refreshed" in types)
+    assert any(n.startswith("login token expires in") and n.endswith("minting a new one") for n in notices)
+    assert "logged in again with a fresh token" in notices
+    assert types.index("client.token_expiring") < types.index("client.token_refreshed")
+    assert not any(KEY in n or any(t in n for t in api.minted) for n in notices)
