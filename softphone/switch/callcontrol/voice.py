@@ -14,7 +14,8 @@ Webhooks: ``call.playback.started``/``ended`` (``media_url`` or ``media_name``, 
 ``status`` completed / cancelled (playback_stop, a gather's first digit) / call_hangup: the
 SDK's literals), ``call.speak.started``/``ended`` (``status`` completed / call_hangup),
 ``call.gather.ended`` (``digits``, ``status`` valid / invalid / timeout / cancelled /
-call_hangup); ``call.dtmf.received`` stays the engine's.
+call_hangup); ``call.dtmf.received`` stays the engine's. As Telnyx documents them,
+``gather_using_audio``'s prompts post ``call.playback.*`` and ``gather_using_speak``'s post nothing.
 """
 
 from __future__ import annotations
@@ -384,8 +385,9 @@ async def gather_using_speak(cc: CallControl, leg: CCLeg, body: dict[str, Any]) 
         limits.pop("terminating_digit"),
         limits.pop("valid_digits"),
         **limits,
-        make_prompt=lambda: Playback(_speech_source(prompt, 1), kind="speak"),
-        make_invalid=(lambda: Playback(_speech_source(invalid, 1), kind="speak")) if invalid is not None else None,
+        # Telnyx posts no call.speak.* for a gather's prompt: only call.dtmf.received and call.gather.ended.
+        make_prompt=lambda: Playback(_speech_source(prompt, 1), kind="silent"),
+        make_invalid=(lambda: Playback(_speech_source(invalid, 1), kind="silent")) if invalid is not None else None,
     )
     _start_gather(cc, leg, g)
     return OK
