@@ -302,3 +302,25 @@ async def test_token_mint_local_mints_for_the_built_in_switch() -> None:
     assert login.slot == "gencred1" and jwt.decode(token, options={"verify_signature": False})["exp"] > time.time()
     code, out, err = await cli("token", "mint", "--local", "no-such")
     assert code == 7 and out == ""
+
+
+async def test_mints_reuse_one_tls_context(make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx builds a TLS context per client unless given one (~30 ms: most of a mint on loopback)."""
+    import ssl
+
+    from softphone.client.tokens import TokenMinter
+
+    async with make_env() as env:
+        cred_id, _ = await new_credential(env)
+        made: list[int] = []
+        real = ssl.create_default_context
+
+        def counting(*args: object, **kwargs: object) -> ssl.SSLContext:
+            made.append(1)
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(ssl, "create_default_context", counting)
+        for minter in (TokenMinter(env.api, API_KEY, cred_id), TokenMinter(env.api, API_KEY, cred_id)):
+            for _ in range(2):
+                assert (await minter.mint()).count(".") == 2
+        assert len(made) <= 1

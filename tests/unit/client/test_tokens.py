@@ -362,3 +362,4 @@ async def test_the_phone_shows_the_expiry_and_the_refresh_as_notices() -> None:
     assert "logged in again with a fresh token" in notices
     assert types.index("client.token_expiring") < types.index("client.token_refreshed")
     assert not any(KEY in n or any(t in n for t in api.minted) for n in notices)
+
