@@ -112,9 +112,12 @@ async def test_one_writer_task_sends_many_frames_in_order() -> None:
     assert len(names) == tasks_before, "no task per frame: the one writer consumes a queue"
     await settle()
     pings = [json.loads(t) for t in rec.client_end.sent[first:]]
-    assert [p["method"] for p in pings] == ["telnyx_rtc.ping"] * 50
-    ids = [p["id"] for p in pings]
-    assert ids == sorted(ids, key=lambda i: int(i[1:])), "in the order the session queued them"
+    # Under a loaded machine the session's own keepalive may add a ping of its own; the 50 queued
+    # here must all be there, and everything must go out in the order the session queued it.
+    assert {p["method"] for p in pings} == {"telnyx_rtc.ping"} and 50 <= len(pings) <= 51, pings
+    ids = [int(p["id"][1:]) for p in pings]
+    assert ids == sorted(ids), "in the order the session queued them"
+    assert ids[:50] == list(range(ids[0], ids[0] + 50)), "the 50 pings, consecutive, none lost"
     await rec.close()
 
 
