@@ -14,8 +14,9 @@ Webhooks: ``call.playback.started``/``ended`` (``media_url`` or ``media_name``, 
 ``status`` completed / cancelled (playback_stop, a gather's first digit) / call_hangup: the
 SDK's literals), ``call.speak.started``/``ended`` (``status`` completed / call_hangup),
 ``call.gather.ended`` (``digits``, ``status`` valid / invalid / timeout / cancelled /
-call_hangup); ``call.dtmf.received`` stays the engine's. As Telnyx documents them,
-``gather_using_audio``'s prompts post ``call.playback.*`` and ``gather_using_speak``'s post nothing.
+call_hangup); ``call.dtmf.received`` stays the engine's. ``gather_using_audio``'s prompts post
+``call.playback.*`` (as Telnyx documents) and ``gather_using_speak``'s ``call.speak.*`` (Telnyx
+documents none for it; extra events a backend may ignore).
 """
 
 from __future__ import annotations
@@ -385,9 +386,10 @@ async def gather_using_speak(cc: CallControl, leg: CCLeg, body: dict[str, Any]) 
         limits.pop("terminating_digit"),
         limits.pop("valid_digits"),
         **limits,
-        # Telnyx posts no call.speak.* for a gather's prompt: only call.dtmf.received and call.gather.ended.
-        make_prompt=lambda: Playback(_speech_source(prompt, 1), kind="silent"),
-        make_invalid=(lambda: Playback(_speech_source(invalid, 1), kind="silent")) if invalid is not None else None,
+        # Telnyx documents only call.dtmf.received and call.gather.ended for gather_using_speak; the
+        # prompt's call.speak.started/ended are posted too (a backend may follow the prompt by them).
+        make_prompt=lambda: Playback(_speech_source(prompt, 1), kind="speak"),
+        make_invalid=(lambda: Playback(_speech_source(invalid, 1), kind="speak")) if invalid is not None else None,
     )
     _start_gather(cc, leg, g)
     return OK
