@@ -13,7 +13,7 @@ from softphone.errors import CommandError
 __all__ = ["SERVICES", "CommandCompleter"]
 
 #: Destinations of the local switch's test services, offered after ``dial``.
-SERVICES = ("echo", "tone", "dtmf", "busy", "noanswer", "early", "reject")
+SERVICES = ("echo", "tone", "dtmf", "busy", "noanswer", "early", "reject", "ivr")
 
 
 class CommandCompleter(Completer):

@@ -48,6 +48,9 @@ early      +15550001006                    ringback as early media (``telnyx_rtc
                                            with SDP) for ~2 s, then ``telnyx_rtc.answer``
                                            without SDP, then echo
 reject     +15550001007                    bye CALL_REJECTED (21) / SIP 603
+ivr        +15550001008                    answers; speaks a menu (flite), gathers one digit
+                                           (info or in-band), speaks the choice, hangs up
+                                           (:mod:`softphone.switch.ivr`)
 =========  ==============================  ================================================
 
 Call records: one :class:`CallRecord` per WebRTC leg (parties, start/answer/end,

@@ -126,6 +126,8 @@ class Call:
         self._echo = False
         self._service_audio: Any = None
         self._hold_tones: dict[str, Any] = {}
+        self.ivr: Any = None
+        """The ``ivr`` service's session (softphone.switch.ivr.IvrService) while it runs."""
 
     def new_record(self, call_id: str, leg: str, direction: str, session: Session, now: float) -> CallRecord:
         """The call record of a new leg of this call (billed at the hub's rate)."""
@@ -268,6 +270,11 @@ class Call:
         elif name == "tone":
             self._service_audio = legs.tone_source(1004.0)
             await self.answer_a()
+        elif name == "ivr":
+            from softphone.switch.ivr import IvrService
+
+            self.ivr = IvrService(self)
+            await self.ivr.run()
 
     # --- in-call ------------------------------------------------------------------------
 
@@ -326,6 +333,8 @@ class Call:
                 await leg.send(
                     verto.INFO, {"callID": leg.call_id, "dtmf": clean, "dialogParams": {"callID": leg.call_id}}
                 )
+            elif self.ivr is not None:
+                self.ivr.digit(clean)
             return
         other = self.other(leg)
         if other is None:

@@ -36,6 +36,7 @@ SERVICES: tuple[Service, ...] = (
     Service("noanswer", ("+15550001005",), "rings until the caller gives up (or the max ring time: NO_ANSWER / 480)"),
     Service("early", ("+15550001006",), "ringback as early media (telnyx_rtc.media) ~2 s, answer without SDP, echo"),
     Service("reject", ("+15550001007",), "bye CALL_REJECTED / 603"),
+    Service("ivr", ("+15550001008",), "speaks a menu, gathers one digit, speaks the choice, hangs up"),
 )
 
 
