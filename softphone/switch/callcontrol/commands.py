@@ -68,6 +68,37 @@ async def hangup(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str,
     return OK
 
 
+#: ``reject``'s causes (the SDK's ActionRejectParams): the Q.850 cause the caller sees and its SIP response.
+REJECT_CAUSES: dict[str, tuple[str, int]] = {
+    "CALL_REJECTED": ("CALL_REJECTED", 603),
+    "USER_BUSY": ("USER_BUSY", 486),
+    "NOT_FOUND": ("UNALLOCATED_NUMBER", 404),
+    "TEMPORARILY_UNAVAILABLE": ("NO_ANSWER", 480),
+}
+
+
+async def reject(cc: CallControl, leg: CCLeg, body: dict[str, Any]) -> dict[str, Any]:
+    """Refuse an incoming call that has not been answered; the caller gets the cause's SIP response."""
+    _alive(leg)
+    cause = _str(body, "cause")
+    if cause not in REJECT_CAUSES:
+        raise _bad("cause", f"cause must be one of {', '.join(REJECT_CAUSES)}")
+    if leg.direction != "incoming":
+        raise CommandError(422, "90015", "Call is not incoming", "only incoming legs can be rejected")
+    if leg.answered_at is not None:
+        raise CommandError(422, "90016", "Call already answered", "an answered call is ended with hangup")
+    _state(leg, body)
+    q850, sip_code = REJECT_CAUSES[cause]
+    cc.unpark(leg)
+    cc.stop_ringback(leg)
+    if leg.wire is not None:
+        await leg.wire.end(None, q850, sip_code=sip_code)  # reports back through leg_ended
+    else:
+        cc.leg_ended(leg, q850, sip_code, False)
+        await leg.endpoint.close()
+    return OK
+
+
 # --- bridge / transfer -------------------------------------------------------------------
 
 
@@ -244,6 +275,7 @@ LegCommand = Callable[["CallControl", "CCLeg", dict[str, Any]], Awaitable[dict[s
 ACTIONS: dict[str, LegCommand] = {
     "answer": answer,
     "hangup": hangup,
+    "reject": reject,
     "bridge": bridge,
     "transfer": transfer,
     "enqueue": enqueue,
