@@ -193,6 +193,79 @@ def run(
     _finish(run_script(_g(ctx), file, keep_going=keep_going, local=local, no_audio=no_audio))
 
 
+VarOpt = Annotated[list[str] | None, typer.Option("--var", help="A variable for ${NAME} in the files: NAME=VALUE.")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.",
+                                              dir_okay=False)]
+AudioDevOpt = Annotated[bool, typer.Option("--audio", help="Use the profile's audio devices (default: none).")]
+
+
+def _vars(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"--var {item!r} must be NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+@app.command("test")
+def test_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Command files, one test case each.")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Cases run at the same time.")] = 1,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.",
+                                               dir_okay=False)] = None,
+    html: HtmlOpt = None,
+    artifacts: Annotated[Path, typer.Option("--artifacts", help="Per-case transcript and last seconds (WAV).",
+                                            file_okay=False)] = Path("softphone-artifacts"),
+    var: VarOpt = None,
+    json_out: JsonOpt = False,
+    local: LocalOpt = False,
+    audio: AudioDevOpt = False,
+) -> None:
+    """Run command files as test cases: a summary, JUnit XML / JSON / HTML reports; exit 0 only when all pass."""
+    from softphone.cli.testrun import run_tests
+
+    g = _g(ctx)
+    _finish(run_tests(g, [str(f) for f in files], jobs=jobs, junit=junit, json_out=json_out or g.json, html=html,
+                      local=local, audio=audio, artifacts=artifacts, variables=_vars(var)))
+
+
+@app.command("load")
+def load_command(
+    ctx: typer.Context,
+    script: Annotated[Path, typer.Argument(help="The command file every call runs.")],
+    calls: Annotated[int | None, typer.Option("--calls", "-n", min=1, help="Calls in all.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Calls at the same time.")] = 1,
+    rate: Annotated[str, typer.Option("--rate", "-r", help="New calls per second (e.g. 5 or 5/s).")] = "1/s",
+    rows: Annotated[Path | None, typer.Option("--csv", help="CSV file: each row one call's ${NAME} variables.",
+                                              exists=True, dir_okay=False)] = None,
+    duration: Annotated[float | None, typer.Option("--duration", min=0,
+                                                   help="Start calls for this many seconds.")] = None,
+    report_csv: Annotated[Path | None, typer.Option("--report-csv", help="Write one CSV row per call here.",
+                                                    dir_okay=False)] = None,
+    html: HtmlOpt = None,
+    json_out: JsonOpt = False,
+    local: LocalOpt = False,
+    audio: AudioDevOpt = False,
+) -> None:
+    """Run a command file as many calls with a ramp; p50/p95/p99 of every timing and the failure causes."""
+    from softphone.cli.load import run_load
+
+    text = rate.strip().lower().removesuffix("/s").strip()
+    try:
+        per_second = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"--rate {rate!r}: give calls per second, e.g. 5 or 5/s") from None
+    if per_second <= 0:
+        raise typer.BadParameter("--rate must be > 0")
+    g = _g(ctx)
+    _finish(run_load(g, script, calls=calls, concurrency=concurrency, rate=per_second, rows_csv=rows,
+                     duration=duration, json_out=json_out or g.json, html=html, report_csv=report_csv,
+                     local=local, audio=audio))
+
+
 @app.command()
 def devices(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List audio devices (a table, or JSON with --json)."""
