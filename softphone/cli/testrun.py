@@ -355,8 +355,9 @@ def junit_xml(results: Sequence[CaseResult], *, suite: str = "softphone", starte
     ts = ET.SubElement(root, "testsuite", name=suite, errors=str(errors), failures=str(failures), skipped="0",
                        tests=str(len(results)), time=f"{total:.3f}", timestamp=stamp, hostname=socket.gethostname())
     for r in results:
-        tc = ET.SubElement(ts, "testcase", classname=_classname(r.file), name=r.name, file=r.file,
-                           line=str(r.failure.line if r.failure else 0), time=f"{r.duration:.3f}")
+        # No file/line attributes: pytest's xunit2 family drops them too (the Jenkins schema has none);
+        # the failure message starts with FILE:LINE instead.
+        tc = ET.SubElement(ts, "testcase", classname=_classname(r.file), name=r.name, time=f"{r.duration:.3f}")
         if r.failure is not None:
             f = r.failure
             el = ET.SubElement(tc, "failure" if f.kind == "failure" else "error",
