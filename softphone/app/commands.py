@@ -18,11 +18,14 @@ same functions (:func:`parse_words`, :func:`parse_header`, :func:`check_digits`)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from softphone.errors import CommandError
+from softphone.errors import CommandError, SoftphoneError
 from softphone.protocol.dtmf import check_digits  # the one DTMF check, re-exported for the front-ends
 from softphone.protocol.states import CallState, ClientState
 
@@ -48,7 +51,14 @@ __all__ = [
 ]
 
 ArgKind = Literal["text", "destination", "call", "device", "digits", "seconds", "choice", "secret", "header"]
-WAIT_TARGETS = ("socket", "client", "call")
+WAIT_TARGETS = ("socket", "client", "call", "prompt-end")
+#: What ``expect`` can check (``expect WHAT ...``).
+EXPECT_KINDS = ("dtmf", "speech", "tone", "silence", "audio", "hangup", "state", "header", "caller")
+#: Commands whose words may end with ``on CALL`` (a call name or id prefix) to pick the call.
+ON_CALL = ("expect", "wait", "say", "play", "transcript")
+#: Hearing commands and what they need the phone to listen for ("speech" or "levels").
+HEARING_NEEDS: dict[str, str] = {"speech": "speech", "transcript": "speech", "prompt-end": "levels",
+                                  "tone": "levels", "silence": "levels", "audio": "levels"}
 #: The states ``wait TARGET STATE`` can wait for (``ended`` stands for hangup/destroyed).
 WAIT_STATES: dict[str, tuple[str, ...]] = {
     "socket": ("connecting", "open", "reconnecting", "closed"),
@@ -106,6 +116,8 @@ class Command:
     example: str = ""
     #: Checks between arguments (e.g. ``wait``: the state must exist for the target).
     validate: Callable[[Sequence[str]], None] | None = None
+    #: Whether the word at an index may begin with ``#`` (DTMF digits in a free-form argument list).
+    keeps_hash: Callable[[Sequence[str], int], bool] | None = None
 
     @property
     def usage(self) -> str:
@@ -196,14 +208,60 @@ async def _logout(ctx: CommandContext, args: Sequence[str]) -> None:
     ctx.say("logged out")
 
 
+def split_as(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """``[..., "as", NAME]`` -> (the words before, NAME); (args, None) without a trailing ``as NAME``."""
+    if len(args) >= 2 and args[-2] == "as":
+        return list(args[:-2]), args[-1]
+    return list(args), None
+
+
+def split_on(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """``[..., "on", CALL]`` -> (the words before, CALL); (args, None) without a trailing ``on CALL``."""
+    if len(args) >= 2 and args[-2] == "on":
+        return list(args[:-2]), args[-1]
+    return list(args), None
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _check_name(cmd: str, name: str) -> None:
+    if not _NAME_RE.fullmatch(name) or name in ("as", "on"):
+        raise CommandError(f"{cmd}: call name {name!r} must be a word (letters, digits, _ or -)")
+
+
+def _check_dial(args: Sequence[str]) -> None:
+    rest, name = split_as(args)
+    if name is not None:
+        _check_name("dial", name)
+    if not rest:
+        raise CommandError("dial: missing argument <destination>")
+    for h in rest[1:]:
+        parse_header("dial", h)
+
+
 async def _dial(ctx: CommandContext, args: Sequence[str]) -> None:
-    headers = [parse_header("dial", h) for h in args[1:]]
-    call_id = await ctx.phone.dial(args[0], headers=headers)
-    ctx.say(f"dialing {args[0]} (call {call_id[:8]})")
+    rest, name = split_as(args)
+    headers = [parse_header("dial", h) for h in rest[1:]]
+    call_id = await ctx.phone.dial(rest[0], headers=headers)
+    if name is not None:
+        ctx.phone.name_call(name, call_id)
+    ctx.say(f"dialing {rest[0]} (call {call_id[:8]}" + (f", {name})" if name else ")"))
+
+
+def _check_answer(args: Sequence[str]) -> None:
+    rest, name = split_as(args)
+    if name is not None:
+        _check_name("answer", name)
+    if len(rest) > 1:
+        raise CommandError("answer: too many arguments (usage: answer [call] [as NAME])")
 
 
 async def _answer(ctx: CommandContext, args: Sequence[str]) -> None:
-    await ctx.phone.answer(_call_arg(args, 0))
+    rest, name = split_as(args)
+    await ctx.phone.answer(_call_arg(rest, 0))
+    if name is not None:
+        ctx.phone.name_call(name, None)
 
 
 async def _reject(ctx: CommandContext, args: Sequence[str]) -> None:
@@ -292,25 +350,290 @@ async def _history(ctx: CommandContext, args: Sequence[str]) -> None:
 
 
 async def _wait(ctx: CommandContext, args: Sequence[str]) -> None:
+    args, on = split_on(args)
+    if args[0] == "prompt-end":
+        timeout = _seconds("wait", args[1]) if len(args) > 1 else 30.0
+        hearing = await ctx.phone.hearing(on, speech=False)
+        started = time.monotonic()
+        ok = await hearing.wait_prompt_end(timeout)
+        ctx.phone.record_expect(_id_of(ctx, on), "prompt-end", ok, time.monotonic() - started)
+        if not ok:
+            heard = "still talking" if hearing.stats.prompts else "no audio"
+            raise CheckFailed(f"wait: the far end's prompt did not end within {timeout:g}s ({heard})")
+        return
     timeout = _seconds("wait", args[2]) if len(args) > 2 else 30.0
-    ok = await ctx.phone.wait_for(args[0], args[1], timeout)
+    if on is not None:
+        ok = await _wait_call_state(ctx, on, args[1], timeout)
+    else:
+        ok = await ctx.phone.wait_for(args[0], args[1], timeout)
     if not ok:
         raise CheckFailed(f"wait: {args[0]} did not reach {args[1]!r} within {timeout:g}s")
 
 
+async def _wait_call_state(ctx: CommandContext, on: str | None, state: str, timeout: float) -> bool:
+    state = state.lower()
+    wanted = {state} | ({"hangup", "destroyed"} if state in ("hangup", "ended", "destroyed") else set())
+
+    def check(_s: object) -> bool | None:
+        call = ctx.phone.call_named(on)
+        if call is None:
+            return None
+        if call.state in wanted:
+            return True
+        return False if call.ended else None
+
+    return await ctx.phone.wait_until(check, timeout)
+
+
+def _id_of(ctx: CommandContext, on: str | None) -> str | None:
+    snap = ctx.phone.call_named(on)
+    return snap.id if snap is not None else None
+
+
+def _timeout_at(cmd: str, args: Sequence[str], index: int, default: float) -> float:
+    return _seconds(cmd, args[index]) if len(args) > index else default
+
+
+def _check_expect(args: Sequence[str]) -> None:
+    """Parse-time checks of ``expect WHAT ...`` (argument count and shape per kind)."""
+    rest, on = split_on(args)
+    what, vals = rest[0], rest[1:]
+    shapes = {"dtmf": (1, 2), "speech": (1, 2), "tone": (1, 2), "silence": (1, 2), "audio": (0, 1),
+              "hangup": (0, 2), "state": (1, 2), "header": (1, 2), "caller": (1, 1)}
+    low, high = shapes[what]
+    if not low <= len(vals) <= high:
+        usage = {"dtmf": "DIGITS [TIMEOUT]", "speech": '"PHRASE[|PHRASE...]" [TIMEOUT]',
+                 "tone": "FREQ[±TOL] [TIMEOUT]", "silence": "SECONDS [TIMEOUT]", "audio": "[TIMEOUT]",
+                 "hangup": "[CAUSE] [TIMEOUT]", "state": "STATE [TIMEOUT]", "header": "X-Name [VALUE]",
+                 "caller": "NAME|NUMBER"}[what]
+        raise CommandError(f"expect {what}: usage: expect {what} {usage} [on CALL]")
+    if what == "dtmf":
+        check_digits("expect", vals[0])
+        if len(vals) > 1:
+            _seconds("expect", vals[1])
+    elif what == "speech":
+        if not any(w.strip() for w in vals[0].split("|")):
+            raise CommandError("expect speech: the phrase is empty")
+        if len(vals) > 1:
+            _seconds("expect", vals[1])
+    elif what == "tone":
+        from softphone.app.hearing import parse_tone
+
+        parse_tone(vals[0])
+        if len(vals) > 1:
+            _seconds("expect", vals[1])
+    elif what in ("silence", "audio") or (what == "state" and len(vals) > 1):
+        for v in vals if what != "state" else vals[1:]:
+            _seconds("expect", v)
+    if what == "state" and vals[0].lower() not in WAIT_STATES["call"]:
+        raise CommandError(f"expect state: STATE must be one of {', '.join(WAIT_STATES['call'])}, not {vals[0]!r}")
+    if what == "hangup" and vals:
+        _hangup_args(vals)
+    if on is not None and not on:
+        raise CommandError("expect: 'on' needs a call name")
+
+
+def _hangup_args(vals: Sequence[str]) -> tuple[str | None, float]:
+    cause: str | None = None
+    timeout = 10.0
+    for v in vals:
+        try:
+            timeout = _seconds("expect", v)
+        except CommandError:
+            if cause is not None or not re.fullmatch(r"[A-Za-z_]+", v):
+                raise CommandError(f"expect hangup: {v!r} is neither a cause (e.g. NORMAL_CLEARING) "
+                                   "nor seconds") from None
+            cause = v.upper()
+    return cause, timeout
+
+
+def _heard(text: str) -> str:
+    return f"heard {text!r}" if text else "heard nothing"
+
+
 async def _expect(ctx: CommandContext, args: Sequence[str]) -> None:
-    timeout = _seconds("expect", args[2]) if len(args) > 2 else 10.0
-    got = await ctx.phone.expect_dtmf(check_digits("expect", args[1]), timeout)
-    if got is not None:
-        raise CheckFailed(f"expect: wanted DTMF {args[1]!r} within {timeout:g}s, received {got!r}")
-    ctx.say(f"received DTMF {args[1]}")
+    rest, on = split_on(args)
+    what, vals = rest[0], rest[1:]
+    phone = ctx.phone
+    started = time.monotonic()
+    if what == "dtmf":
+        timeout = _timeout_at("expect", vals, 1, 10.0)
+        if on is not None and phone.call_named(on) is None:
+            raise CommandError(f"expect: no call {on!r}")
+        got = await phone.expect_dtmf(check_digits("expect", vals[0]), timeout, on)
+        phone.record_expect(_id_of(ctx, on), f"dtmf {vals[0]}", got is None, time.monotonic() - started)
+        if got is not None:
+            raise CheckFailed(f"expect: wanted DTMF {vals[0]!r} within {timeout:g}s, received {got!r}")
+        ctx.say(f"received DTMF {vals[0]}")
+    elif what == "speech":
+        timeout = _timeout_at("expect", vals, 1, 10.0)
+        hearing = await phone.hearing(on, speech=True)
+        ok, said, latency = await hearing.expect_speech(vals[0], timeout)
+        phone.record_expect(_id_of(ctx, on), f"speech {vals[0]}", ok, time.monotonic() - started, latency)
+        if not ok:
+            raise CheckFailed(f"expect speech: wanted {vals[0]!r} within {timeout:g}s; {_heard(said)}")
+        ctx.say(f"heard {said!r}" + (f" ({latency:.2f} s after the speech ended)" if latency is not None else ""))
+    elif what == "tone":
+        from softphone.app.hearing import parse_tone
+
+        freq, tol = parse_tone(vals[0])
+        timeout = _timeout_at("expect", vals, 1, 10.0)
+        hearing = await phone.hearing(on, speech=False)
+        found, heard = await hearing.expect_tone(freq, tol, timeout)
+        phone.record_expect(_id_of(ctx, on), f"tone {vals[0]}", found, time.monotonic() - started)
+        if not found:
+            got = f"the strongest frequency heard last was {heard:.0f} Hz" if heard else "heard no audio"
+            raise CheckFailed(f"expect tone: wanted {freq:g}±{tol:g} Hz within {timeout:g}s; {got}")
+        ctx.say(f"heard a {freq:g} Hz tone")
+    elif what == "silence":
+        seconds = _seconds("expect", vals[0])
+        timeout = _timeout_at("expect", vals, 1, seconds + 10.0)
+        hearing = await phone.hearing(on, speech=False)
+        best = await hearing.expect_silence(seconds, timeout)
+        phone.record_expect(_id_of(ctx, on), f"silence {vals[0]}", best >= seconds - 1e-6,
+                            time.monotonic() - started)
+        if best < seconds - 1e-6:
+            raise CheckFailed(f"expect silence: wanted {seconds:g}s of silence within {timeout:g}s; the longest "
+                              f"quiet stretch was {best:.2f}s" + _transcript_tail(hearing))
+        ctx.say(f"heard {seconds:g}s of silence")
+    elif what == "audio":
+        timeout = _timeout_at("expect", vals, 0, 10.0)
+        hearing = await phone.hearing(on, speech=False)
+        ok = await hearing.expect_audio(timeout)
+        phone.record_expect(_id_of(ctx, on), "audio", ok, time.monotonic() - started)
+        if not ok:
+            raise CheckFailed(f"expect audio: wanted audio from the far end within {timeout:g}s; heard silence")
+        ctx.say("heard audio")
+    elif what == "hangup":
+        cause, timeout = _hangup_args(vals)
+        ok = await _wait_call_state(ctx, on, "ended", timeout)
+        call = phone.call_named(on)
+        phone.record_expect(_id_of(ctx, on), "hangup", ok, time.monotonic() - started)
+        if not ok or call is None:
+            state = call.state.value if call is not None else "no call"
+            raise CheckFailed(f"expect hangup: wanted the call to end within {timeout:g}s; it is {state}")
+        if cause is not None and call.cause.upper() != cause:
+            raise CheckFailed(f"expect hangup: wanted cause {cause}, the call ended with {call.cause or 'no cause'}")
+        ctx.say(f"the call ended ({call.cause or 'no cause'})")
+    elif what == "state":
+        timeout = _timeout_at("expect", vals, 1, 10.0)
+        ok = await _wait_call_state(ctx, on, vals[0], timeout)
+        phone.record_expect(_id_of(ctx, on), f"state {vals[0]}", ok, time.monotonic() - started)
+        if not ok:
+            call = phone.call_named(on)
+            state = call.state.value if call is not None else "no call"
+            raise CheckFailed(f"expect state: wanted {vals[0].lower()!r} within {timeout:g}s; the call is {state}")
+    elif what == "header":
+        call = phone.call_named(on)
+        if call is None:
+            raise CheckFailed("expect header: no call")
+        values = [v for k, v in call.custom_headers if k.lower() == vals[0].lower()]
+        if not values or (len(vals) > 1 and vals[1] not in values):
+            have = ", ".join(f"{k}={v}" for k, v in call.custom_headers) or "none"
+            want = f"{vals[0]}={vals[1]}" if len(vals) > 1 else vals[0]
+            raise CheckFailed(f"expect header: wanted {want}; the call's custom headers: {have}")
+        ctx.say(f"header {vals[0]}={values[0]}")
+    elif what == "caller":
+        call = phone.call_named(on)
+        if call is None:
+            raise CheckFailed("expect caller: no call")
+        if not _caller_matches(vals[0], call.remote_name, call.remote_number):
+            raise CheckFailed(f"expect caller: wanted {vals[0]!r}; the far end is {call.remote or 'unknown'}")
+        ctx.say(f"caller {call.remote}")
+
+
+def _caller_matches(want: str, name: str, number: str) -> bool:
+    for alt in want.split("|"):
+        alt = alt.strip()
+        if not alt:
+            continue
+        if alt.lower() == name.lower():
+            return True
+        digits = re.sub(r"[^0-9]", "", alt)
+        if digits and digits == re.sub(r"[^0-9]", "", number):
+            return True
+        if alt.lower() == number.lower():
+            return True
+    return False
+
+
+def _transcript_tail(hearing: object) -> str:
+    text = str(getattr(hearing, "transcript", lambda: "")()) if getattr(hearing, "speech", False) else ""
+    return f"; heard {text[-200:]!r}" if text else ""
+
+
+def _expect_keeps_hash(words: Sequence[str], index: int) -> bool:
+    return index == 1 and bool(words) and words[0] == "dtmf"
 
 
 def _check_wait(args: Sequence[str]) -> None:
-    if len(args) > 1:
-        states = WAIT_STATES[args[0]]
-        if args[1].lower() not in states:
-            raise CommandError(f"wait: {args[0]} state must be one of {', '.join(states)}, not {args[1]!r}")
+    args, _on = split_on(args)
+    if args[0] == "prompt-end":
+        if len(args) > 2:
+            raise CommandError("wait: usage: wait prompt-end [TIMEOUT]")
+        if len(args) > 1:
+            _seconds("wait", args[1])
+        return
+    if len(args) < 2:
+        raise CommandError(f"wait: missing argument <state> (usage: wait {args[0]} STATE [TIMEOUT])")
+    if len(args) > 3:
+        raise CommandError("wait: too many arguments")
+    if len(args) > 2:
+        _seconds("wait", args[2])
+    states = WAIT_STATES[args[0]]
+    if args[1].lower() not in states:
+        raise CommandError(f"wait: {args[0]} state must be one of {', '.join(states)}, not {args[1]!r}")
+
+
+async def _say_cmd(ctx: CommandContext, args: Sequence[str]) -> None:
+    rest, on = split_on(args)
+    from softphone.media import tts
+
+    text = " ".join(rest)
+    try:
+        source = await asyncio.to_thread(tts.speech_source, text)
+    except Exception as exc:
+        raise CommandError(f"say: {exc}") from None
+    seconds = await ctx.phone.play(source, on)
+    ctx.phone.record_expect(_id_of(ctx, on), "say", True, seconds)
+
+
+def _check_play(args: Sequence[str]) -> None:
+    rest, _on = split_on(args)
+    if not rest:
+        raise CommandError("play: usage: play FILE | play tone FREQ SECONDS [on CALL]")
+    if rest[0] == "tone":
+        if len(rest) != 3:
+            raise CommandError("play: usage: play tone FREQ SECONDS")
+        freq = _seconds("play", rest[1])
+        if not 20 <= freq <= 20000:
+            raise CommandError("play: tone frequency must be 20-20000 Hz")
+        _seconds("play", rest[2])
+    elif len(rest) != 1:
+        raise CommandError("play: usage: play FILE (quote a name with spaces)")
+
+
+async def _play(ctx: CommandContext, args: Sequence[str]) -> None:
+    rest, on = split_on(args)
+    if rest[0] == "tone":
+        from softphone.media.sources import ToneSource
+
+        freq, seconds = float(rest[1]), float(rest[2])
+        source: object = ToneSource(freq, duration_ms=int(seconds * 1000))
+    else:
+        from softphone.media.sources import FileSource
+
+        try:
+            source = await asyncio.to_thread(FileSource, rest[0])
+        except (OSError, ValueError, SoftphoneError) as exc:
+            raise CommandError(f"play: cannot read {rest[0]!r}: {exc}") from None
+    await ctx.phone.play(source, on)  # type: ignore[arg-type]
+
+
+async def _transcript(ctx: CommandContext, args: Sequence[str]) -> None:
+    rest, on = split_on(args)
+    hearing = await ctx.phone.hearing(on or (rest[0] if rest else None), speech=True)
+    ctx.say(hearing.transcript() or "(nothing heard yet)")
 
 
 async def _sleep(ctx: CommandContext, args: Sequence[str]) -> None:
@@ -336,10 +659,13 @@ COMMANDS: tuple[Command, ...] = (
             "Log in with the profile's credentials, or USER PASSWORD, or a TOKEN (JWT).", _login,
             example="login"),
     Command("logout", (), "Hang up every call and close the connection.", _logout),
-    Command("dial", (Arg("destination", "destination"), Arg("header", "header", optional=True, variadic=True)),
-            "Call a number, SIP user or URI; extra Name=value arguments become custom headers.", _dial,
-            aliases=("call",), example="dial +13128889999 X-Ticket=42"),
-    Command("answer", (_CALL,), "Answer the ringing inbound call.", _answer, aliases=("a", "accept")),
+    Command("dial", (Arg("destination", "destination"), Arg("header", "text", optional=True, variadic=True)),
+            "Call a number, SIP user or URI; extra Name=value arguments become custom headers; "
+            "'as NAME' names the call for later commands.", _dial,
+            aliases=("call",), example="dial +13128889999 X-Ticket=42 as caller", validate=_check_dial),
+    Command("answer", (Arg("call", "call", optional=True, variadic=True),),
+            "Answer the ringing inbound call ('as NAME' names it).", _answer,
+            aliases=("a", "accept"), example="answer as agent", validate=_check_answer),
     Command("reject", (_CALL,), "Refuse the ringing inbound call (USER_BUSY).", _reject, aliases=("r", "decline")),
     Command("hangup", (_CALL,), "Hang up the current call (or cancel it while ringing).", _hangup,
             aliases=("h", "bye")),
@@ -356,13 +682,24 @@ COMMANDS: tuple[Command, ...] = (
     Command("calls", (), "List calls.", _calls),
     Command("status", (), "Show connection, login and gateway state.", _status),
     Command("history", (Arg("count", "seconds", optional=True),), "Show recent calls with cost.", _history),
-    Command("wait", (Arg("what", "choice", choices=WAIT_TARGETS), Arg("state"), Arg("timeout", "seconds", True)),
-            "Wait until the socket, client or current call reaches a state (default timeout 30 s).", _wait,
+    Command("wait", (Arg("what", "choice", choices=WAIT_TARGETS), Arg("state", optional=True, variadic=True)),
+            "Wait until the socket, client or current call reaches a state (default timeout 30 s); "
+            "'wait prompt-end [TIMEOUT]': until the far end stops talking. 'on CALL' picks a call.", _wait,
             example="wait call active 10", validate=_check_wait),
-    Command("expect", (Arg("what", "choice", choices=("dtmf",)), Arg("digits", "digits"),
-                       Arg("timeout", "seconds", True)),
-            "Wait until the current call has received these DTMF digits (default timeout 10 s).", _expect,
-            example="expect dtmf 123# 5"),
+    Command("expect", (Arg("what", "choice", choices=EXPECT_KINDS), Arg("value", optional=True, variadic=True)),
+            "Check the call (default timeout 10 s): dtmf DIGITS, speech \"PHRASE|PHRASE\" (>= 75 % of the "
+            "words in order), tone FREQ[±TOL], silence SECONDS, audio, hangup [CAUSE], state STATE, "
+            "header X-Name [VALUE], caller NAME|NUMBER; [TIMEOUT] last; 'on CALL' picks a call.", _expect,
+            example='expect speech "press one for sales" 15', validate=_check_expect,
+            keeps_hash=_expect_keeps_hash),
+    Command("say", (Arg("text", variadic=True),),
+            "Speak text into the call (offline text to speech), then send the profile's audio again.", _say_cmd,
+            example='say "I would like to speak to sales"'),
+    Command("play", (Arg("what"), Arg("more", optional=True, variadic=True)),
+            "Play a sound file, or 'tone FREQ SECONDS', into the call, then send the profile's audio again.",
+            _play, example="play tone 440 1", validate=_check_play),
+    Command("transcript", (Arg("call", "call", optional=True, variadic=True),),
+            "Print what the call has heard so far (speech recognition).", _transcript),
     Command("sleep", (Arg("seconds", "seconds"),), "Pause.", _sleep),
     Command("echo", (Arg("text", variadic=True, optional=True),), "Print text.", _echo),
     Command("help", (Arg("command", "choice", optional=True),), "List commands, or explain one.", _help,
@@ -441,7 +778,10 @@ def split(line: str) -> list[str]:
     words = [tokens[0][0]]
     for index, (word, hashed) in enumerate(tokens[1:]):
         arg = cmd.arg_at(index) if cmd is not None else None
-        if hashed and (arg is None or arg.kind != "digits"):
+        keep = arg is not None and arg.kind == "digits"
+        if hashed and not keep and cmd is not None and cmd.keeps_hash is not None:
+            keep = cmd.keeps_hash(words[1:], index)
+        if hashed and not keep:
             break
         words.append(word)
     return words
@@ -453,9 +793,79 @@ def _quote(word: str) -> str:
     return "'" + word.replace("'", "'\"'\"'") + "'" if "'" in word else f"'{word}'"
 
 
-def parse_line(line: str) -> tuple[Command, list[str]] | None:
-    """Parse a command line; ``None`` for blank lines and comments."""
-    words = split(line)
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_vars(line: str, variables: Mapping[str, str] | None = None, *, environ: bool = True) -> str:
+    """``${NAME}`` replaced by ``variables[NAME]`` (``--var NAME=VALUE``), else the environment variable.
+
+    :class:`CommandError` names the first variable that is defined nowhere. ``$${`` stands for a
+    literal ``${``.
+    """
+    if "${" not in line:
+        return line
+    values = variables or {}
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in values:
+            return values[name]
+        if environ and name in os.environ:
+            return os.environ[name]
+        raise CommandError(f"unknown variable ${{{name}}} (give --var {name}=VALUE or set it in the environment)")
+
+    parts = line.split("$${")
+    return "${".join(_VAR_RE.sub(sub, part) for part in parts)
+
+
+def parse_var(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` (``--var``) -> (NAME, VALUE); :class:`CommandError` for a bad name."""
+    name, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise CommandError(f"--var {text!r} must be NAME=VALUE (NAME: letters, digits, _)")
+    return name, value
+
+
+def call_refs(cmd: Command, args: Sequence[str]) -> list[str]:
+    """The call names/ids a command line refers to (``on CALL``, a call argument), for parse-time checks."""
+    if cmd.name in ("dial", "answer"):
+        rest, _name = split_as(args)
+        return list(rest[:1]) if cmd.name == "answer" else []
+    refs: list[str] = []
+    rest = list(args)
+    if cmd.name in ON_CALL:
+        rest, on = split_on(args)
+        if on is not None:
+            refs.append(on)
+    if cmd.name == "transcript" and rest:
+        refs.append(rest[0])
+    for index, value in enumerate(rest):
+        arg = cmd.arg_at(index)
+        if arg is not None and arg.kind == "call" and cmd.name != "transcript":
+            refs.append(value)
+    return refs
+
+
+def defined_name(cmd: Command, args: Sequence[str]) -> str | None:
+    """The call name a line defines (``dial ... as NAME``, ``answer ... as NAME``)."""
+    if cmd.name in ("dial", "answer"):
+        return split_as(args)[1]
+    return None
+
+
+def hearing_need(cmd: Command, args: Sequence[str]) -> str | None:
+    """What a line needs the phone to listen for: "speech", "levels" or None."""
+    if cmd.name == "transcript":
+        return "speech"
+    if cmd.name in ("expect", "wait") and args:
+        return HEARING_NEEDS.get(args[0])
+    return None
+
+
+def parse_line(line: str, variables: Mapping[str, str] | None = None) -> tuple[Command, list[str]] | None:
+    """Parse a command line; ``None`` for blank lines and comments. ``${NAME}`` in a word is replaced
+    (:func:`expand_vars`) after the line is split, so a value with spaces stays one argument."""
+    words = [expand_vars(w, variables) for w in split(line)]
     if not words:
         return None
     return parse_words(words)
@@ -473,7 +883,8 @@ def parse_words(words: Sequence[str]) -> tuple[Command, list[str]]:
 
 async def run_line(ctx: CommandContext, line: str) -> Command | None:
     """Parse and run one line. Raises :class:`CommandError` / :class:`QuitRequested` / core errors."""
-    parsed = parse_line(line)
+    variables = ctx.extra.get("vars")
+    parsed = parse_line(line, variables if isinstance(variables, dict) else None)
     if parsed is None:
         return None
     cmd, args = parsed

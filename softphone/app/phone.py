@@ -44,6 +44,7 @@ from softphone.errors import CommandError, MediaError, SoftphoneError
 from softphone.protocol.states import CallState
 
 if TYPE_CHECKING:
+    from softphone.app.hearing import Hearing
     from softphone.client.call import Call
     from softphone.client.client import Client
     from softphone.config import Profile
@@ -119,6 +120,15 @@ class Phone:
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticks = 0
+        #: Listen to every call dialled or answered: "off", "levels" (tone/silence/audio) or "speech"
+        #: (also recognition, one pocketsphinx child per call). Command files turn it on when they
+        #: use a hearing command.
+        self.listen = "off"
+        self._hearings: dict[str, Hearing] = {}
+        self._deaf: set[str] = set()  # ended calls whose hearing was stopped
+        self._names: dict[str, str] = {}  # call name (dial ... as NAME) -> call id
+        self._timeline: dict[str, dict[str, float]] = {}  # call id -> first time of each state/milestone
+        self._expects: dict[str, list[dict[str, Any]]] = {}  # call id -> expectations met/failed
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -170,6 +180,9 @@ class Phone:
     async def close(self) -> None:
         """Hang up, log out, stop the ticker."""
         await self.logout()
+        for hearing in list(self._hearings.values()):
+            with contextlib.suppress(Exception):
+                await hearing.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -396,7 +409,11 @@ class Phone:
             self._dtmf.pop(stale.id, None)
         current = self._snap.current
         notice = self._snap.notice
+        self._mark(new.id, new.state.value, self._clock())
         if new.ended:
+            if (hearing := self._hearings.get(new.id)) is not None and new.id not in self._deaf:
+                self._deaf.add(new.id)
+                self._spawn(hearing.stop(), f"hearing-stop-{new.id[:8]}")
             if self.history is not None and new.id not in self._recorded:
                 self._recorded.add(new.id)
                 try:
@@ -425,6 +442,7 @@ class Phone:
     def _resolve(self, call_id: str | None, *, live: bool = True) -> Call:
         snap = self._snap
         if call_id:
+            call_id = self._names.get(call_id, call_id)
             matches = [c for c in snap.calls if c.id.startswith(call_id)]
             if len(matches) != 1:
                 raise CommandError(f"no call {call_id!r}" if not matches else f"call id {call_id!r} is ambiguous")
@@ -455,10 +473,14 @@ class Phone:
         if client_state:
             kwargs["client_state"] = client_state
         await self._hold_others()
+        dialled_at = self._clock()
         call = await client.new_call(destination, **kwargs)
         self._calls[call.id] = call
+        self._mark(call.id, "dial", dialled_at)
         self._sync_call(call)
         self._set(current=call.id)
+        if self.listen != "off":
+            await self._attach_hearing(call, speech=self.listen == "speech")
         return call.id
 
     async def answer(self, call_id: str | None = None) -> None:
@@ -473,6 +495,8 @@ class Phone:
             raise
         self._set(current=call.id, notice="")
         self._sync_call(call)
+        if self.listen != "off":
+            await self._attach_hearing(call, speech=self.listen == "speech")
 
     def _ringing(self, call_id: str | None) -> Call:
         if call_id is None:
@@ -597,19 +621,122 @@ class Phone:
 
         return await self.wait_until(check, timeout)
 
-    async def expect_dtmf(self, digits: str, timeout: float) -> str | None:
-        """None when the current call received ``digits`` in time, else what it did receive."""
+    async def expect_dtmf(self, digits: str, timeout: float, call_id: str | None = None) -> str | None:
+        """None when the current call (or ``call_id``, a name or id prefix) received ``digits`` in time,
+        else what it did receive."""
         def check(s: Snapshot) -> bool | None:
-            call = s.call()
+            call = s.call() if call_id is None else self.call_named(call_id)
             if call is None:
                 return None
             return True if digits.upper() in call.dtmf_received.upper() else (False if call.ended else None)
 
         if await self.wait_until(check, timeout):
             return None
-        call = self._snap.call()
+        call = self._snap.call() if call_id is None else self.call_named(call_id)
         return call.dtmf_received if call else ""
 
+
+    # --- names, hearing, timings (call-flow scripts) --------------------------------------
+
+    def name_call(self, name: str, call_id: str | None = None) -> str:
+        """Give a call a name (``dial ... as NAME``, ``answer as NAME``) that commands take for a call."""
+        call = self._resolve(call_id, live=False)
+        self._names[name] = call.id
+        return call.id
+
+    def call_named(self, name: str | None) -> CallSnapshot | None:
+        """The snapshot of the call a name, id prefix or None (the current call) stands for."""
+        if name is None:
+            return self._snap.call() or (self._snap.calls[-1] if self._snap.calls else None)
+        name = self._names.get(name, name)
+        matches = [c for c in self._snap.calls if c.id.startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+        return None
+
+    def call_name(self, call_id: str) -> str:
+        """The name given to a call, or "" ."""
+        return next((n for n, cid in self._names.items() if cid == call_id), "")
+
+    async def _attach_hearing(self, call: Call, *, speech: bool) -> Hearing:
+        from softphone.app.hearing import Hearing
+        from softphone.media.sinks import TeeSink
+
+        hearing = Hearing(speech=speech)
+        self._hearings[call.id] = hearing
+        call.set_output(TeeSink([call.output, hearing]))
+        await hearing.start()
+        return hearing
+
+    async def hearing(self, call_id: str | None = None, *, speech: bool = True) -> Hearing:
+        """The listener of a call (attached now when the call has none: earlier audio is not heard)."""
+        call = self._resolve(call_id, live=False)
+        hearing = self._hearings.get(call.id)
+        if hearing is None:
+            if call.state.is_terminal:
+                raise CommandError("the call has ended and was not listened to")
+            hearing = await self._attach_hearing(call, speech=speech)
+        elif speech and not hearing.speech:
+            raise CommandError("this call is listened to without speech recognition")
+        return hearing
+
+    async def play(self, source: AudioSource, call_id: str | None = None, *, timeout: float = 600.0) -> float:
+        """Send ``source`` into a live call until it finishes, then go back to what was sent before
+        (the profile's source). Returns the seconds it played."""
+        call = self._resolve(call_id)
+        before = call.input
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        call.set_input(source)
+        try:
+            while not getattr(source, "finished", True) and loop.time() - started < timeout:
+                if call.state.is_terminal:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            if not call.state.is_terminal and call.input is source:
+                call.set_input(before)
+        return loop.time() - started
+
+    def _mark(self, call_id: str, what: str, at: float) -> None:
+        self._timeline.setdefault(call_id, {}).setdefault(what, at)
+
+    def record_expect(self, call_id: str | None, what: str, ok: bool, seconds: float,
+                      latency: float | None = None) -> None:
+        """Note one expectation of a call for its timings (``expect speech`` ..., how long it waited)."""
+        if call_id is None:
+            return
+        entry: dict[str, Any] = {"expect": what, "ok": ok, "waited_s": round(seconds, 3)}
+        if latency is not None:
+            entry["latency_s"] = round(latency, 3)
+        self._expects.setdefault(call_id, []).append(entry)
+
+    def timings(self, call_id: str) -> dict[str, Any]:
+        """Per-call timings (seconds): dial to ringing, answer, first audio; expects; prompt durations;
+        and the quality figures the call ended with."""
+        marks = self._timeline.get(call_id, {})
+        start = marks.get("dial", marks.get(CallState.RINGING.value, marks.get(CallState.NEW.value)))
+        out: dict[str, Any] = {}
+        name = self.call_name(call_id)
+        if name:
+            out["name"] = name
+        if start is not None:
+            for key, state in (("to_ringing_s", CallState.RINGING), ("to_early_s", CallState.EARLY),
+                               ("to_answer_s", CallState.ACTIVE)):
+                if state.value in marks:
+                    out[key] = round(marks[state.value] - start, 3)
+        hearing = self._hearings.get(call_id)
+        if hearing is not None:
+            if hearing.stats.first_audio_wall is not None and start is not None:
+                out["to_first_audio_s"] = round(hearing.stats.first_audio_wall - start, 3)
+            out["prompts_s"] = hearing.prompt_durations()
+        if call_id in self._expects:
+            out["expects"] = list(self._expects[call_id])
+        snap = self._snap.call(call_id)
+        if snap is not None:
+            out["quality"] = {"rtt_ms": snap.rtt_ms, "jitter_ms": snap.jitter_ms, "loss_pct": snap.loss_pct,
+                              "mos": snap.mos}
+        return out
 
 
 def _stats_data(call: CallSnapshot, now: float) -> dict[str, Any]:

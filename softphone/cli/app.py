@@ -186,11 +186,13 @@ def run(
     keep_going: Annotated[bool, typer.Option("--keep-going", "-k", help="Report failing lines and continue.")] = False,
     local: LocalOpt = False,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="No audio devices (tone-free silence).")] = False,
+    var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE for ${NAME} in the file (repeatable).")
+                   ] = None,
 ) -> None:
     """Run a command file: shell commands plus wait, expect, sleep, echo and # comments."""
     from softphone.cli.script import run_script
 
-    _finish(run_script(_g(ctx), file, keep_going=keep_going, local=local, no_audio=no_audio))
+    _finish(run_script(_g(ctx), file, keep_going=keep_going, local=local, no_audio=no_audio, variables=var or ()))
 
 
 VarOpt = Annotated[list[str] | None, typer.Option("--var", help="A variable for ${NAME} in the files: NAME=VALUE.")]

@@ -156,16 +156,22 @@ class Display:
             table.add_row(*(safe(c) for c in row))
         self.show(table)
 
-    def summary(self, call_ids: Sequence[str], code: ExitCode) -> None:
-        """The closing ``summary`` event (``--json``) and, unless ``-qq``, one summary per call and the outcome."""
+    def summary(self, call_ids: Sequence[str], code: ExitCode, *, timings: dict[str, Any] | None = None) -> None:
+        """The closing ``summary`` event (``--json``) and, unless ``-qq``, one summary per call and the outcome.
+
+        ``timings`` (``softphone run``): per-call timings, call id -> dict, added as the event's ``timings``.
+        """
         from softphone.app.history import record_for
         from softphone.ui.panel import render_summary
 
         snap = self.phone.snapshot
         calls = [c for c in (snap.call(i) for i in dict.fromkeys(call_ids)) if c is not None]
-        self.final(PhoneEvent("summary", snap.ts, None, {
+        data: dict[str, Any] = {
             "exit_code": int(code), "outcome": code.name.lower(),
-            "calls": [{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls]}))
+            "calls": [{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls]}
+        if timings is not None:
+            data["timings"] = {cid: t for cid, t in timings.items() if snap.call(cid) is not None}
+        self.final(PhoneEvent("summary", snap.ts, None, data))
         if self.verbosity < -1:
             return
         for c in calls:

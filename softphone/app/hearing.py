@@ -1,0 +1,429 @@
+"""What a call hears: a per-call listener for ``expect speech|tone|silence|audio``, ``wait prompt-end``
+and ``transcript``.
+
+A :class:`Hearing` is an audio sink that the :class:`~softphone.app.phone.Phone` tees off a call's
+received audio (:meth:`Phone.hearing`). For every 20 ms frame it keeps the level and, when the frame
+is loud, its dominant frequency (cheap: one 960-point FFT); with speech on, the frames also go, in
+0.1 s pieces, to a :class:`~softphone.media.asr.RecognizerProcess` (pocketsphinx in a child
+process, so recognition never holds the event loop's GIL). The child reports interim words of the
+utterance under way and the final words of each utterance; both are matched.
+
+Matching speech (:func:`phrase_score`): the phrase and the heard text are lower-cased, stripped of
+punctuation, digits spelled out ("1" -> "one"); the phrase matches when at least
+:data:`MATCH_RATIO` (75 %) of its words are found **in order** (a longest common subsequence) within
+a stretch of heard words no longer than the phrase plus half of it plus two. ``"a|b"`` is a choice:
+any one alternative matching is enough. Each expectation looks at the speech heard since the last
+matched ``expect speech`` (so an earlier prompt does not satisfy a later one), including speech
+heard before the command started.
+
+Voice activity: a frame is loud at or above :data:`AUDIO_DBFS` (-45 dBFS); ``expect audio`` needs
+:data:`AUDIO_MIN` (0.1 s) of loud frames in a row; ``expect silence S`` needs S seconds with no loud
+frame (frames that do not arrive at all count as silence, e.g. a held call); ``wait prompt-end`` waits
+until the far end has spoken since the last prompt end and then been quiet :data:`PROMPT_GAP` (0.8 s).
+``expect tone F±T`` needs :data:`TONE_MIN` (0.2 s) of loud frames in a row whose dominant frequency is
+within T Hz of F (default T: 2 % of F, at least 10 Hz).
+
+Everything runs on the event loop that delivers the frames (aiortc's); times are ``loop.time()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from softphone.errors import CommandError
+from softphone.media.frames import FRAME_MS, SAMPLE_RATE, Frame, level_dbfs
+from softphone.media.sinks import BaseSink
+
+__all__ = [
+    "AUDIO_DBFS",
+    "MATCH_RATIO",
+    "Heard",
+    "Hearing",
+    "best_choice",
+    "normalize_words",
+    "parse_tone",
+    "phrase_score",
+]
+
+logger = logging.getLogger("softphone.app.hearing")
+
+AUDIO_DBFS = -45.0
+"""A received frame at or above this level counts as audio (voice activity)."""
+AUDIO_MIN = 0.1
+"""Seconds of loud frames in a row that ``expect audio`` needs."""
+TONE_MIN = 0.2
+"""Seconds of loud frames in a row at the expected frequency that ``expect tone`` needs."""
+PROMPT_GAP = 0.8
+"""Seconds of quiet after speech that end a prompt (``wait prompt-end``)."""
+MATCH_RATIO = 0.75
+"""The share of a phrase's words that must be heard in order for ``expect speech`` to match."""
+HISTORY_S = 60.0
+"""Seconds of per-frame levels kept."""
+_FRAME_S = FRAME_MS / 1000
+_FEED_FRAMES = 5  # frames per write to the recogniser (0.1 s)
+
+_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower-case words without punctuation; each digit spelled out ("press 1" -> press one)."""
+    words: list[str] = []
+    for raw in re.findall(r"[a-z0-9']+", text.lower()):
+        word = raw.strip("'")
+        if not word:
+            continue
+        if word.isdigit():
+            words.extend(_DIGITS[int(d)] for d in word)
+        else:
+            words.append(word)
+    return words
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def phrase_score(phrase: str | Sequence[str], heard: str | Sequence[str]) -> float:
+    """The best share (0..1) of ``phrase``'s words found in order in a stretch of ``heard``.
+
+    The stretch is at most ``len(phrase) * 1.5 + 2`` heard words long (so words scattered over a long
+    transcript do not add up to a match).
+    """
+    want = normalize_words(phrase) if isinstance(phrase, str) else list(phrase)
+    got = normalize_words(heard) if isinstance(heard, str) else list(heard)
+    if not want:
+        return 1.0
+    if not got:
+        return 0.0
+    span = int(len(want) * 1.5) + 2
+    best = 0
+    for start in range(max(1, len(got) - span + 1)):
+        best = max(best, _lcs(want, got[start : start + span]))
+        if best == len(want):
+            break
+    return best / len(want)
+
+
+def best_choice(choices: str, heard: str | Sequence[str], ratio: float = MATCH_RATIO) -> tuple[str, float] | None:
+    """The first alternative of ``"a|b|c"`` that ``heard`` matches (with its score), else None."""
+    for alt in (c.strip() for c in choices.split("|")):
+        if not alt:
+            continue
+        score = phrase_score(alt, heard)
+        if score >= ratio:
+            return alt, score
+    return None
+
+
+def parse_tone(spec: str) -> tuple[float, float]:
+    """``FREQ[±TOL]`` (also ``FREQ+-TOL`` or ``FREQ~TOL``) -> (frequency, tolerance) in Hz."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:(?:±|\+-|\+/-|~)\s*(\d+(?:\.\d+)?))?\s*(?:hz)?\s*", spec, re.I)
+    if m is None:
+        raise CommandError(f"expect tone: {spec!r} is not FREQ or FREQ±TOL (Hz)")
+    freq = float(m.group(1))
+    if not 50 <= freq <= 4000:
+        raise CommandError(f"expect tone: frequency {freq:g} Hz is outside 50-4000 Hz")
+    tol = float(m.group(2)) if m.group(2) else max(10.0, freq * 0.02)
+    return freq, tol
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """One recognised utterance: words, when its result arrived, and the last audio before it."""
+
+    text: str
+    at: float
+    speech_end: float
+    confidence: float = 0.0
+
+
+@dataclass
+class _Frame:
+    at: float
+    level: float
+    freq: float  # 0.0 when quiet
+
+
+@dataclass
+class _Prompt:
+    start: float
+    end: float
+
+
+@dataclass
+class _Stats:
+    first_audio: float | None = None
+    first_audio_wall: float | None = None  #: epoch seconds (``time.time()``)
+    prompts: list[_Prompt] = field(default_factory=list)
+
+
+class Hearing(BaseSink):
+    """The listener of one call. Feed it received frames (``write_frame``); ask it with the ``expect_*``
+    coroutines, each of which returns ``None`` on success or a description of what was heard instead."""
+
+    def __init__(
+        self,
+        *,
+        speech: bool = True,
+        recognizer_factory: Callable[[int, Callable[..., object]], object] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.speech = speech
+        self._clock = clock
+        self._frames: deque[_Frame] = deque(maxlen=int(HISTORY_S / _FRAME_S))
+        self._last_loud: float | None = None
+        self._loud_run = 0  # frames in a row at/above AUDIO_DBFS
+        self._pending: list[Frame] = []
+        self.finals: list[Heard] = []
+        self.partial = ""
+        self._partial_consumed = False
+        self._consumed = 0  # finals before this index are behind the last matched expect speech
+        self._changed = asyncio.Event()
+        self._prompt_mark: float | None = None  # wait prompt-end: speech counts after this
+        self.stats = _Stats()
+        self.started_at: float | None = None
+        self._recognizer: object | None = None
+        self._factory = recognizer_factory
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            return time.monotonic()
+
+    async def start(self) -> None:
+        """Start the recogniser child (speech on); audio that arrives meanwhile waits in its pipe."""
+        self.started_at = self._now()
+        if not self.speech or self._recognizer is not None:
+            return
+        if self._factory is not None:
+            rec = self._factory(SAMPLE_RATE, self._on_utterance)
+        else:
+            from softphone.media.asr import RecognizerProcess
+
+            rec = RecognizerProcess(SAMPLE_RATE, self._on_utterance, interim=True)
+        self._recognizer = rec
+        await rec.start()  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        """Flush the last utterance and stop the recogniser (the transcript stays)."""
+        if self._closed:
+            return
+        self._closed = True
+        rec, self._recognizer = self._recognizer, None
+        if rec is None:
+            return
+        self._flush(rec)
+        try:
+            await rec.finish(timeout=5.0)  # type: ignore[attr-defined]
+        except Exception:  # pragma: no cover - a dead child: nothing left to hear
+            logger.debug("recogniser finish failed", exc_info=True)
+        with contextlib.suppress(Exception):
+            await rec.close()  # type: ignore[attr-defined]
+
+    # --- input ---------------------------------------------------------------------------
+
+    def write_frame(self, frame: Frame) -> None:
+        now = self._now()
+        level = level_dbfs(frame)
+        loud = level >= AUDIO_DBFS
+        freq = 0.0
+        if loud:
+            from softphone.media.dsp import dominant_frequency
+
+            freq = dominant_frequency(frame)
+            self._loud_run += 1
+            if self._loud_run * _FRAME_S >= AUDIO_MIN - 1e-9:
+                if self.stats.first_audio is None:
+                    self.stats.first_audio = now - (self._loud_run - 1) * _FRAME_S
+                    self.stats.first_audio_wall = time.time() - (self._loud_run - 1) * _FRAME_S
+                self._note_prompt(now)
+            self._last_loud = now
+        else:
+            self._loud_run = 0
+        self._frames.append(_Frame(now, level, freq))
+        if self._recognizer is not None:
+            self._pending.append(frame)
+            if len(self._pending) >= _FEED_FRAMES:
+                self._flush(self._recognizer)
+        self._changed.set()
+
+    def _flush(self, rec: object) -> None:
+        if self._pending:
+            block = np.concatenate(self._pending)
+            self._pending = []
+            rec.feed(block)  # type: ignore[attr-defined]
+
+    def _note_prompt(self, now: float) -> None:
+        prompts = self.stats.prompts
+        if prompts and now - prompts[-1].end < PROMPT_GAP:
+            prompts[-1].end = now
+        else:
+            prompts.append(_Prompt(now - AUDIO_MIN, now))
+
+    def _on_utterance(self, utterance: object) -> None:
+        text = str(getattr(utterance, "text", ""))
+        final = bool(getattr(utterance, "final", True))
+        if final:
+            if text:
+                heard = Heard(text, self._now(), self._last_loud or self._now(),
+                              float(getattr(utterance, "confidence", 0.0)))
+                self.finals.append(heard)
+                if self._partial_consumed:
+                    self._consumed = len(self.finals)
+            self.partial = ""
+            self._partial_consumed = False
+        else:
+            self.partial = text
+        self._changed.set()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def transcript(self) -> str:
+        """Everything heard so far (finals, then the words of the utterance under way)."""
+        return " ".join([h.text for h in self.finals] + ([self.partial] if self.partial else []))
+
+    def _unconsumed(self) -> str:
+        parts = [h.text for h in self.finals[self._consumed :]]
+        if self.partial and not self._partial_consumed:
+            parts.append(self.partial)
+        return " ".join(parts)
+
+    async def _until(self, check: Callable[[], object], timeout: float) -> object:
+        """Wait until ``check()`` returns something other than None (returned), or None at the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            verdict = check()
+            if verdict is not None:
+                return verdict
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+
+    async def expect_speech(self, choices: str, timeout: float) -> tuple[bool, str, float | None]:
+        """Wait for the phrase (or one of ``"a|b"``); ``(matched, what, latency)``.
+
+        On success ``what`` is the alternative matched and ``latency`` the seconds from the end of the
+        far end's audio to the match (None when the far end is still talking); on failure ``what`` is
+        the transcript heard since the last matched phrase.
+        """
+        if not self.speech:
+            raise CommandError("expect speech: this call was not listened to with speech recognition")
+
+        def check() -> tuple[str, float | None] | None:
+            found = best_choice(choices, self._unconsumed())
+            if found is None:
+                return None
+            now = self._now()
+            in_partial = bool(self.partial) and best_choice(
+                choices, " ".join(h.text for h in self.finals[self._consumed :])) is None
+            quiet = self._last_loud is not None and now - self._last_loud > 0.1
+            latency = (now - self._last_loud) if quiet and self._last_loud is not None else None
+            self._consumed = len(self.finals)
+            if in_partial:
+                self._partial_consumed = True
+            return found[0], latency
+
+        got = await self._until(check, timeout)
+        if got is None:
+            return False, self._unconsumed(), None
+        assert isinstance(got, tuple)
+        return True, str(got[0]), got[1]
+
+    async def expect_audio(self, timeout: float) -> bool:
+        """True when :data:`AUDIO_MIN` of loud frames in a row arrive within ``timeout`` from now."""
+        since = self._now()
+        need = max(1, round(AUDIO_MIN / _FRAME_S))
+
+        def check() -> bool | None:
+            run = 0
+            for f in reversed(self._frames):
+                if f.at < since:
+                    break
+                run = run + 1 if f.level >= AUDIO_DBFS else 0
+                if run >= need:
+                    return True
+            return None
+
+        return await self._until(check, timeout) is True
+
+    async def expect_silence(self, seconds: float, timeout: float) -> float:
+        """Wait for ``seconds`` with no loud frame (starting from now); returns the longest quiet run
+        reached (>= ``seconds`` on success)."""
+        start = self._now()
+        best = 0.0
+
+        def check() -> bool | None:
+            nonlocal best
+            now = self._now()
+            quiet_from = max(start, self._last_loud + _FRAME_S if self._last_loud is not None else start)
+            best = max(best, now - quiet_from)
+            return True if now - quiet_from >= seconds - 1e-6 else None
+
+        await self._until(check, timeout)
+        return best
+
+    async def expect_tone(self, freq: float, tol: float, timeout: float) -> tuple[bool, float]:
+        """Wait for :data:`TONE_MIN` of ``freq``±``tol``; ``(matched, dominant frequency heard last)``."""
+        since = self._now()
+        need = max(1, round(TONE_MIN / _FRAME_S))
+        heard = 0.0
+
+        def check() -> bool | None:
+            nonlocal heard
+            run = 0
+            for f in self._frames:
+                if f.at < since:
+                    continue
+                if f.freq:
+                    heard = f.freq
+                run = run + 1 if f.level >= AUDIO_DBFS and abs(f.freq - freq) <= tol else 0
+                if run >= need:
+                    return True
+            return None
+
+        ok = await self._until(check, timeout) is True
+        return ok, heard
+
+    async def wait_prompt_end(self, timeout: float) -> bool:
+        """Wait until the far end has spoken since the last prompt end and then been quiet :data:`PROMPT_GAP`."""
+        mark = self._prompt_mark
+
+        def check() -> bool | None:
+            last = self._last_loud
+            if last is None or (mark is not None and last <= mark):
+                return None
+            return True if self._now() - last >= PROMPT_GAP else None
+
+        ok = await self._until(check, timeout) is True
+        if ok:
+            self._prompt_mark = self._last_loud
+        return ok
+
+    def prompt_durations(self) -> list[float]:
+        """Seconds of each stretch of far-end audio (gaps under :data:`PROMPT_GAP` joined)."""
+        return [round(p.end - p.start + _FRAME_S, 3) for p in self.stats.prompts]
