@@ -143,7 +143,8 @@ class _Live:
             from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(self.render(), console=Console(file=self.out), auto_refresh=False, transient=True)
+            self._live = Live(self.render(), console=Console(file=self.out, highlight=False), auto_refresh=False,
+                              transient=True)
             self._live.start()
         return self
 
@@ -172,7 +173,7 @@ def _print_table(out: Any, summary: Mapping[str, Any], tty: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=out)
+    console = Console(file=out, highlight=False)
     t = Table(title="timings (s)", title_justify="left")
     for col in ("timing", "n", "p50", "p95", "p99", "max"):
         t.add_column(col, justify="left" if col == "timing" else "right")

@@ -455,7 +455,7 @@ class _Progress:
 
             self._progress = Progress(TextColumn("[bold]softphone test"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                                      console=Console(file=self.out), transient=True)
+                                      console=Console(file=self.out, highlight=False), transient=True)
             self._progress.start()
             self._task = self._progress.add_task("cases", total=self.total, status="")
         return self
@@ -505,7 +505,7 @@ class _Progress:
             f = r.failure
             table.add_row("[green]PASS" if r.passed else "[red]FAIL", _escape(r.file), f"{r.duration:.1f}s",
                           "" if f is None else _escape(f"line {f.line}: {f.command}: {f.message}"))
-        console = Console(file=self.out)
+        console = Console(file=self.out, highlight=False)
         console.print(table)
         console.print(f"[bold]{passed} passed, {len(results) - passed} failed")
 

@@ -37,8 +37,12 @@ GATHER_TIMEOUT_S = 8.0
 """How long the menu waits for a digit after it finished speaking."""
 _LEAD_S = 0.3
 """Silence between the answer and the menu (the caller's media is flowing by then)."""
-_TAIL_S = 0.3
-"""Silence after the last prompt before the bye (the caller hears it whole)."""
+_PAUSE_S = 0.7
+"""Silence between the digit and the choice: longer than a recogniser's 0.5 s end-of-utterance pause,
+so the choice is heard as an utterance of its own even when the digit cut the menu short."""
+_TAIL_S = 1.0
+"""Silence after the last prompt before the bye: the caller hears it whole, and a recogniser
+that ends an utterance at a 0.5 s pause has ended it while the call is still up."""
 
 
 class _InbandTap:
@@ -114,6 +118,7 @@ class IvrService:
             if call.ended:
                 return
             self.choice = digit
+            await asyncio.sleep(_PAUSE_S)
             await self._until_done(await self._speak(CHOICES.get(digit or "", GOODBYE)), digit_stops=False)
             if not call.ended:
                 await asyncio.sleep(_TAIL_S)
