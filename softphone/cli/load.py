@@ -11,7 +11,7 @@ On a terminal a live view shows calls started, up, passed, failed and setup-time
 final report gives, for every timing (dial to ringing and to answer, each ``wait``/``expect``
 line, the call and the whole case), n, p50, p95, p99 and max, and the failure causes with their
 counts: as a table (plain text off a terminal), as JSON (``--json``: one ``load.summary`` object),
-as CSV (``--report-csv FILE``: one row per call, its variables, result and timings) and as HTML
+as CSV (``--report-csv FILE``: one row per call, its variables, result, start offset and timings) and as HTML
 (``--html``). Exit 0 only when every call passed (SCRIPT_FAILED, 9, otherwise).
 """
 
@@ -110,11 +110,13 @@ def _write_csv(path: Path, results: Sequence[CaseResult]) -> None:
     timing_names = list(dict.fromkeys(k for r in results for k in r.timings))
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["call", *var_names, "passed", "duration", "failure", *timing_names])
+        w.writerow(["call", *var_names, "passed", "start", "duration", "failure", *timing_names])
+        t0 = min((r.started for r in results), default=0.0)
         for r in sorted(results, key=lambda r: r.index):
             f = r.failure
             w.writerow([r.index + 1, *(r.variables.get(k, "") for k in var_names), int(r.passed),
-                        f"{r.duration:.3f}", "" if f is None else f"L{f.line} {f.command}: {f.message}",
+                        f"{r.started - t0:.3f}", f"{r.duration:.3f}",
+                        "" if f is None else f"L{f.line} {f.command}: {f.message}",
                         *(f"{r.timings[k]:.4f}" if k in r.timings else "" for k in timing_names)])
 
 

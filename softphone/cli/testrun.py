@@ -155,7 +155,8 @@ ProfileFor = Callable[[Path | None], "Profile"]
 
 
 def _timings(events: Sequence[dict[str, Any]], t0: float) -> dict[str, float]:
-    """Setup timings of the case's first call, from its events: dial to ringing / to answer, and call time."""
+    """The first call's timings from its events: dial to ringing (post_dial_delay), to answer, answer to
+    hangup (talk)."""
     out: dict[str, float] = {}
     first: str | None = None
     created = answered = None
@@ -171,8 +172,8 @@ def _timings(events: Sequence[dict[str, Any]], t0: float) -> dict[str, float]:
         if new == "active" and answered is None:
             answered = e["t"]
             out["answer"] = answered - created
-        if e["type"] == "call.hangup" and answered is not None and "call" not in out:
-            out["call"] = e["t"] - answered
+        if e["type"] == "call.hangup" and answered is not None and "talk" not in out:
+            out["talk"] = e["t"] - answered
     del t0
     return out
 
