@@ -178,8 +178,8 @@ def render_load_report(results: Sequence[CaseResult], summary: Mapping[str, Any]
     """The page for ``softphone load``: totals, percentiles, histograms, calls, timelines (failures first)."""
     pct = summary.get("timings", {})
     rows = "".join(
-        f"<tr><td>{_e(k)}</td>" + "".join(f'<td class="num">{v.get(p, 0):.3f}</td>'
-                                          for p in ("n", "p50", "p95", "p99", "max")) + "</tr>"
+        f"<tr><td>{_e(k)}</td><td class=\"num\">{int(v.get('n', 0))}</td>"
+        + "".join(f'<td class="num">{v.get(p, 0):.3f}</td>' for p in ("p50", "p95", "p99", "max")) + "</tr>"
         for k, v in pct.items())
     causes = "".join(f"<tr><td>{_e(k)}</td><td class=\"num\">{v}</td></tr>"
                      for k, v in summary.get("failure_causes", {}).items())
