@@ -17,7 +17,8 @@ matched ``expect speech`` (so an earlier prompt does not satisfy a later one), i
 heard before the command started.
 
 Voice activity: a frame is loud at or above :data:`AUDIO_DBFS` (-45 dBFS); ``expect audio`` needs
-:data:`AUDIO_MIN` (0.1 s) of loud frames in a row; ``expect silence S`` needs S seconds with no loud
+:data:`AUDIO_MIN` (0.1 s) of loud frames in a row (``expect audio`` and ``expect tone`` also count the
+last :data:`LOOKBACK`, 0.5 s, before the command); ``expect silence S`` needs S seconds with no loud
 frame (frames that do not arrive at all count as silence, e.g. a held call); ``wait prompt-end`` waits
 until the far end has spoken since the last prompt end and then been quiet :data:`PROMPT_GAP` (0.8 s).
 ``expect tone F±T`` needs :data:`TONE_MIN` (0.2 s) of loud frames in a row whose dominant frequency is
@@ -62,6 +63,9 @@ AUDIO_MIN = 0.1
 """Seconds of loud frames in a row that ``expect audio`` needs."""
 TONE_MIN = 0.2
 """Seconds of loud frames in a row at the expected frequency that ``expect tone`` needs."""
+LOOKBACK = 0.5
+"""``expect tone`` and ``expect audio`` also count what arrived this long before the command (a tone
+sent by a blocking ``play`` just before comes back from an echo while ``play`` still runs)."""
 PROMPT_GAP = 0.8
 """Seconds of quiet after speech that end a prompt (``wait prompt-end``)."""
 MATCH_RATIO = 0.75
@@ -355,8 +359,9 @@ class Hearing(BaseSink):
         return True, str(got[0]), got[1]
 
     async def expect_audio(self, timeout: float) -> bool:
-        """True when :data:`AUDIO_MIN` of loud frames in a row arrive within ``timeout`` from now."""
-        since = self._now()
+        """True when :data:`AUDIO_MIN` of loud frames in a row arrive within ``timeout`` from now
+        (or :data:`LOOKBACK` before)."""
+        since = self._now() - LOOKBACK
         need = max(1, round(AUDIO_MIN / _FRAME_S))
 
         def check() -> bool | None:
@@ -388,8 +393,9 @@ class Hearing(BaseSink):
         return best
 
     async def expect_tone(self, freq: float, tol: float, timeout: float) -> tuple[bool, float]:
-        """Wait for :data:`TONE_MIN` of ``freq``±``tol``; ``(matched, dominant frequency heard last)``."""
-        since = self._now()
+        """Wait for :data:`TONE_MIN` of ``freq``±``tol`` (from :data:`LOOKBACK` before now);
+        ``(matched, dominant frequency heard last)``."""
+        since = self._now() - LOOKBACK
         need = max(1, round(TONE_MIN / _FRAME_S))
         heard = 0.0
 

@@ -109,9 +109,13 @@ async def test_expect_silence_and_audio() -> None:
     assert await hearing.expect_audio(2.0)
     await feeder
     assert hearing.stats.first_audio is not None
+    await feed(hearing, clock, [SILENT] * 30)  # the tone is more than LOOKBACK (0.5 s) ago
     feeder = asyncio.ensure_future(feed(hearing, clock, [SILENT] * 10))
     assert not await hearing.expect_audio(0.2)
     await feeder
+    # a tone that just ended (within LOOKBACK) still counts: `play` blocks until its tone is sent
+    await feed(hearing, clock, list(tone_frames(440, 0.3)) + [SILENT] * 5)
+    assert await hearing.expect_audio(0.1)
 
 
 async def test_prompt_end_waits_for_speech_then_quiet() -> None:
