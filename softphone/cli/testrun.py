@@ -2,7 +2,7 @@
 
 Each file is one test case, run through the command files' machinery
 (:func:`softphone.cli.script.parse_script` and the command table): every file is parsed
-(``${NAME}`` variables substituted first) before anything dials, so a typo is ``FILE:LINE`` and
+(``${NAME}`` from ``--var`` or the environment) before anything dials, so a typo is ``FILE:LINE`` and
 exit USAGE (2). Cases run ``--jobs`` at a time in one process, each with its own
 :class:`~softphone.app.phone.Phone` (its own connection); with ``--local`` they share one
 in-process switch. A case passes when every line ran; the first failing line fails it, and
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import socket
 import sys
@@ -44,6 +43,7 @@ from softphone.errors import CommandError, SoftphoneError
 
 if TYPE_CHECKING:
     from softphone.app.options import Globals
+    from softphone.app.phone import Phone
     from softphone.app.snapshot import PhoneEvent
     from softphone.cli.script import ScriptLine
     from softphone.config import Profile
@@ -57,30 +57,10 @@ __all__ = [
     "load_case",
     "run_case",
     "run_tests",
-    "substitute",
 ]
 
 RECORD_TAIL_S = 10.0
 """How much of a case's last call ``last.wav`` keeps."""
-
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def substitute(text: str, name: str, variables: Mapping[str, str]) -> str:
-    """``${NAME}`` in every line from ``variables`` (then the environment); an unknown one is ``FILE:LINE``."""
-    out: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        def value(m: re.Match[str], lineno: int = lineno) -> str:
-            key = m.group(1)
-            if key in variables:
-                return variables[key]
-            if key in os.environ:
-                return os.environ[key]
-            raise CommandError(f"{name}:{lineno}: unknown variable ${{{key}}} (give --var {key}=VALUE)")
-
-        out.append(_VAR_RE.sub(value, line))
-    return "\n".join(out)
-
 
 @dataclass(frozen=True)
 class TestCase:
@@ -96,12 +76,13 @@ class TestCase:
 
 def load_case(file: str, variables: Mapping[str, str] | None = None, *, name: str | None = None,
               text: str | None = None) -> TestCase:
-    """Read, substitute and parse one file (:class:`CommandError` ``FILE:LINE: ...``; OSError)."""
+    """Read and parse one file, ``${NAME}`` from ``variables`` or the environment (the command files' own
+    rules: :func:`softphone.cli.script.parse_script`); :class:`CommandError` ``FILE:LINE: ...``; OSError."""
     from softphone.cli.script import parse_script
 
     body = Path(file).read_text(encoding="utf-8") if text is None else text
     vars_ = dict(variables or {})
-    lines = parse_script(substitute(body, file, vars_), file)
+    lines = parse_script(body, file, vars_)
     return TestCase(name or Path(file).stem, file, lines, vars_)
 
 
@@ -131,6 +112,8 @@ class CaseResult:
     artifacts: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     index: int = 0
+    heard: dict[str, str] = field(default_factory=dict)
+    """What each call heard (recognised speech), by call name or id prefix."""
 
     @property
     def passed(self) -> bool:
@@ -144,7 +127,7 @@ class CaseResult:
                 "line": self.failure.line, "command": self.failure.command, "message": self.failure.message,
                 "kind": self.failure.kind},
             "timings": {k: round(v, 4) for k, v in self.timings.items()}, "stats": self.stats,
-            "artifacts": self.artifacts, "variables": self.variables, "output": self.output,
+            "artifacts": self.artifacts, "variables": self.variables, "output": self.output, "heard": self.heard,
             "events": self.events,
         }
 
@@ -200,6 +183,7 @@ async def run_case(case: TestCase, profile: Profile, *, artifacts: Path | None =
                    on_line: Callable[[CaseResult, ScriptLine], None] | None = None) -> CaseResult:
     """Run ``case`` on a fresh Phone; never raises for the case's own failures (they are in the result)."""
     from softphone.app.phone import Phone
+    from softphone.cli.script import listen_mode
     from softphone.log import redact
 
     result = CaseResult(case.name, case.file, time.time(), variables=dict(case.variables), index=index)
@@ -232,35 +216,40 @@ async def run_case(case: TestCase, profile: Profile, *, artifacts: Path | None =
         async with Phone(profile, history=None) as phone:
             stop_watching = phone.on_event(on_event)
             ctx = CommandContext(phone=phone, say=say, table=table)
-            _listen(phone, case.lines)
+            phone.listen = listen_mode(case.lines)  # hear (and recognise speech) only when the file needs it
             try:
-                if not any(line.command.name == "login" for line in case.lines):
-                    await phone.login()
-                for line in case.lines:
-                    if interrupted is not None and interrupted.is_set():
-                        result.failure = Failure(line.lineno, line.text, "interrupted", "error")
-                        break
-                    current = line
-                    if on_line is not None:
-                        on_line(result, line)
-                    phone.emit("script.line", file=case.file, line=line.lineno, command=redact(line.text))
-                    started = time.monotonic()
-                    try:
-                        await line.command.handler(ctx, line.args)
-                    except QuitRequested:
-                        break
-                    if line.command.name in ("wait", "expect"):
-                        result.timings[f"L{line.lineno} {line.command.name}"] = time.monotonic() - started
-                current = None
-                await phone.hangup_all()
-                await asyncio.sleep(0.2)  # the hangups' events arrive
-                result.timings.update(_phone_timings(phone))
+                try:
+                    if not any(line.command.name == "login" for line in case.lines):
+                        await phone.login()
+                    for line in case.lines:
+                        if interrupted is not None and interrupted.is_set():
+                            result.failure = Failure(line.lineno, line.text, "interrupted", "error")
+                            break
+                        current = line
+                        if on_line is not None:
+                            on_line(result, line)
+                        phone.emit("script.line", file=case.file, line=line.lineno, command=redact(line.text))
+                        started = time.monotonic()
+                        try:
+                            await line.command.handler(ctx, line.args)
+                        except QuitRequested:
+                            break
+                        if line.command.name in ("wait", "expect"):
+                            result.timings[f"L{line.lineno} {line.command.name}"] = time.monotonic() - started
+                    current = None
+                except CheckFailed as exc:
+                    result.failure = _failure(current, exc, "failure")
+                except (SoftphoneError, OSError, TimeoutError) as exc:
+                    result.failure = _failure(current, exc, "error")
+                result.heard = await _heard(phone)  # before the hangups: what each call heard
+                with contextlib.suppress(SoftphoneError, OSError, TimeoutError):
+                    await phone.hangup_all()
+                    await asyncio.sleep(0.2)  # the hangups' events arrive
+                result.timings.update(_phone_timings(phone, result))
             finally:
                 stop_watching()
-    except CheckFailed as exc:
-        result.failure = _failure(current, exc, "failure")
-    except (SoftphoneError, OSError, TimeoutError) as exc:
-        result.failure = _failure(current, exc, "error")
+    except (SoftphoneError, OSError, TimeoutError) as exc:  # the phone itself (start, close)
+        result.failure = result.failure or _failure(current, exc, "error")
     result.duration = time.monotonic() - t0
     result.timings = {**_timings(result.events, t0), **result.timings, "case": result.duration}
     if artifacts is not None:
@@ -270,29 +259,32 @@ async def run_case(case: TestCase, profile: Profile, *, artifacts: Path | None =
     return result
 
 
-def _listen(phone: Any, lines: Sequence[ScriptLine]) -> None:
-    """Tell the Phone what to listen for (speech, levels) when the command language supports it."""
-    from softphone.cli import script
-
-    mode = getattr(script, "listen_mode", None)
-    if mode is not None:
-        phone.listen = mode(lines)
-
-
-def _phone_timings(phone: Any) -> dict[str, float]:
-    """The Phone's own per-call timings when it keeps them (numbers only)."""
-    get = getattr(phone, "timings", None)  # the command language's measurements (app.phone), when present
-    if get is None:
+async def _heard(phone: Phone) -> dict[str, str]:
+    """What each call of the case heard (speech recognised), by call name or id prefix."""
+    if phone.listen != "speech":
         return {}
-    out: dict[str, float] = {}
+    out: dict[str, str] = {}
     for snap in phone.snapshot.calls:
         try:
-            values = get(snap.id)
-        except Exception:  # a call it does not know
+            hearing = await phone.hearing(snap.id)
+        except CommandError:  # not listened to
             continue
-        for key, value in (values or {}).items():
+        out[phone.call_name(snap.id) or snap.id[:8]] = hearing.transcript()
+    return out
+
+
+def _phone_timings(phone: Phone, result: CaseResult) -> dict[str, float]:
+    """The Phone's own timings of the case's calls (first call first; numbers only), its quality figures
+    into ``result.stats`` where the ``call.stats`` events left them unset."""
+    out: dict[str, float] = {}
+    for snap in phone.snapshot.calls:
+        values = phone.timings(snap.id)
+        for key, value in values.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out.setdefault(str(key), float(value))
+        for key, value in (values.get("quality") or {}).items():
+            if value is not None:
+                result.stats.setdefault(key, value)
     return out
 
 
@@ -312,6 +304,9 @@ def _transcript(result: CaseResult) -> str:
         lines.append(f"# {result.file}:{f.line}: {f.command}: {f.message}")
     lines.append("## output")
     lines.extend(result.output)
+    if result.heard:
+        lines.append("## heard")
+        lines.extend(f"{call}: {text}" for call, text in result.heard.items())
     lines.append("## events")
     for e in result.events:
         data = " ".join(f"{k}={v}" for k, v in e["data"].items())

@@ -121,6 +121,8 @@ def test_ivr_case_passes_and_a_wrong_phrase_fails_with_what_was_heard(tmp_path: 
     assert any(ln.startswith("PASS ivr.sp") for ln in r.stdout.splitlines()), r.stdout
     wrong = next(ln for ln in r.stdout.splitlines() if ln.startswith("FAIL ivr_wrong.sp:3: expect speech"))
     assert "press nine for billing" in wrong and "support" in wrong, wrong  # expected, and what was heard
+    heard = (tmp_path / "softphone-artifacts" / "ivr_wrong" / "transcript.txt").read_text()
+    assert "## heard" in heard and "welcome" in heard.split("## heard", 1)[1], heard
     assert schema().validate((tmp_path / "ivr.xml").read_text()) == []
 
 

@@ -22,12 +22,16 @@ def result(name: str, failure: Failure | None = None, **kw: object) -> CaseResul
     return r
 
 
-def test_substitute_variables_env_and_unknown_names_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_variables_env_and_unknown_names_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SP_ENV_DEST", "echo")
-    text = "dial ${DEST}\n# ${SP_ENV_DEST}\nexpect dtmf ${D}${D}\n"
-    assert testrun.substitute(text, "f.sp", {"DEST": "ivr", "D": "1"}) == "dial ivr\n# echo\nexpect dtmf 11"
-    with pytest.raises(CommandError, match=r"^f\.sp:3: unknown variable \$\{NOPE\}"):
-        testrun.substitute("echo a\necho b\necho ${NOPE}", "f.sp", {})
+    f = tmp_path / "f.sp"
+    f.write_text("dial ${DEST}\ndial ${SP_ENV_DEST}\nexpect dtmf ${D}${D}\n")
+    case = testrun.load_case(str(f), {"DEST": "ivr", "D": "1"})
+    assert [ln.args for ln in case.lines] == [["ivr"], ["echo"], ["dtmf", "11"]]
+    assert case.variables == {"DEST": "ivr", "D": "1"}
+    f.write_text("echo a\necho b\necho ${NOPE}\n")
+    with pytest.raises(CommandError, match=r"f\.sp:3: .*unknown variable \$\{NOPE\}"):
+        testrun.load_case(str(f))
 
 
 def test_load_case_parse_error_is_file_line(tmp_path: Path) -> None:
