@@ -10,7 +10,8 @@ substituted and parsed before the first dials (``FILE:LINE``, exit 2).
 On a terminal a live view shows calls started, up, passed, failed and setup-time percentiles. The
 final report gives, for every timing (dial to ringing and to answer, each ``wait``/``expect``
 line, the call and the whole case), n, p50, p95, p99 and max, and the failure causes with their
-counts: as a table (plain text off a terminal), as JSON (``--json``: one ``load.summary`` object),
+counts, and how late the event loop ran (frames late: 20 ms wake-ups more than a frame late,
+:class:`LoopLag`): as a table (plain text off a terminal), as JSON (``--json``: one ``load.summary`` object),
 as CSV (``--report-csv FILE``: one row per call, its variables, result, start offset and timings) and as HTML
 (``--html``). Exit 0 only when every call passed (SCRIPT_FAILED, 9, otherwise).
 """
@@ -35,7 +36,39 @@ if TYPE_CHECKING:
     from softphone.app.options import Globals
     from softphone.cli.testrun import CaseResult, TestCase
 
-__all__ = ["percentile", "plan_calls", "read_rows", "run_load", "summarize"]
+__all__ = ["LoopLag", "percentile", "plan_calls", "read_rows", "run_load", "summarize"]
+
+FRAME_S = 0.02
+"""One media frame (20 ms): the event loop's pace under load is measured against it."""
+
+
+class LoopLag:
+    """How late the event loop wakes up, sampled every 20 ms while the calls run.
+
+    Every call's media is paced on this loop, so a wake-up more than a frame late is a frame
+    (of every call) sent or handled late: ``late`` counts those ("frames late").
+    """
+
+    def __init__(self, period: float = FRAME_S) -> None:
+        self.period = period
+        self.lags: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.period
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            now = loop.time()
+            lag = now - due
+            self.lags.append(lag)
+            due = (now if lag > self.period else due) + self.period  # after a stall, pace from now
+
+    def report(self) -> dict[str, float]:
+        late = sum(1 for lag in self.lags if lag > self.period)
+        return {"ticks": len(self.lags), "late": late,
+                "late_pct": round(100.0 * late / len(self.lags), 2) if self.lags else 0.0,
+                "lag_p99_ms": round(1000 * percentile(self.lags, 99), 2),
+                "lag_max_ms": round(1000 * max(self.lags, default=0.0), 2)}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -87,7 +120,7 @@ def _cause(r: CaseResult) -> str:
 
 
 def summarize(results: Sequence[CaseResult], *, concurrency: int, rate: float, wall: float,
-              cpu: float) -> dict[str, Any]:
+              cpu: float, loop: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The final report's numbers: totals, per-timing percentiles and failure causes."""
     values: dict[str, list[float]] = {}
     for r in results:
@@ -102,7 +135,7 @@ def summarize(results: Sequence[CaseResult], *, concurrency: int, rate: float, w
             "wall": round(wall, 3), "cpu": round(cpu, 3), "cpu_pct": round(100 * cpu / wall, 1) if wall else 0.0,
             "timings": {k: {p: round(x, 4) if isinstance(x, float) else x for p, x in v.items()}
                         for k, v in timings.items()},
-            "failure_causes": dict(causes.most_common())}
+            "failure_causes": dict(causes.most_common()), "frames_late": dict(loop or {})}
 
 
 def _write_csv(path: Path, results: Sequence[CaseResult]) -> None:
@@ -160,8 +193,11 @@ class _Live:
 
 
 def _print_table(out: Any, summary: Mapping[str, Any], tty: bool) -> None:
+    late = summary.get("frames_late") or {}
     head = (f"{summary['calls']} calls: {summary['passed']} passed, {summary['failed']} failed; "
-            f"wall {summary['wall']:.1f}s, cpu {summary['cpu']:.1f}s ({summary['cpu_pct']:.0f} %)")
+            f"wall {summary['wall']:.1f}s, cpu {summary['cpu']:.1f}s ({summary['cpu_pct']:.0f} %)"
+            + (f"; frames late {late.get('late', 0)}/{late.get('ticks', 0)} (loop lag p99 "
+               f"{late.get('lag_p99_ms', 0):.1f} ms)" if late else ""))
     if not tty:
         out.write(head + "\n")
         out.write(f"{'timing':<28} {'n':>5} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}\n")
@@ -223,7 +259,13 @@ def run_load(g: Globals, script: Path, *, calls: int | None, concurrency: int, r
         gate = asyncio.Semaphore(max(1, concurrency))
         live = _Live(out, tty, total)
         tasks: list[asyncio.Task[None]] = []
+        import softphone.app.hearing
+        import softphone.client.client
+        import softphone.media.peer  # noqa: F401  (imported before the loop is measured: not load)
+
         cpu0, t0 = time.process_time(), time.monotonic()
+        lag = LoopLag()
+        lag_task = asyncio.create_task(lag.run(), name="loop lag")
         async with profile_source(g, local=local, audio=audio) as profile:
             async def one(case: TestCase, i: int) -> None:
                 try:
@@ -256,9 +298,10 @@ def run_load(g: Globals, script: Path, *, calls: int | None, concurrency: int, r
                     tasks.append(asyncio.create_task(one(case, i), name=f"load call {i + 1}"))
                     live.update()
                 await asyncio.gather(*tasks)
+        lag_task.cancel()
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         results.sort(key=lambda r: r.index)
-        summary = summarize(results, concurrency=concurrency, rate=rate, wall=wall, cpu=cpu)
+        summary = summarize(results, concurrency=concurrency, rate=rate, wall=wall, cpu=cpu, loop=lag.report())
         if json_out:
             out.write(json.dumps({"type": "load.summary", **summary}) + "\n")
             out.flush()

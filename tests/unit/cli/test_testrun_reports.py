@@ -146,3 +146,19 @@ def test_html_page_is_self_contained_and_escaped() -> None:
     s = load.summarize([r, result("ok", timings={"answer": 0.2})], concurrency=1, rate=1, wall=1, cpu=0.1)
     lpage = report_html.render_load_report([r, result("ok", timings={"answer": 0.2})], s)
     assert 'class="histogram"' in lpage and 'id="percentiles"' in lpage and 'id="causes"' in lpage
+
+
+async def test_loop_lag_counts_wakeups_more_than_a_frame_late() -> None:
+    import asyncio
+    import time
+
+    lag = load.LoopLag()
+    task = asyncio.create_task(lag.run())
+    await asyncio.sleep(0.1)
+    time.sleep(0.12)  # a stall of six frames on the loop
+    await asyncio.sleep(0.1)
+    task.cancel()
+    report = lag.report()
+    assert report["ticks"] >= 5 and report["late"] >= 1, (report, lag.lags)
+    assert report["lag_max_ms"] >= 80 and 0 < report["late_pct"] < 100
+    assert load.LoopLag().report() == {"ticks": 0, "late": 0, "late_pct": 0.0, "lag_p99_ms": 0.0, "lag_max_ms": 0.0}
