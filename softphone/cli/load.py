@@ -34,7 +34,8 @@ from softphone.errors import CommandError
 
 if TYPE_CHECKING:
     from softphone.app.options import Globals
-    from softphone.cli.testrun import CaseResult, TestCase
+    from softphone.cli.results import CaseResult
+    from softphone.cli.testrun import TestCase
 
 __all__ = ["LoopLag", "percentile", "plan_calls", "read_rows", "run_load", "summarize"]
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from softphone.cli.testrun import CaseResult
+    from softphone.cli.results import CaseResult
 
 __all__ = ["histogram_svg", "render_load_report", "render_test_report", "timeline_svg"]
 

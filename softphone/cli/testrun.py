@@ -39,6 +39,7 @@ from xml.etree import ElementTree as ET
 from softphone.app.commands import CheckFailed, CommandContext, QuitRequested
 from softphone.app.options import CallOptions
 from softphone.cli.exitcodes import ExitCode
+from softphone.cli.results import CaseResult, Failure
 from softphone.errors import CommandError, SoftphoneError
 
 if TYPE_CHECKING:
@@ -84,52 +85,6 @@ def load_case(file: str, variables: Mapping[str, str] | None = None, *, name: st
     vars_ = dict(variables or {})
     lines = parse_script(body, file, vars_)
     return TestCase(name or Path(file).stem, file, lines, vars_)
-
-
-@dataclass
-class Failure:
-    """Why a case failed: where, and what was expected and heard (the check's message)."""
-
-    line: int
-    command: str
-    message: str
-    kind: str = "failure"  # "failure": a wait/expect did not hold; "error": anything else
-
-
-@dataclass
-class CaseResult:
-    """One run of a case (a test, or one call of ``softphone load``)."""
-
-    name: str
-    file: str
-    started: float
-    duration: float = 0.0
-    failure: Failure | None = None
-    output: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
-    artifacts: str = ""
-    variables: dict[str, str] = field(default_factory=dict)
-    index: int = 0
-    heard: dict[str, str] = field(default_factory=dict)
-    """What each call heard (recognised speech), by call name or id prefix."""
-
-    @property
-    def passed(self) -> bool:
-        return self.failure is None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "file": self.file, "index": self.index, "passed": self.passed,
-            "started": round(self.started, 3), "duration": round(self.duration, 3),
-            "failure": None if self.failure is None else {
-                "line": self.failure.line, "command": self.failure.command, "message": self.failure.message,
-                "kind": self.failure.kind},
-            "timings": {k: round(v, 4) for k, v in self.timings.items()}, "stats": self.stats,
-            "artifacts": self.artifacts, "variables": self.variables, "output": self.output, "heard": self.heard,
-            "events": self.events,
-        }
 
 
 # --- running one case -------------------------------------------------------------------------

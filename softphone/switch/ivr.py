@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from softphone.errors import MediaError
 
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
     from softphone.media.sources import ArraySource
-    from softphone.switch.calls import Call
+    from softphone.switch.media_legs import LegAudio
 
-__all__ = ["CHOICES", "GATHER_TIMEOUT_S", "GOODBYE", "MENU", "IvrService"]
+__all__ = ["CHOICES", "GATHER_TIMEOUT_S", "GOODBYE", "MENU", "IvrCall", "IvrService"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,25 @@ so the choice is heard as an utterance of its own even when the digit cut the me
 _TAIL_S = 1.0
 """Silence after the last prompt before the bye: the caller hears it whole, and a recogniser
 that ends an utterance at a 0.5 s pause has ended it while the call is still up."""
+
+
+class _Leg(Protocol):
+    @property
+    def media(self) -> LegAudio: ...
+
+
+class IvrCall(Protocol):
+    """What the service needs of its call (:class:`softphone.switch.calls.Call` is one)."""
+
+    @property
+    def a(self) -> _Leg: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    async def answer_a(self, *, with_sdp: bool = True) -> bool: ...
+
+    async def end(self, by: Any, cause: str, *, sip_code: int | None = None) -> None: ...
 
 
 class _InbandTap:
@@ -64,7 +83,7 @@ class _InbandTap:
 class IvrService:
     """One IVR session on a call's A leg (see the module docstring)."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: IvrCall) -> None:
         self.call = call
         self.digits: asyncio.Queue[str] = asyncio.Queue()
         self.choice: str | None = None
