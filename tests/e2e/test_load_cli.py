@@ -89,3 +89,29 @@ def test_bad_input_is_exit_2_before_dialing(tmp_path: Path, env: dict[str, str])
     assert r.returncode == 2 and "call.sp:5: unknown variable ${WANT}" in r.stderr, r.stderr
     r = load(env, tmp_path, "call.sp", "--rate", "fast")
     assert r.returncode == 2 and "--rate" in r.stderr
+
+
+def test_on_a_terminal_a_live_view_then_the_tables(tmp_path: Path, env: dict[str, str]) -> None:
+    import pty
+    import re
+
+    (tmp_path / "call.sp").write_text(SCRIPT.replace("${DIGITS}", "5").replace("${WANT}", "5"))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "softphone", "load", "call.sp", "--calls", "4", "--concurrency",
+                             "2", "--rate", "10", "--local"], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(60) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode("utf-8", "replace"))
+    assert "softphone load" in text and "setup p50" in text and "4/4" in text, text  # the live view
+    assert "timings (s)" in text and "p99" in text and "4 calls: 4 passed, 0 failed" in text, text
