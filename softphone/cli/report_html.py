@@ -44,7 +44,8 @@ document.addEventListener('DOMContentLoaded', function () {
 });
 """
 
-_MARK_COLOURS = {"call.state": "#1f77b4", "script.line": "#999", "call.dtmf": "#9467bd", "call.dtmf_sent": "#9467bd",
+_MARK_COLOURS = {"call.state": "#1f77b4", "script.line": "#999", "script.check": "#176c2c",
+                 "call.dtmf": "#9467bd", "call.dtmf_sent": "#9467bd",
                  "call.hangup": "#d62728", "call.created": "#2ca02c"}
 
 
@@ -65,6 +66,8 @@ def _label(e: Mapping[str, Any]) -> str:
         return str(d.get("new", ""))
     if t == "script.line":
         return f"L{d.get('line', '')} {d.get('command', '')}"
+    if t == "script.check":
+        return f"L{d.get('line', '')} " + (f"ok after {d.get('seconds')}s" if d.get("ok") else "FAILED")
     if t in ("call.dtmf", "call.dtmf_sent"):
         return f"{t.split('.')[-1]} {d.get('digits', '')}"
     if t == "call.hangup":
@@ -92,7 +95,7 @@ def timeline_svg(result: CaseResult, *, width: int = 900) -> str:
         parts.append(f'<text x="{x(t):.1f}" y="14" font-size="10" text-anchor="middle">{t:.1f}s</text>')
     for row, e in enumerate(events):
         y = 34 + 14 * row
-        colour = _MARK_COLOURS[e["type"]]
+        colour = "#b00020" if e["type"] == "script.check" and not e["data"].get("ok") else _MARK_COLOURS[e["type"]]
         parts.append(f'<line x1="{x(e["t"]):.1f}" y1="20" x2="{x(e["t"]):.1f}" y2="{y}" stroke="{colour}" '
                      'stroke-width="1"/>')
         parts.append(f'<circle cx="{x(e["t"]):.1f}" cy="{y}" r="3" fill="{colour}"/>')

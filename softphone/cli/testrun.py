@@ -190,10 +190,14 @@ async def run_case(case: TestCase, profile: Profile, *, artifacts: Path | None =
                         except QuitRequested:
                             break
                         if line.command.name in ("wait", "expect"):
-                            result.timings[f"L{line.lineno} {line.command.name}"] = time.monotonic() - started
+                            waited = time.monotonic() - started
+                            result.timings[f"L{line.lineno} {line.command.name}"] = waited
+                            phone.emit("script.check", line=line.lineno, ok=True, seconds=round(waited, 3))
                     current = None
                 except CheckFailed as exc:
                     result.failure = _failure(current, exc, "failure")
+                    if current is not None:
+                        phone.emit("script.check", line=current.lineno, ok=False, seconds=None)
                 except (SoftphoneError, OSError, TimeoutError) as exc:
                     result.failure = _failure(current, exc, "error")
                 result.heard = await _heard(phone)  # before the hangups: what each call heard
@@ -237,6 +241,11 @@ def _phone_timings(phone: Phone, result: CaseResult) -> dict[str, float]:
         for key, value in values.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 out.setdefault(str(key), float(value))
+        for i, entry in enumerate(values.get("expects") or []):
+            if isinstance(entry, dict) and isinstance(entry.get("latency_s"), int | float):
+                # e.g. "E1 speech latency": how long after the phrase ended the expectation answered
+                kind = str(entry.get("expect", "")).split(" ", 1)[0]
+                out.setdefault(f"E{i + 1} {kind} latency", float(entry["latency_s"]))
         for key, value in (values.get("quality") or {}).items():
             if value is not None:
                 result.stats.setdefault(key, value)

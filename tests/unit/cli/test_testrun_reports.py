@@ -162,3 +162,29 @@ async def test_loop_lag_counts_wakeups_more_than_a_frame_late() -> None:
     assert report["ticks"] >= 5 and report["late"] >= 1, (report, lag.lags)
     assert report["lag_max_ms"] >= 80 and 0 < report["late_pct"] < 100
     assert load.LoopLag().report() == {"ticks": 0, "late": 0, "late_pct": 0.0, "lag_p99_ms": 0.0, "lag_max_ms": 0.0}
+
+
+def test_phone_timings_numbers_expect_latencies_and_quality() -> None:
+    from types import SimpleNamespace
+
+    values = {"c1": {"name": "agent", "to_ringing_s": 0.05, "to_answer_s": 0.2,
+                     "expects": [{"expect": "dtmf 1", "ok": True, "waited_s": 0.3},
+                                 {"expect": "speech press two", "ok": True, "waited_s": 4.0, "latency_s": 0.41}],
+                     "quality": {"rtt_ms": 1.5, "jitter_ms": None, "mos": 4.4}},
+              "c2": {"to_answer_s": 9.0}}
+    phone = SimpleNamespace(snapshot=SimpleNamespace(calls=[SimpleNamespace(id="c1"), SimpleNamespace(id="c2")]),
+                            timings=lambda cid: values[cid])
+    r = result("t", stats={"mos": 4.1})
+    got = testrun._phone_timings(phone, r)  # type: ignore[arg-type]
+    assert got == {"to_ringing_s": 0.05, "to_answer_s": 0.2, "E2 speech latency": 0.41}  # the first call's
+    assert r.stats == {"mos": 4.1, "rtt_ms": 1.5}  # the call.stats figure is kept, None is no figure
+
+
+def test_timeline_marks_checks_ok_and_failed() -> None:
+    r = result("t", Failure(3, "expect dtmf 9", "no"), events=[
+        {"t": 0.5, "type": "script.check", "call_id": None, "data": {"line": 2, "ok": True, "seconds": 0.4}},
+        {"t": 2.5, "type": "script.check", "call_id": None, "data": {"line": 3, "ok": False, "seconds": None}},
+    ])
+    svg = report_html.timeline_svg(r)
+    assert "L2 ok after 0.4s" in svg and "L3 FAILED" in svg
+    assert 'fill="#176c2c"' in svg and 'fill="#b00020"' in svg
