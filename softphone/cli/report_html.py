@@ -85,6 +85,12 @@ def timeline_svg(result: CaseResult, *, width: int = 900) -> str:
     def x(t: float) -> float:
         return left + (right - left) * min(max(t / span, 0.0), 1.0)
 
+    several = len({e["call_id"] for e in events if e.get("call_id")}) > 1
+
+    def tag(e: Mapping[str, Any]) -> str:
+        """With several calls in the case, which one an event is about."""
+        return f"[{str(e['call_id'])[:8]}] " if several and e.get("call_id") else ""
+
     rows = max(1, len(events))
     height = 40 + 14 * rows + 70
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -100,7 +106,7 @@ def timeline_svg(result: CaseResult, *, width: int = 900) -> str:
                      'stroke-width="1"/>')
         parts.append(f'<circle cx="{x(e["t"]):.1f}" cy="{y}" r="3" fill="{colour}"/>')
         parts.append(f'<text x="{x(e["t"]) + 5:.1f}" y="{y + 4}" font-size="11">{_e(e["t"])}s '
-                     f'{_e(_label(e))}</text>')
+                     f'{_e(tag(e) + _label(e))}</text>')
     base = 40 + 14 * rows + 60
     parts.append(f'<line x1="{left}" y1="{base}" x2="{right}" y2="{base}" stroke="#ccc"/>')
     for key, colour, scale in (("output_level", "#2ca02c", 1.0), ("jitter_ms", "#ff7f0e", 1 / 50),

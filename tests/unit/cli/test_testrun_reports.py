@@ -188,3 +188,10 @@ def test_timeline_marks_checks_ok_and_failed() -> None:
     svg = report_html.timeline_svg(r)
     assert "L2 ok after 0.4s" in svg and "L3 FAILED" in svg
     assert 'fill="#176c2c"' in svg and 'fill="#b00020"' in svg
+
+
+def test_timeline_names_the_call_when_a_case_has_several() -> None:
+    ev = [{"t": 0.1, "type": "call.created", "call_id": "aaaaaaaa-1", "data": {}},
+          {"t": 0.2, "type": "call.created", "call_id": "bbbbbbbb-2", "data": {}}]
+    assert "[aaaaaaaa] call.created" in report_html.timeline_svg(result("two", events=ev))
+    assert "[aaaaaaaa]" not in report_html.timeline_svg(result("one", events=ev[:1]))
