@@ -170,3 +170,30 @@ def test_pytest_junit_xml_is_valid_against_the_same_schema(tmp_path: Path) -> No
     xml = (tmp_path / "py.xml").read_text()
     assert "<failure" in xml
     assert schema().validate(xml) == []
+
+
+TWO_CALLS = """# one phone, two named calls: it calls its own login (caller) and answers (agent)
+dial demo as caller
+wait call ringing 10
+answer as agent
+wait call active 10 on caller
+wait call active 10 on agent
+dtmf 5 caller
+expect dtmf 5 5 on agent
+hangup caller
+expect hangup 10 on agent
+"""
+
+
+def test_a_two_call_case_caller_and_agent(tmp_path: Path, env: dict[str, str]) -> None:
+    files = write(tmp_path, two=TWO_CALLS, wrong=TWO_CALLS.replace("expect dtmf 5 5 on agent",
+                                                                   "expect dtmf 6 2 on agent"))
+    r = softphone(env, tmp_path, "test", *files, "--local", "--json")
+    assert r.returncode == 9, (r.stdout, r.stderr)
+    cases = {o["name"]: o for o in map(json.loads, r.stdout.splitlines()) if o["type"] == "test.case"}
+    assert cases["two"]["passed"], cases["two"]
+    failure = cases["wrong"]["failure"]
+    assert (failure["line"], failure["command"]) == (8, "expect dtmf 6 2 on agent"), failure
+    assert "received '5'" in failure["message"], failure
+    transcript = (tmp_path / "softphone-artifacts" / "two" / "transcript.txt").read_text()
+    assert transcript.count("call.created") == 2  # both calls' events are in the case's transcript
