@@ -283,6 +283,7 @@ def run_load(g: Globals, script: Path, *, calls: int | None, concurrency: int, r
                     live.setup.append(r.timings["answer"])
                 live.update()
 
+            watch = asyncio.ensure_future(interrupted.wait())  # a first Ctrl-C: stop, report what ran (130)
             with live:
                 interval = 1.0 / rate if rate > 0 else 0.0
                 next_start = time.monotonic()
@@ -293,12 +294,16 @@ def run_load(g: Globals, script: Path, *, calls: int | None, concurrency: int, r
                     delay = next_start - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    if interrupted.is_set():
+                        gate.release()
+                        break
                     next_start = max(next_start + interval, time.monotonic() - interval)
                     live.started += 1
                     live.up += 1
                     tasks.append(asyncio.create_task(one(case, i), name=f"load call {i + 1}"))
                     live.update()
                 await asyncio.gather(*tasks)
+            watch.cancel()
         lag_task.cancel()
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         results.sort(key=lambda r: r.index)

@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,7 +186,9 @@ async def run_case(case: TestCase, profile: Profile, *, artifacts: Path | None =
                         phone.emit("script.line", file=case.file, line=line.lineno, command=redact(line.text))
                         started = time.monotonic()
                         try:
-                            await line.command.handler(ctx, line.args)
+                            if not await _until_interrupted(line.command.handler(ctx, line.args), interrupted):
+                                result.failure = Failure(line.lineno, redact(line.text), "interrupted", "error")
+                                break
                         except QuitRequested:
                             break
                         if line.command.name in ("wait", "expect"):
@@ -216,6 +218,26 @@ async def run_case(case: TestCase, profile: Profile, *, artifacts: Path | None =
             await asyncio.to_thread(_keep_tail, full_wav, artifacts / "last.wav", RECORD_TAIL_S)
         (artifacts / "transcript.txt").write_text(_transcript(result), encoding="utf-8")
     return result
+
+
+async def _until_interrupted(work: Awaitable[None], interrupted: asyncio.Event | None) -> bool:
+    """Run ``work``; False (it is cancelled) when ``interrupted`` is set first (Ctrl-C)."""
+    if interrupted is None:
+        await work
+        return True
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return False
 
 
 async def _heard(phone: Phone) -> dict[str, str]:
@@ -374,6 +396,8 @@ def run_tests(g: Globals, files: Sequence[str], *, jobs: int = 1, junit: Path | 
         async with profile_source(g, local=local, audio=audio) as profile:
             async def one(i: int, case: TestCase) -> None:
                 async with gate:
+                    if interrupted.is_set():
+                        return  # not started: not in the reports
                     folder = None
                     if artifacts is not None:
                         folder = artifacts / (_safe(case.name) + (f"-{i + 1}" if names[case.name] > 1 else ""))
@@ -383,7 +407,13 @@ def run_tests(g: Globals, files: Sequence[str], *, jobs: int = 1, junit: Path | 
                     progress.done(r)
 
             with progress:
-                await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
+                # Waiting on `interrupted` tells run_async that a first Ctrl-C is handled here: the cases
+                # stop at their current line and the reports are still written (exit 130).
+                watch = asyncio.ensure_future(interrupted.wait())
+                try:
+                    await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
+                finally:
+                    watch.cancel()
         done = [r for r in results if r is not None]
         progress.summary(done)
         if junit is not None:

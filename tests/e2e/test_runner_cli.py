@@ -197,3 +197,27 @@ def test_a_two_call_case_caller_and_agent(tmp_path: Path, env: dict[str, str]) -
     assert "received '5'" in failure["message"], failure
     transcript = (tmp_path / "softphone-artifacts" / "two" / "transcript.txt").read_text()
     assert transcript.count("call.created") == 2  # both calls' events are in the case's transcript
+
+
+def test_ctrl_c_stops_at_the_current_line_and_still_writes_the_reports(tmp_path: Path, env: dict[str, str]) -> None:
+    import signal
+    import time
+
+    files = write(tmp_path, long="dial echo\nwait call active 10\nsleep 60\n", later=PASS)
+    proc = subprocess.Popen([sys.executable, "-m", "softphone", "test", *files, "--local", "--junit", "r.xml"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "softphone-artifacts" / "long").exists():  # the first case has started
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    time.sleep(1.5)  # it is in its sleep
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert time.monotonic() - started < 10
+    assert "FAIL long.sp:3: sleep 60: interrupted" in out, out
+    cases = list(ET.fromstring((tmp_path / "r.xml").read_text()).iter("testcase"))
+    assert [c.get("name") for c in cases] == ["long"]  # the case not started is not reported
+    assert cases[0].find("error") is not None
+    assert (tmp_path / "softphone-artifacts" / "long" / "transcript.txt").exists()
