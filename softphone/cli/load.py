@@ -309,7 +309,7 @@ def run_load(g: Globals, script: Path, *, calls: int | None, concurrency: int, r
         results.sort(key=lambda r: r.index)
         summary = summarize(results, concurrency=concurrency, rate=rate, wall=wall, cpu=cpu, loop=lag.report())
         if json_out:
-            out.write(json.dumps({"type": "load.summary", **summary}) + "\n")
+            out.write(json.dumps({"v": 1, "type": "load.summary", "ts": round(time.time(), 3), **summary}) + "\n")
             out.flush()
         else:
             _print_table(out, summary, tty)

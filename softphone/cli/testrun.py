@@ -463,7 +463,7 @@ class _Progress:
         if self.json:
             record = r.as_dict()
             record.pop("events")
-            self.out.write(json.dumps({"type": "test.case", **record}) + "\n")
+            self.out.write(json.dumps({"v": 1, "type": "test.case", "ts": round(time.time(), 3), **record}) + "\n")
             self.out.flush()
         elif self._progress is not None:
             self._progress.update(self._task, advance=1, status=f"[red]{self.failed} failed" if self.failed else "")
@@ -476,7 +476,8 @@ class _Progress:
     def summary(self, results: Sequence[CaseResult]) -> None:
         passed = sum(1 for r in results if r.passed)
         if self.json:
-            self.out.write(json.dumps({"type": "test.summary", "tests": len(results), "passed": passed,
+            self.out.write(json.dumps({"v": 1, "type": "test.summary", "ts": round(time.time(), 3),
+                                       "tests": len(results), "passed": passed,
                                        "failed": len(results) - passed,
                                        "duration": round(sum(r.duration for r in results), 3)}) + "\n")
             self.out.flush()

@@ -45,7 +45,8 @@ def test_ten_calls_ramped_with_rows_report_json_and_csv(tmp_path: Path, env: dic
              "--json", "--report-csv", "calls.csv")
     assert r.returncode == 0, (r.stdout, r.stderr)
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["type"] == "load.summary"
+    assert summary["type"] == "load.summary" and summary["v"] == 1
+    assert set(summary["frames_late"]) == {"ticks", "late", "late_pct", "lag_p99_ms", "lag_max_ms"}
     assert (summary["calls"], summary["passed"], summary["failed"], summary["failure_causes"]) == (10, 10, 0, {})
     for name in ("answer", "L3 wait", "L5 expect", "case"):
         t = summary["timings"][name]

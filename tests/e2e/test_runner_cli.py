@@ -109,6 +109,7 @@ def test_pass_and_fail_with_junit_json_and_artifacts(tmp_path: Path, env: dict[s
     assert r.returncode == 0, (r.stdout, r.stderr)
     objs = [json.loads(ln) for ln in r.stdout.splitlines()]
     assert [o["type"] for o in objs] == ["test.case", "test.case", "test.summary"]
+    assert all(o["v"] == 1 and o["ts"] > 1.7e9 for o in objs)  # like the --json events (docs/events.md)
     assert objs[-1]["passed"] == 2 and objs[-1]["failed"] == 0
     assert objs[0]["passed"] and "answer" in objs[0]["timings"]
     assert sorted(p.name for p in (tmp_path / "arts").iterdir()) == ["ok-1", "ok-2"]
