@@ -8,13 +8,16 @@ is loud, its dominant frequency (cheap: one 960-point FFT); with speech on, the 
 process, so recognition never holds the event loop's GIL). The child reports interim words of the
 utterance under way and the final words of each utterance; both are matched.
 
-Matching speech (:func:`phrase_score`): the phrase and the heard text are lower-cased, stripped of
-punctuation, digits spelled out ("1" -> "one"); the phrase matches when at least
-:data:`MATCH_RATIO` (75 %) of its words are found **in order** (a longest common subsequence) within
-a stretch of heard words no longer than the phrase plus half of it plus two. ``"a|b"`` is a choice:
-any one alternative matching is enough. Each expectation looks at the speech heard since the last
-matched ``expect speech`` (so an earlier prompt does not satisfy a later one), including speech
-heard before the command started.
+Matching speech (:func:`phrase_score`, :func:`letter_score`): the phrase and the heard text are
+lower-cased, stripped of punctuation, digits spelled out ("1" -> "one"); the phrase matches when
+at least :data:`MATCH_RATIO` (75 %) of its words are found **in order** (a longest common
+subsequence) within a stretch of heard words no longer than the phrase plus half of it plus two,
+**or** (a phrase of three words or more) when its letters (spaces left out) are found in the heard
+letters with at most 1 - :data:`LETTER_RATIO` (20 %) of them changed, added or dropped (an
+approximate substring match: "the office is closed" heard as "the offices closed" is 1 letter off,
+though only 3 of its 5 words match). ``"a|b"`` is a choice: any one alternative matching is enough.
+Each expectation looks at the speech heard since the last matched ``expect speech`` (so an earlier
+prompt does not satisfy a later one), including speech heard before the command started.
 
 Voice activity: a frame is loud at or above :data:`AUDIO_DBFS` (-45 dBFS); ``expect audio`` needs
 :data:`AUDIO_MIN` (0.1 s) of loud frames in a row (``expect audio`` and ``expect tone`` also count the
@@ -50,6 +53,7 @@ __all__ = [
     "Heard",
     "Hearing",
     "best_choice",
+    "letter_score",
     "normalize_words",
     "parse_tone",
     "phrase_score",
@@ -70,6 +74,8 @@ PROMPT_GAP = 0.8
 """Seconds of quiet after speech that end a prompt (``wait prompt-end``)."""
 MATCH_RATIO = 0.75
 """The share of a phrase's words that must be heard in order for ``expect speech`` to match."""
+LETTER_RATIO = 0.8
+"""Or: the share of a phrase's letters that must be heard (1 - edits / letters, best substring)."""
 HISTORY_S = 60.0
 """Seconds of per-frame levels kept."""
 _FRAME_S = FRAME_MS / 1000
@@ -123,14 +129,43 @@ def phrase_score(phrase: str | Sequence[str], heard: str | Sequence[str]) -> flo
     return best / len(want)
 
 
-def best_choice(choices: str, heard: str | Sequence[str], ratio: float = MATCH_RATIO) -> tuple[str, float] | None:
-    """The first alternative of ``"a|b|c"`` that ``heard`` matches (with its score), else None."""
+def letter_score(phrase: str | Sequence[str], heard: str | Sequence[str]) -> float:
+    """1 - (edits to find ``phrase``'s letters in ``heard``'s letters) / (the phrase's letters), >= 0.
+
+    Sellers' approximate substring match: the phrase may start and end anywhere in the heard text.
+    """
+    want = "".join(normalize_words(phrase) if isinstance(phrase, str) else phrase)
+    got = "".join(normalize_words(heard) if isinstance(heard, str) else heard)
+    if not want:
+        return 1.0
+    if not got:
+        return 0.0
+    prev = list(range(len(want) + 1))  # column over the phrase; a free start anywhere in `got`
+    best = prev[-1]
+    for ch in got:
+        cur = [0]
+        for i, w in enumerate(want):
+            cur.append(min(prev[i] + (w != ch), prev[i + 1] + 1, cur[i] + 1))
+        prev = cur
+        best = min(best, cur[-1])
+    return max(0.0, 1.0 - best / len(want))
+
+
+def best_choice(choices: str, heard: str | Sequence[str], ratio: float = MATCH_RATIO,
+                letters: float = LETTER_RATIO) -> tuple[str, float] | None:
+    """The first alternative of ``"a|b|c"`` that ``heard`` matches (words or letters), else None.
+
+    The score returned is the word share, or the letter score when only that one passed.
+    """
     for alt in (c.strip() for c in choices.split("|")):
         if not alt:
             continue
         score = phrase_score(alt, heard)
         if score >= ratio:
             return alt, score
+        by_letters = letter_score(alt, heard) if len(normalize_words(alt)) >= 3 else 0.0
+        if by_letters >= letters:
+            return alt, by_letters
     return None
 
 
@@ -338,8 +373,14 @@ class Hearing(BaseSink):
         if not self.speech:
             raise CommandError("expect speech: this call was not listened to with speech recognition")
 
+        last_text: list[str] = []  # the text already judged (checks run on every frame)
+
         def check() -> tuple[str, float | None] | None:
-            found = best_choice(choices, self._unconsumed())
+            text = self._unconsumed()
+            if last_text and last_text[0] == text:
+                return None
+            last_text[:] = [text]
+            found = best_choice(choices, text)
             if found is None:
                 return None
             now = self._now()

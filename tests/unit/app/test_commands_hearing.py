@@ -15,7 +15,7 @@ from unit.client.callfakes import ANSWER, FakePeer, until
 from unit.support.duplex import FakeVertoServer
 
 from softphone.app.commands import CheckFailed, CommandContext, run_line
-from softphone.app.hearing import Hearing, best_choice, normalize_words, parse_tone, phrase_score
+from softphone.app.hearing import Hearing, best_choice, letter_score, normalize_words, parse_tone, phrase_score
 from softphone.app.phone import Phone
 from softphone.client.client import Client
 from softphone.config import BUILTIN_PROFILES, Profile
@@ -51,6 +51,18 @@ def test_phrase_matches_with_the_documented_tolerance() -> None:
     assert best_choice("goodbye|press two for support", heard) == ("press two for support", 1.0)
     # words scattered over a long transcript do not add up to a match
     assert phrase_score("welcome support", "welcome " + "x " * 20 + "support") == 0.5
+
+
+def test_letters_match_when_words_split_differently() -> None:
+    heard = "the offices closed today please help well we connect you"
+    assert phrase_score("the office is closed today", heard) == 0.6  # 3 of 5 words
+    assert letter_score("the office is closed today", heard) == pytest.approx(1 - 1 / 22)  # 'i' dropped
+    assert best_choice("the office is closed today", heard) == ("the office is closed today", pytest.approx(21 / 22))
+    assert best_choice("please hold while we connect you", heard) is not None  # 0.81 of its letters
+    assert best_choice("press one for sales", "press two for support") is None
+    assert best_choice("the store is open tomorrow", heard) is None
+    assert best_choice("yes", "yesterday") is None  # the letter rule needs a phrase of three words or more
+    assert letter_score("abc", "") == 0.0 and letter_score("", "abc") == 1.0
 
 
 def test_tone_spec() -> None:
