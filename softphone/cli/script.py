@@ -46,7 +46,7 @@ from softphone.errors import CommandError, SoftphoneError
 if TYPE_CHECKING:
     from softphone.app.options import Globals
 
-__all__ = ["ScriptLine", "listen_mode", "parse_script", "parse_vars", "run_script"]
+__all__ = ["ScriptLine", "listen_mode", "parse_script", "parse_vars", "preflight", "run_script"]
 
 
 class ScriptLine:
@@ -100,6 +100,25 @@ def listen_mode(lines: Sequence[ScriptLine]) -> str:
     return "speech" if "speech" in needs else "levels" if "levels" in needs else "off"
 
 
+def preflight(lines: Sequence[ScriptLine], name: str = "") -> None:
+    """What the file needs that may be missing: a recogniser (``expect speech``, ``transcript``) and a
+    text-to-speech engine (``say``). :class:`CommandError` naming the package, before anything dials."""
+    import importlib.util
+    import shutil
+
+    for line in lines:
+        if hearing_need(line.command, line.args) == "speech" and importlib.util.find_spec("pocketsphinx") is None:
+            raise CommandError(f"{name}:{line.lineno}: {line.command.name} needs speech recognition: the "
+                               "pocketsphinx package (pip install pocketsphinx; its wheel ships the English model)")
+        if line.command.name == "say":
+            from softphone.media.tts import resolve_voice
+
+            engine = resolve_voice().engine
+            if shutil.which(engine) is None:
+                raise CommandError(f"{name}:{line.lineno}: say needs text to speech: {engine} is not installed "
+                                   f"(apt install {engine})")
+
+
 def timings_of(phone: Any, call_ids: Sequence[str]) -> dict[str, Any]:
     """The closing summary's ``timings``: call id -> :meth:`Phone.timings`."""
     return {cid: phone.timings(cid) for cid in dict.fromkeys(call_ids)}
@@ -120,6 +139,7 @@ def run_script(g: Globals, file: Path, *, keep_going: bool, local: bool, no_audi
     try:
         text = sys.stdin.read() if name == "<stdin>" else file.read_text(encoding="utf-8")
         lines = parse_script(text, name, parse_vars(variables))
+        preflight(lines, name)
     except OSError as exc:
         print(f"error: {name}: {exc.strerror or exc}", file=sys.stderr)
         return ExitCode.USAGE

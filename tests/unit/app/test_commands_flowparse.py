@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from softphone.app.commands import expand_vars, format_help, parse_line
-from softphone.cli.script import listen_mode, parse_script, parse_vars
+from softphone.cli.script import listen_mode, parse_script, parse_vars, preflight
 from softphone.errors import CommandError
 
 FLOW = """\
@@ -75,3 +75,20 @@ def test_help_lists_the_new_commands() -> None:
     assert ">= 75 %" in format_help("expect")
     parsed = parse_line("answer as agent")
     assert parsed is not None and parsed[1] == ["as", "agent"]
+
+
+def test_a_missing_recogniser_or_tts_engine_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import shutil
+
+    lines = parse_script('dial echo\nsay "hi"\nexpect speech "hi"\n', "f")
+    preflight(lines, "f")  # both installed here
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pocketsphinx" else real(n, *a))
+    with pytest.raises(CommandError, match=r"f:3: expect needs speech recognition: the pocketsphinx package"):
+        preflight(lines, "f")
+    preflight(parse_script("dial tone\nexpect tone 1004\n", "f"))  # levels only: no recogniser needed
+    monkeypatch.undo()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(CommandError, match=r"f:2: say needs text to speech: flite is not installed \(apt install"):
+        preflight(lines, "f")
