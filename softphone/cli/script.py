@@ -12,7 +12,7 @@ its own code. Calls still up at the end are hung up.
 variable; an unknown variable is a parse error. Calls can be named (``dial DEST as NAME``,
 ``answer as NAME``) and the name given wherever a command takes a call (``hangup agent``,
 ``expect speech "hello" on agent``); a call name used before any line defines it is a parse
-error (an id prefix of hex digits is accepted as it is). A file that uses a hearing command
+error (a call id prefix of 8 hex digits or more is accepted as it is). A file that uses a hearing command
 (``expect speech|tone|silence|audio``, ``wait prompt-end``, ``transcript``) listens to every call
 it places or answers from the start (with recognition only when it uses speech). The closing
 ``summary`` carries per-call ``timings`` (:meth:`softphone.app.phone.Phone.timings`).
@@ -58,7 +58,7 @@ class ScriptLine:
         self.lineno, self.text, self.command, self.args = lineno, text, command, args
 
 
-_ID_PREFIX = re.compile(r"[0-9a-fA-F-]+")
+_ID_PREFIX = re.compile(r"[0-9a-fA-F]{8}[0-9a-fA-F-]*")  # as `dial` shows it: "call 3f2a9c1d"
 
 
 def parse_vars(items: Sequence[str]) -> dict[str, str]:

@@ -108,3 +108,17 @@ def test_two_named_calls_caller_and_agent(env: dict[str, str], tmp_path: Path) -
     assert code == 0, (out, err)
     names = sorted(t.get("name", "") for t in summary(objs)["timings"].values())
     assert names == ["agent", "caller"], summary(objs)
+
+
+def test_unknown_variable_or_call_name_fails_before_dialling(env: dict[str, str], tmp_path: Path) -> None:
+    """Profile `closed` points at a port nobody listens on: connecting first would give exit 8, not 2."""
+    script = tmp_path / "bad.txt"
+    for text, message in (("dial ${WHO}\nexpect speech hello\n", "bad.txt:1: unknown variable ${WHO}"),
+                          ("dial echo as a1\nexpect audio 5 on bob\n", "bad.txt:2: expect: unknown call 'bob'")):
+        script.write_text(text)
+        r = sp(env, "-p", "closed", "run", str(script))
+        assert r.returncode == ExitCode.USAGE, (r.stdout, r.stderr)
+        assert message in " ".join(r.stderr.split()), r.stderr
+    script.write_text("dial ${WHO}\nhangup\n")
+    r = sp(env, "-p", "closed", "run", str(script), "--var", "WHO=echo")
+    assert r.returncode == ExitCode.NETWORK, (r.stdout, r.stderr)  # parsed fine, then could not connect

@@ -59,7 +59,9 @@ def test_bad_lines_fail_at_parse_time(text: str, message: str) -> None:
 
 
 def test_a_hex_id_prefix_is_still_a_call() -> None:
-    assert parse_script("hangup 3f2a\n", "f")[0].args == ["3f2a"]
+    assert parse_script("hangup 3f2a9c1d\n", "f")[0].args == ["3f2a9c1d"]
+    with pytest.raises(CommandError, match="unknown call 'b1'"):  # short hex words are names, not ids
+        parse_script("hangup b1\n", "f")
 
 
 def test_bad_var_option() -> None:
