@@ -883,8 +883,8 @@ def parse_words(words: Sequence[str]) -> tuple[Command, list[str]]:
 
 async def run_line(ctx: CommandContext, line: str) -> Command | None:
     """Parse and run one line. Raises :class:`CommandError` / :class:`QuitRequested` / core errors."""
-    variables = ctx.extra.get("vars")
-    parsed = parse_line(line, variables if isinstance(variables, dict) else None)
+    variables = ctx.extra.get("vars")  # a front-end's own; else the Phone's (the shell's --var)
+    parsed = parse_line(line, variables if isinstance(variables, dict) else ctx.phone.variables)
     if parsed is None:
         return None
     cmd, args = parsed

@@ -125,6 +125,8 @@ class Phone:
         #: use a hearing command.
         self.listen = "off"
         self._hearings: dict[str, Hearing] = {}
+        #: ``${NAME}`` values for command lines (the shell's ``--var``); the environment fills the rest.
+        self.variables: dict[str, str] = {}
         self._deaf: set[str] = set()  # ended calls whose hearing was stopped
         self._names: dict[str, str] = {}  # call name (dial ... as NAME) -> call id
         self._timeline: dict[str, dict[str, float]] = {}  # call id -> first time of each state/milestone

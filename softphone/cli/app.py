@@ -309,21 +309,38 @@ def demo(
 
 
 @app.command()
-def shell(ctx: typer.Context, local: LocalOpt = False) -> None:
+def shell(ctx: typer.Context, local: LocalOpt = False, var: VarOpt = None) -> None:
     """The interactive shell (also what `softphone` alone starts)."""
-    _run_shell(_g(ctx), local=local)
+    _run_shell(_g(ctx), local=local, variables=var or ())
 
 
-def _run_shell(g: Globals, local: bool) -> None:
+def _run_shell(g: Globals, local: bool, variables: list[str] | tuple[str, ...] = ()) -> None:
     # The CLI composes the shell: it supplies the Phone (profile, --local switch) and the runtime;
     # softphone.repl never imports softphone.cli.
     import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
 
+    from softphone.app.phone import Phone
     from softphone.cli.runtime import open_phone, run_async
+    from softphone.cli.script import parse_vars
     from softphone.repl.shell import run_shell
 
+    try:
+        values = parse_vars(variables)  # --var NAME=VALUE for ${NAME} in shell lines
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _finish(ExitCode.USAGE)
+        return
+
+    @contextlib.asynccontextmanager
+    async def phone_with_vars() -> AsyncIterator[Phone]:
+        async with open_phone(g, CallOptions(local=local)) as phone:
+            phone.variables.update(values)
+            yield phone
+
     async def body(interrupted: asyncio.Event) -> int:
-        await run_shell(open_phone(g, CallOptions(local=local)))
+        await run_shell(phone_with_vars())
         return ExitCode.OK
 
     _finish(run_async(g, body))

@@ -307,3 +307,13 @@ async def test_play_tone_goes_back_to_the_profiles_source(phone: Phone, server: 
     puller.cancel()
     assert len(seen) == 2 and isinstance(seen[0], ToneSource) and seen[1] is before
     assert SAMPLE_RATE == 48000
+
+
+async def test_shell_lines_take_the_phones_variables(phone: Phone, server: FakeVertoServer) -> None:
+    """The shell's --var: run_line fills ${NAME} from Phone.variables (then the environment)."""
+    phone.variables["DEST"] = "tone"
+    ctx, said = ctx_of(phone)
+    await run_line(ctx, "dial ${DEST} as t")
+    assert said[-1].startswith("dialing tone (call ") and said[-1].endswith(", t)")
+    with pytest.raises(CommandError, match=r"unknown variable \$\{NOPE\}"):
+        await run_line(ctx, "dtmf ${NOPE}")
