@@ -237,6 +237,7 @@ class Hearing(BaseSink):
         self.stats = _Stats()
         self.started_at: float | None = None
         self._recognizer: object | None = None
+        self._child: object | None = None  # the recogniser while stop() finishes it
         self._factory = recognizer_factory
         self._closed = False
 
@@ -272,6 +273,7 @@ class Hearing(BaseSink):
         rec, self._recognizer = self._recognizer, None
         if rec is None:
             return
+        self._child = rec
         self._flush(rec)
         try:
             await rec.finish(timeout=5.0)  # type: ignore[attr-defined]
@@ -279,6 +281,15 @@ class Hearing(BaseSink):
             logger.debug("recogniser finish failed", exc_info=True)
         with contextlib.suppress(Exception):
             await rec.close()  # type: ignore[attr-defined]
+
+    async def abort(self) -> None:
+        """Stop the recogniser child at once (no last result) and reap it; for shutting down."""
+        self._closed = True
+        rec = self._recognizer or self._child
+        self._recognizer = self._child = None
+        if rec is not None:
+            with contextlib.suppress(Exception):
+                await rec.close()  # type: ignore[attr-defined]
 
     # --- input ---------------------------------------------------------------------------
 

@@ -182,9 +182,6 @@ class Phone:
     async def close(self) -> None:
         """Hang up, log out, stop the ticker."""
         await self.logout()
-        for hearing in list(self._hearings.values()):
-            with contextlib.suppress(Exception):
-                await hearing.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -193,6 +190,8 @@ class Phone:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for hearing in list(self._hearings.values()):  # recogniser children a cancelled stop left behind
+            await hearing.abort()
 
     async def __aenter__(self) -> Phone:
         await self.start()

@@ -158,10 +158,13 @@ class FakeRecognizer:
         self.fed += samples.shape[0]
 
     async def finish(self, timeout: float = 10.0) -> None:
-        pass
+        await asyncio.sleep(self.finish_takes)
 
     async def close(self) -> None:
-        pass
+        self.closed = True
+
+    finish_takes = 0.0
+    closed = False
 
 
 class Utt:
@@ -317,3 +320,23 @@ async def test_shell_lines_take_the_phones_variables(phone: Phone, server: FakeV
     assert said[-1].startswith("dialing tone (call ") and said[-1].endswith(", t)")
     with pytest.raises(CommandError, match=r"unknown variable \$\{NOPE\}"):
         await run_line(ctx, "dtmf ${NOPE}")
+
+
+async def test_abort_reaps_the_child_a_cancelled_stop_left() -> None:
+    """Phone.close cancels the stop spawned at hangup; abort() must still close the recogniser."""
+    recs: list[FakeRecognizer] = []
+
+    def factory(rate: int, cb: Callable[..., object]) -> FakeRecognizer:
+        recs.append(FakeRecognizer(rate, cb))
+        recs[-1].finish_takes = 10.0
+        return recs[-1]
+
+    hearing = Hearing(recognizer_factory=factory)
+    await hearing.start()
+    stopping = asyncio.ensure_future(hearing.stop())
+    await asyncio.sleep(0.01)
+    stopping.cancel()
+    await asyncio.gather(stopping, return_exceptions=True)
+    assert not recs[0].closed
+    await hearing.abort()
+    assert recs[0].closed
