@@ -254,7 +254,13 @@ class Hearing(BaseSink):
     async def start(self) -> None:
         """Start the recogniser child (speech on); audio that arrives meanwhile waits in its pipe."""
         self.started_at = self._now()
-        if not self.speech or self._recognizer is not None:
+        if self.speech:
+            await self.enable_speech()
+
+    async def enable_speech(self) -> None:
+        """Recognise speech from now on (a listener attached for levels only gains a recogniser)."""
+        self.speech = True
+        if self._recognizer is not None or self._closed:
             return
         if self._factory is not None:
             rec = self._factory(SAMPLE_RATE, self._on_utterance)

@@ -678,7 +678,7 @@ class Phone:
                 raise CommandError("the call has ended and was not listened to")
             hearing = await self._attach_hearing(call, speech=speech)
         elif speech and not hearing.speech:
-            raise CommandError("this call is listened to without speech recognition")
+            await hearing.enable_speech()  # from now on: what it heard before was not recognised
         return hearing
 
     async def play(self, source: AudioSource, call_id: str | None = None, *, timeout: float = 600.0) -> float:

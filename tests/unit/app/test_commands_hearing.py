@@ -340,3 +340,21 @@ async def test_abort_reaps_the_child_a_cancelled_stop_left() -> None:
     assert not recs[0].closed
     await hearing.abort()
     assert recs[0].closed
+
+
+async def test_a_levels_listener_gains_a_recogniser_when_speech_is_expected() -> None:
+    recs: list[FakeRecognizer] = []
+
+    def factory(rate: int, cb: Callable[..., object]) -> FakeRecognizer:
+        recs.append(FakeRecognizer(rate, cb))
+        return recs[-1]
+
+    hearing = Hearing(speech=False, recognizer_factory=factory)
+    await hearing.start()
+    assert not recs
+    await hearing.enable_speech()
+    await hearing.enable_speech()  # once
+    assert len(recs) == 1 and hearing.speech
+    recs[0].on_utterance(Utt("hello there"))
+    assert (await hearing.expect_speech("hello there", 0.1))[0]
+    await hearing.stop()
