@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proto_util import load_trace
+from unit.support.proto_util import load_trace
 
 import softphone
 from softphone.client.client import AudioConfig, Client

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from proto_util import SWITCH_TRACE_NAMES, TRACE_NAMES, load_trace, make_session
+from unit.support.proto_util import SWITCH_TRACE_NAMES, TRACE_NAMES, load_trace, make_session
 
 from softphone.protocol import events as ev
 from softphone.protocol import verto as v

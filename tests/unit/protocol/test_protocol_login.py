@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from proto_util import SDP, err, last_request, logged_in, make_session, of, outbound_active, ready, req, res, sent
+from unit.support.proto_util import (
+    SDP,
+    err,
+    last_request,
+    logged_in,
+    make_session,
+    of,
+    outbound_active,
+    ready,
+    req,
+    res,
+    sent,
+)
 
 from softphone.errors import LocalProtocolError
 from softphone.protocol import events as ev

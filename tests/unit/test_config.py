@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -37,7 +36,7 @@ from softphone.config import (
 from softphone.errors import ConfigError
 from softphone.log import clear_secrets, redact
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PY = shlex.quote(sys.executable)
 
 
@@ -298,58 +297,6 @@ def test_require_credentials() -> None:
     with pytest.raises(ConfigError, match=r"no password is set .*password_cmd"):
         Profile(username="u", auth="telephony").require_credentials()
     Profile(username="u", password="p").require_credentials()
-
-
-# --- secret commands ---------------------------------------------------------------------
-
-
-def cmd(code: str) -> str:
-    return f"{PY} -c {shlex.quote(code)}"
-
-
-def q(text: str) -> str:
-    """A TOML basic string (JSON escapes are valid TOML)."""
-    return json.dumps(text)
-
-
-def test_password_cmd(tmp_path: Path) -> None:
-    command = cmd("print('s3cret'); print('url: x')")
-    path = write(tmp_path, f'[profiles.w]\nusername = "u"\npassword_cmd = {q(command)}\n')
-    profile = load_config(path, "w", {})
-    assert profile.password == "s3cret" and profile.auth == "sip"
-    assert "s3cret" not in redact("pw s3cret")
-
-
-def test_token_cmd_runs_only_when_needed(tmp_path: Path) -> None:
-    good = cmd("print('  jwt-from-cmd  ')")
-    text = f"[profiles.t]\ntoken_cmd = {q(good)}\n[profiles.s]\nauth = 'sip'\ntoken_cmd = 'false'\n"
-    path = write(tmp_path, text)
-    assert load_config(path, "t", {}).token == "jwt-from-cmd"
-    assert load_config(path, "s", {}).token == ""  # sip auth: the failing command is not run
-
-
-@pytest.mark.parametrize(
-    ("command", "fragment"),
-    [
-        (cmd("import sys; print('s3cret'); sys.stderr.write('oops s3cret\\n'); sys.exit(3)"), "status 3: oops ***"),
-        (cmd("import sys; print('s3cret'); sys.exit(1)"), "exited with status 1"),
-        (cmd("print('   ')"), "printed nothing"),
-        ("/nonexistent/secret-tool get", "cannot run '/nonexistent/secret-tool'"),
-        ("pass 'unbalanced", "cannot parse command"),
-        ("   ", "empty command"),
-    ],
-)
-def test_secret_cmd_failures(tmp_path: Path, command: str, fragment: str) -> None:
-    exc = error(tmp_path, f"[profiles.w]\npassword_cmd = {q(command)}\n", "w")
-    assert exc.key == "profiles.w.password_cmd"
-    assert fragment in str(exc)
-    assert "s3cret" not in str(exc)
-
-
-def test_secret_cmd_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cfg, "SECRET_CMD_TIMEOUT", 0.2)
-    exc = error(tmp_path, f"[profiles.w]\ntoken_cmd = {q(cmd('import time; time.sleep(5)'))}\n", "w")
-    assert exc.key == "profiles.w.token_cmd" and "timed out after 0.2 s" in str(exc)
 
 
 # --- permissions -----------------------------------------------------------------------------

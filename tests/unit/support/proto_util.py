@@ -10,7 +10,7 @@ from softphone.protocol import events as ev
 from softphone.protocol.session import Credentials, VertoSession
 from softphone.protocol.states import CallState, ClientState
 
-TRACES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "traces"
+TRACES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "traces"
 TRACE_NAMES = (
     "login", "login_token", "outbound", "inbound", "hold", "dtmf", "early_media",
     "pcmu", "inbound_pcmu", "trickle", "inbound_trickle",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2] / "softphone"
+ROOT = Path(__file__).resolve().parents[3] / "softphone"
 PROTOCOL_MODULES = sorted((ROOT / "protocol").glob("*.py"))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from proto_util import SDP, inbound_ringing, outbound_active, ready
+from unit.support.proto_util import SDP, inbound_ringing, outbound_active, ready
 
 from softphone.errors import RemoteProtocolError
 from softphone.protocol import verto as v

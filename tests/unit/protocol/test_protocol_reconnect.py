@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from proto_util import SDP, last_request, of, outbound_active, ready, req, res, sent
+from unit.support.proto_util import SDP, last_request, of, outbound_active, ready, req, res, sent
 
 from softphone.errors import LocalProtocolError
 from softphone.protocol import events as ev
@@ -78,7 +78,7 @@ def test_reconnect_reattach(kept: str, dropped: str) -> None:
     sess.receive_text(res(gw["id"], {"params": {"state": "REGED"}}))
     assert sess.state == ClientState.READY
     # after a completed reconnect the next login carries no reconnection flag
-    from proto_util import CREDS
+    from unit.support.proto_util import CREDS
     sess.login(CREDS)
     p = last_request(sent(sess), "login")["params"]
     assert p["reconnection"] is False and "sessid" not in p
@@ -138,7 +138,7 @@ def test_connection_lost_without_reconnect_ends_calls_locally() -> None:
 
 
 def test_connection_lost_before_login_does_not_reconnect_with_sessid() -> None:
-    from proto_util import CREDS, make_session
+    from unit.support.proto_util import CREDS, make_session
     sess, _ = make_session()
     sess.login(CREDS)
     sess.connecting()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from proto_util import (
+from unit.support.proto_util import (
     SDP,
     err,
     inbound_ringing,

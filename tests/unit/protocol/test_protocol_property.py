@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proto_util import inbound_ringing, outbound_active, ready
+from unit.support.proto_util import inbound_ringing, outbound_active, ready
 
 from softphone.protocol import events as ev
 from softphone.protocol import verto as v

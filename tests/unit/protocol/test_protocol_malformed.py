@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from proto_util import SDP, last_request, of, outbound_active, ready, req, res, sent
+from unit.support.proto_util import SDP, last_request, of, outbound_active, ready, req, res, sent
 
 from softphone.errors import RemoteProtocolError
 from softphone.protocol import events as ev
