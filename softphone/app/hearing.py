@@ -230,8 +230,9 @@ class Hearing(BaseSink):
         self._pending: list[Frame] = []
         self.finals: list[Heard] = []
         self.partial = ""
-        self._partial_consumed = False
-        self._consumed = 0  # finals before this index are behind the last matched expect speech
+        #: Where the last matched ``expect speech`` ended: (index into finals, words into it); an index
+        #: of len(finals) points into the utterance under way (its final keeps the place).
+        self._cursor = (0, 0)
         self._changed = asyncio.Event()
         self._prompt_mark: float | None = None  # wait prompt-end: speech counts after this
         self.stats = _Stats()
@@ -345,10 +346,9 @@ class Hearing(BaseSink):
                 heard = Heard(text, self._now(), self._last_loud or self._now(),
                               float(getattr(utterance, "confidence", 0.0)))
                 self.finals.append(heard)
-                if self._partial_consumed:
-                    self._consumed = len(self.finals)
+            elif self._cursor[0] == len(self.finals):
+                self._cursor = (len(self.finals), 0)  # the utterance under way came to nothing
             self.partial = ""
-            self._partial_consumed = False
         else:
             self.partial = text
         self._changed.set()
@@ -359,11 +359,29 @@ class Hearing(BaseSink):
         """Everything heard so far (finals, then the words of the utterance under way)."""
         return " ".join([h.text for h in self.finals] + ([self.partial] if self.partial else []))
 
+    def _segments(self) -> list[list[str]]:
+        """The words of each final from the cursor's on, then of the utterance under way."""
+        return [normalize_words(h.text) for h in self.finals[self._cursor[0] :]] + [normalize_words(self.partial)]
+
+    def _unconsumed_words(self) -> list[str]:
+        segments = self._segments()
+        segments[0] = segments[0][self._cursor[1] :]
+        return [w for seg in segments for w in seg]
+
     def _unconsumed(self) -> str:
-        parts = [h.text for h in self.finals[self._consumed :]]
-        if self.partial and not self._partial_consumed:
-            parts.append(self.partial)
-        return " ".join(parts)
+        return " ".join(self._unconsumed_words())
+
+    def _advance(self, count: int) -> None:
+        """Move the cursor ``count`` words on (past a matched phrase)."""
+        index, offset = self._cursor
+        segments = self._segments()
+        for k, seg in enumerate(segments):
+            left = len(seg) - offset
+            if count < left or k == len(segments) - 1:
+                self._cursor = (index + k, offset + max(0, min(count, left)))
+                return
+            count -= left
+            offset = 0
 
     async def _until(self, check: Callable[[], object], timeout: float) -> object:
         """Wait until ``check()`` returns something other than None (returned), or None at the timeout."""
@@ -393,21 +411,21 @@ class Hearing(BaseSink):
         last_text: list[str] = []  # the text already judged (checks run on every frame)
 
         def check() -> tuple[str, float | None] | None:
-            text = self._unconsumed()
+            words = self._unconsumed_words()
+            text = " ".join(words)
             if last_text and last_text[0] == text:
                 return None
             last_text[:] = [text]
-            found = best_choice(choices, text)
+            found = best_choice(choices, words)
             if found is None:
                 return None
             now = self._now()
-            in_partial = bool(self.partial) and best_choice(
-                choices, " ".join(h.text for h in self.finals[self._consumed :])) is None
             quiet = self._last_loud is not None and now - self._last_loud > 0.1
             latency = (now - self._last_loud) if quiet and self._last_loud is not None else None
-            self._consumed = len(self.finals)
-            if in_partial:
-                self._partial_consumed = True
+            # consume up to the end of the match (the shortest prefix that still matches), so the rest of
+            # the same utterance ("... press two for support") is left for the next expectation
+            end = next(k for k in range(1, len(words) + 1) if best_choice(found[0], words[:k]) is not None)
+            self._advance(end)
             return found[0], latency
 
         got = await self._until(check, timeout)

@@ -122,3 +122,22 @@ def test_unknown_variable_or_call_name_fails_before_dialling(env: dict[str, str]
     script.write_text("dial ${WHO}\nhangup\n")
     r = sp(env, "-p", "closed", "run", str(script), "--var", "WHO=echo")
     assert r.returncode == ExitCode.NETWORK, (r.stdout, r.stderr)  # parsed fine, then could not connect
+
+
+def test_ivr_menu_choice_and_goodbye(env: dict[str, str], tmp_path: Path) -> None:
+    """The switch's ivr service: hear the menu, wait for its end, press 2, hear the choice (a choice
+    among phrases), then the far end hangs up; the timings show the prompts and each expect."""
+    code, out, err, objs = run(env, tmp_path, (
+        "dial ivr as ivr\n"
+        "wait call active 10 on ivr\n"
+        'expect speech "welcome to the test line" 15\n'
+        'expect speech "press two for support" 15\n'
+        "wait prompt-end 10\n"
+        "dtmf 2 ivr\n"
+        'expect speech "you chose sales|you chose support" 15\n'
+        "expect hangup NORMAL_CLEARING 15 on ivr\n"))
+    assert code == 0, (out, err)
+    assert "heard 'you chose support'" in err, err
+    (t,) = summary(objs)["timings"].values()
+    assert [e["expect"].split()[0] for e in t["expects"]] == ["speech", "speech", "prompt-end", "speech", "hangup"]
+    assert len(t["prompts_s"]) >= 2 and t["prompts_s"][0] > 2.0, t  # the menu, then the choice

@@ -358,3 +358,24 @@ async def test_a_levels_listener_gains_a_recogniser_when_speech_is_expected() ->
     recs[0].on_utterance(Utt("hello there"))
     assert (await hearing.expect_speech("hello there", 0.1))[0]
     await hearing.stop()
+
+
+async def test_one_utterance_serves_two_expectations_in_order() -> None:
+    """The IVR's menu is one utterance: matching its start leaves the rest for the next expectation."""
+    recs: list[FakeRecognizer] = []
+
+    def factory(rate: int, cb: Callable[..., object]) -> FakeRecognizer:
+        recs.append(FakeRecognizer(rate, cb))
+        return recs[-1]
+
+    hearing = Hearing(recognizer_factory=factory)
+    await hearing.start()
+    recs[0].on_utterance(Utt("welcome to the test line press", final=False))
+    assert (await hearing.expect_speech("welcome to the test line", 0.1))[0]
+    recs[0].on_utterance(Utt("welcome to the test line press line for sales press two for support"))
+    assert (await hearing.expect_speech("press two for support", 0.1))[0]
+    assert not (await hearing.expect_speech("press one for sales", 0.1))[0]  # it came before: consumed
+    recs[0].on_utterance(Utt("", final=True))  # an empty utterance changes nothing
+    recs[0].on_utterance(Utt("you chose support"))
+    assert await hearing.expect_speech("you chose sales|you chose support", 0.1) == (True, "you chose support", None)
+    await hearing.stop()
