@@ -30,6 +30,7 @@ from softphone.protocol.dtmf import check_digits  # the one DTMF check, re-expor
 from softphone.protocol.states import CallState, ClientState
 
 if TYPE_CHECKING:
+    from softphone.app.hearing import Hearing
     from softphone.app.phone import Phone
 
 __all__ = [
@@ -557,8 +558,8 @@ def _caller_matches(want: str, name: str, number: str) -> bool:
     return False
 
 
-def _transcript_tail(hearing: object) -> str:
-    text = str(getattr(hearing, "transcript", lambda: "")()) if getattr(hearing, "speech", False) else ""
+def _transcript_tail(hearing: Hearing) -> str:
+    text = hearing.transcript() if hearing.speech else ""
     return f"; heard {text[-200:]!r}" if text else ""
 
 

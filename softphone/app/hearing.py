@@ -40,12 +40,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from softphone.errors import CommandError
 from softphone.media.frames import FRAME_MS, SAMPLE_RATE, Frame, level_dbfs
 from softphone.media.sinks import BaseSink
+
+if TYPE_CHECKING:
+    from softphone.media.asr import Utterance
 
 __all__ = [
     "AUDIO_DBFS",
@@ -338,13 +342,13 @@ class Hearing(BaseSink):
         else:
             prompts.append(_Prompt(now - AUDIO_MIN, now))
 
-    def _on_utterance(self, utterance: object) -> None:
-        text = str(getattr(utterance, "text", ""))
-        final = bool(getattr(utterance, "final", True))
+    def _on_utterance(self, utterance: Utterance) -> None:
+        text = utterance.text
+        final = utterance.final
         if final:
             if text:
                 heard = Heard(text, self._now(), self._last_loud or self._now(),
-                              float(getattr(utterance, "confidence", 0.0)))
+                              utterance.confidence)
                 self.finals.append(heard)
             elif self._cursor[0] == len(self.finals):
                 self._cursor = (len(self.finals), 0)  # the utterance under way came to nothing

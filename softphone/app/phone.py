@@ -684,13 +684,16 @@ class Phone:
     async def play(self, source: AudioSource, call_id: str | None = None, *, timeout: float = 600.0) -> float:
         """Send ``source`` into a live call until it finishes, then go back to what was sent before
         (the profile's source). Returns the seconds it played."""
+        from softphone.media.sources import FiniteSource
+
         call = self._resolve(call_id)
         before = call.input
         loop = asyncio.get_running_loop()
         started = loop.time()
         call.set_input(source)
         try:
-            while not getattr(source, "finished", True) and loop.time() - started < timeout:
+            # A source that never says it has finished (a device, silence) plays no longer than this line.
+            while isinstance(source, FiniteSource) and not source.finished and loop.time() - started < timeout:
                 if call.state.is_terminal:
                     break
                 await asyncio.sleep(0.02)

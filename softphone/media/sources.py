@@ -45,6 +45,14 @@ class AudioSource(Protocol):
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class FiniteSource(AudioSource, Protocol):
+    """A source that ends (a timed tone, a file or array without ``loop``): ``finished`` turns true."""
+
+    @property
+    def finished(self) -> bool: ...
+
+
 class BaseSource:
     """Convenience base with no-op ``start``/``stop``."""
 
