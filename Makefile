@@ -46,11 +46,14 @@ $(NPM_DONE): $(CONF)/package-lock.json $(CONF)/package.json | system-deps
 	cd $(CONF) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-bench: deps  ## benchmarks (not part of test): DTMF detector, media engine, client calls, ours vs the JS SDK
+bench: deps  ## benchmarks (not part of test): DTMF, media engine, calls, ours vs the JS SDK, API fuzz, load curve, speech accuracy
 	$(VENV)/bin/python bench/dtmf_bench.py
 	$(VENV)/bin/python bench/media_bench.py
 	$(VENV)/bin/python bench/bench_call.py
 	$(VENV)/bin/python bench/compare_sdk.py
+	$(VENV)/bin/python bench/http_fuzz.py
+	$(VENV)/bin/python bench/load_curve.py
+	$(VENV)/bin/python bench/flow_speech_accuracy.py
 
 lint: venv  ## ruff and mypy only
 	$(VENV)/bin/ruff check softphone tests
