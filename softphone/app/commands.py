@@ -729,11 +729,16 @@ def find_command(name: str) -> Command:
         raise CommandError(f"unknown command {name!r}{hint}") from None
 
 
-def _tokens(line: str) -> list[tuple[str, bool]]:
-    """Words of ``line`` with quotes and escapes applied; the flag says the word began with a bare ``#``."""
-    words: list[tuple[str, bool]] = []
+def _tokens(line: str, comment_at: Callable[[list[str]], bool] | None = None) -> list[str]:
+    """Words of ``line`` with quotes and escapes applied.
+
+    A word that begins with a bare ``#`` ends the line when ``comment_at(words so far)`` says it
+    is a comment there; the rest of the line is then never parsed, so a comment may hold anything
+    (``# it's`` has an unbalanced quote).
+    """
+    words: list[str] = []
     word: list[str] = []
-    in_word = hashed = False
+    in_word = False
     quote = ""
     i, n = 0, len(line)
     while i < n:
@@ -748,11 +753,13 @@ def _tokens(line: str) -> list[tuple[str, bool]]:
                 word.append(ch)
         elif ch.isspace():
             if in_word:
-                words.append(("".join(word), hashed))
-                word, in_word, hashed = [], False, False
+                words.append("".join(word))
+                word, in_word = [], False
         else:
             if not in_word:
-                in_word, hashed = True, ch == "#"
+                in_word = True
+                if ch == "#" and (comment_at is None or comment_at(words)):
+                    return words
             if ch in "'\"":
                 quote = ch
             elif ch == "\\":
@@ -766,26 +773,26 @@ def _tokens(line: str) -> list[tuple[str, bool]]:
     if quote:
         raise CommandError("cannot parse line: No closing quotation")
     if in_word:
-        words.append(("".join(word), hashed))
+        words.append("".join(word))
     return words
 
 
 def split(line: str) -> list[str]:
     """Split a line into words, dropping a comment (see the module doc for where ``#`` starts one)."""
-    tokens = _tokens(line)
-    if not tokens or tokens[0][1]:
-        return []
-    cmd = _BY_NAME.get(tokens[0][0].lower())
-    words = [tokens[0][0]]
-    for index, (word, hashed) in enumerate(tokens[1:]):
-        arg = cmd.arg_at(index) if cmd is not None else None
-        keep = arg is not None and arg.kind == "digits"
-        if hashed and not keep and cmd is not None and cmd.keeps_hash is not None:
-            keep = cmd.keeps_hash(words[1:], index)
-        if hashed and not keep:
-            break
-        words.append(word)
-    return words
+
+    def comment_at(words: list[str]) -> bool:
+        if not words:
+            return True  # a line that begins with '#'
+        cmd = _BY_NAME.get(words[0].lower())
+        if cmd is None:
+            return True
+        index = len(words) - 1  # the argument this word would be
+        arg = cmd.arg_at(index)
+        if arg is not None and arg.kind == "digits":
+            return False
+        return not (cmd.keeps_hash is not None and cmd.keeps_hash(words[1:], index))
+
+    return _tokens(line, comment_at)
 
 
 def _quote(word: str) -> str:
