@@ -101,6 +101,7 @@ def _run_switch(env: dict[str, str], args: list[str]) -> subprocess.CompletedPro
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.timeout(300)  # some 20 command lines, each a real process and call
 def test_every_usage_line_runs(env: dict[str, str], tmp_path: Path) -> None:
     calls_txt = tmp_path / "calls.txt"  # the README's own example file
     example = README.read_text(encoding="utf-8").split("```\n# calls.txt\n", 1)[1].split("```", 1)[0]
@@ -118,8 +119,15 @@ def test_every_usage_line_runs(env: dict[str, str], tmp_path: Path) -> None:
             r = _run_answer(env, args)
         elif name == "switch":
             r = _run_switch(env, args)
-        elif name == "run":
-            r = sp(env, *[str(calls_txt) if a == "calls.txt" else a for a in args], timeout=60)
+        elif name in ("run", "test", "load"):
+            paths = {"calls.txt": str(calls_txt), "report.xml": str(tmp_path / "report.xml"),
+                     "report.html": str(tmp_path / "report.html")}
+            r = sp(env, *[paths.get(a, a) for a in args], timeout=120)
+            if "--junit" in args:
+                assert (tmp_path / "report.xml").read_text().startswith("<?xml"), line
+        elif name == "token":
+            r = sp(env, *args, timeout=60)
+            assert r.stdout.strip().startswith("eyJ") and r.stdout.count("\n") == 1, (line, r.stdout)
         elif name == "config":
             r = sp(fresh, *args)
         else:
