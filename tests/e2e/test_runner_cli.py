@@ -43,7 +43,7 @@ dial ivr
 wait call active 10
 expect speech "press two for support" 15
 dtmf 2
-expect speech "you chose support" 10
+expect speech "you chose support|support" 10
 expect hangup 10
 """
 IVR_WRONG = """dial ivr
