@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -45,6 +44,8 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from softphone.switch.hosts import is_loopback_host
 
 logger = logging.getLogger(__name__)
 
@@ -153,21 +154,12 @@ def check_url(url: str, *, allow_remote: bool = False) -> tuple[str, int, str]:
     if parts.scheme != "http" or not parts.hostname:
         raise WebhookURLError(f"webhook URL must be http://host[:port]/path: {url!r}")
     host = parts.hostname
-    if not allow_remote and not _is_loopback(host):
+    if not allow_remote and not is_loopback_host(host):
         raise WebhookURLError(f"webhook host {host!r} is not loopback (allow_remote_webhooks to permit it)")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     return host, parts.port or 80, path
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def iso_now(ts: float | None = None) -> str:
