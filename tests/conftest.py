@@ -158,3 +158,28 @@ def virtual_audio() -> dict[str, str]:
         server = os.environ["PULSE_SERVER"]
         pytest.fail(f"the PulseAudio daemon at {server} does not answer `pactl info`", pytrace=False)
     return {k: os.environ[k] for k in AUDIO_ENV}
+
+
+# --- parallel runs (pytest-xdist, `--dist loadgroup`: tools/run-tests.sh) ----------------------------
+# The virtual PulseAudio daemon is one for the whole run: tests that record a monitor, load or unload
+# modules, or list the devices run on one worker, one after the other. Everything else owns its switch,
+# ports (port=0) and files (tmp_path), so it may run beside anything.
+AUDIO_GROUP = "pulseaudio"
+AUDIO_MARKERS = ("audio", "audio_devices")
+AUDIO_FIXTURES = ("virtual_audio", "pulse_env")
+AUDIO_FILES = ("test_cli_audio_answer.py", "test_cli_tmux.py", "test_cli_trust.py", "test_infra.py")
+
+
+def needs_the_audio_devices(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return (
+        any(item.get_closest_marker(m) is not None for m in AUDIO_MARKERS)
+        or any(f in fixtures for f in AUDIO_FIXTURES)
+        or Path(str(item.path)).name in AUDIO_FILES
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if needs_the_audio_devices(item):
+            item.add_marker(pytest.mark.xdist_group(AUDIO_GROUP))

@@ -37,8 +37,8 @@ command -v pulseaudio >/dev/null || missing+=(pulseaudio)
 command -v pactl >/dev/null || missing+=("pactl (pulseaudio-utils)")
 [[ -f tests/conformance/node_modules/@telnyx/webrtc/lib/bundle.js ]] \
   || missing+=("tests/conformance/node_modules (npm ci)")
-if [[ -x $venv/bin/python ]] && ! "$venv/bin/python" -c 'import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("playwright", "pytest_cov", "websockets")))' 2>/dev/null; then
-  missing+=("python packages playwright/pytest-cov (pip install -e '.[dev]')")
+if [[ -x $venv/bin/python ]] && ! "$venv/bin/python" -c 'import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("playwright", "pytest_cov", "xdist", "websockets")))' 2>/dev/null; then
+  missing+=("python packages playwright/pytest-cov/pytest-xdist (pip install -e '.[dev]')")
 fi
 if ((${#missing[@]})); then
   printf 'run-tests: MISSING DEPENDENCY: %s\n' "${missing[@]}" >&2
@@ -78,9 +78,23 @@ step() {
   return 0
 }
 
+# The whole suite runs on parallel workers (pytest-xdist; the tests that need the virtual audio
+# devices alone share one worker: tests/conftest.py). Most of its time is real-time waiting (calls,
+# speech, timeouts), so more workers than cores pays. SOFTPHONE_TEST_WORKERS overrides the count;
+# a run with arguments (a part of the suite) is serial unless it is set.
+if (($# == 0)); then
+  workers=${SOFTPHONE_TEST_WORKERS:-4}
+else
+  workers=${SOFTPHONE_TEST_WORKERS:-0}
+fi
+parallel=()
+if ((workers > 0)); then
+  parallel=(-n "$workers" --dist loadgroup)
+fi
+
 pytest_run() {
   local rc=0
-  python -m pytest -p no:cacheprovider -ra --cov=softphone --cov-report= "$@" || rc=$?
+  python -m pytest -p no:cacheprovider -ra --cov=softphone --cov-report= "${parallel[@]}" "$@" || rc=$?
   if ((rc == 5)); then
     echo "run-tests: pytest collected no tests: that is an error" >&2
   fi

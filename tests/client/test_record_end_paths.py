@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from softphone.client.call import Call
 from softphone.client.client import AudioConfig, Client, ClientEvent
 from softphone.protocol import CallState, Credentials
 from softphone.switch import Switch, default_accounts
@@ -28,6 +29,15 @@ def answerer(client: Client) -> Callable[[ClientEvent], Awaitable[None]]:
         await client.calls[e.call_id or ""].answer()
 
     return answer
+
+
+async def hearing(*calls: Call, timeout: float = 10.0) -> None:
+    """Wait until every call's output level shows received audio."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not all((c.output_level_db or -200.0) > -50.0 for c in calls):
+        assert loop.time() < deadline, "no audio received within the timeout"
+        await asyncio.sleep(0.02)
 
 
 def check_wav(path: Path) -> int:
