@@ -320,7 +320,8 @@ ALLOWED: dict[str, set[str]] = {
     "softphone.ui": set(_APP),
     "softphone.repl": _APP | {"softphone.ui"},
     "softphone.switch": set(_IO),
-    "softphone.cli": _APP | {"softphone", "softphone.ui", "softphone.repl", "softphone.switch"},
+    "softphone.diag": set(_APP),  # diagnostics commands (issue 15): calls and measurements, no cli
+    "softphone.cli": _APP | {"softphone", "softphone.ui", "softphone.repl", "softphone.switch", "softphone.diag"},
     "softphone": set(_APP),  # the front door re-exports the public API (lazily)
     "softphone.__main__": {"softphone.cli"},
 }
