@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from softphone.app.phone import Phone
     from softphone.config import Profile
 
-__all__ = ["exit_code_for_error", "open_phone", "run_async"]
+__all__ = ["exit_code_for_error", "open_phone", "open_profile", "run_async"]
 
 
 def exit_code_for_error(exc: BaseException) -> ExitCode:
@@ -107,12 +107,9 @@ def preflight(profile: Profile) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None = None,
-                     caller_number: str | None = None) -> AsyncIterator[Phone]:
-    """A started :class:`Phone` (not logged in), with a local switch when asked; closed on exit."""
-    from softphone.app.history import CallHistory
-    from softphone.app.phone import Phone
-
+async def open_profile(g: Globals, opts: CallOptions) -> AsyncIterator[Profile]:
+    """The profile with the command line's audio options, checked (:func:`preflight`); with
+    ``opts.local`` a local switch runs until exit and the profile logs in to it."""
     async with contextlib.AsyncExitStack() as stack:
         url: str | None = None
         if opts.local:
@@ -123,9 +120,20 @@ async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None =
             url = switch.url
         profile = apply_audio(load_profile(g, url), opts)
         await asyncio.to_thread(preflight, profile)
+        yield profile
+
+
+@contextlib.asynccontextmanager
+async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None = None,
+                     caller_number: str | None = None) -> AsyncIterator[Phone]:
+    """A started :class:`Phone` (not logged in), with a local switch when asked; closed on exit."""
+    from softphone.app.history import CallHistory
+    from softphone.app.phone import Phone
+
+    async with open_profile(g, opts) as profile:
         phone = Phone(profile, history=CallHistory(), caller_name=caller_name, caller_number=caller_number)
-        await stack.enter_async_context(phone)
-        yield phone
+        async with phone:
+            yield phone
 
 
 class Interrupt(asyncio.Event):
