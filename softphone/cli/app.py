@@ -285,6 +285,24 @@ def check(ctx: typer.Context, local: LocalOpt = False) -> None:
 
 
 @app.command()
+def precall(
+    ctx: typer.Context,
+    destination: Annotated[str | None, typer.Argument(help="Number to call (default: the echo, +13128889999).")
+                           ] = None,
+    seconds: Annotated[float, typer.Option("--seconds", "-s", min=1, help="How long the test call lasts.")] = 10.0,
+    tone: Annotated[bool, typer.Option("--tone", help="Send a test tone instead of the microphone.")] = False,
+    json_out: JsonOpt = False,
+    local: LocalOpt = False,
+) -> None:
+    """A test call: RTT, jitter, loss, MOS, bitrate and levels both ways, a verdict (exit 0 good, 10/11/12)."""
+    from softphone.cli.diagview import run_diag
+    from softphone.diag.precall import run as precall_run
+
+    _finish(run_diag(_json(ctx, json_out), CallOptions(local=local, tone=tone),
+                     lambda profile: precall_run(profile, destination, seconds)))
+
+
+@app.command()
 def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show the last N calls (0: all).")] = 20,
