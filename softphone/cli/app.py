@@ -303,6 +303,60 @@ def precall(
 
 
 @app.command()
+def doctor(
+    ctx: typer.Context,
+    json_out: JsonOpt = False,
+    local: LocalOpt = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds for each network step.")] = 5.0,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Do not open the audio devices.")] = False,
+    no_login: Annotated[bool, typer.Option("--no-login", help="Stop at the websocket; do not log in.")] = False,
+) -> None:
+    """Check audio, the server (DNS, TCP, TLS, websocket, login), ICE servers, clock, versions (exit 0, 10, 11)."""
+    import asyncio
+    import contextlib
+
+    from softphone.cli.diagview import print_report
+    from softphone.cli.runtime import load_profile, run_async
+    from softphone.diag.doctor import Options
+    from softphone.diag.doctor import run as run_doctor
+
+    g = _json(ctx, json_out)
+
+    async def body(interrupted: asyncio.Event) -> int:
+        async with contextlib.AsyncExitStack() as stack:  # no preflight: a bad device is a row, not exit 2
+            url = None
+            if local:
+                from softphone.switch import Switch
+
+                url = (await stack.enter_async_context(Switch(host="127.0.0.1", port=0))).url
+            report = await run_doctor(load_profile(g, url), Options(timeout, audio=not no_audio, login=not no_login))
+        print_report(report, json_out=g.json)
+        return report.exit_code
+
+    _finish(run_async(g, body))
+
+
+@app.command()
+def latency(
+    ctx: typer.Context,
+    destination: Annotated[str | None, typer.Argument(
+        help="An echo (default +13128889999); with --one-way a number that rings this login (default: your user).")
+    ] = None,
+    one_way: Annotated[bool, typer.Option("--one-way", help="Call your own login and answer it: one-way delay.")
+                       ] = False,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Chirps to send, one a second.")] = 6,
+    json_out: JsonOpt = False,
+    local: LocalOpt = False,
+) -> None:
+    """Mouth-to-ear delay: chirps through an echo (round trip) or to yourself (--one-way); median and spread."""
+    from softphone.cli.diagview import run_diag
+    from softphone.diag.latency import run as latency_run
+
+    _finish(run_diag(_json(ctx, json_out), CallOptions(local=local, no_audio=True),
+                     lambda profile: latency_run(profile, destination, one_way=one_way, count=count)))
+
+
+@app.command()
 def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show the last N calls (0: all).")] = 20,

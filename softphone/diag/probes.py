@@ -1,0 +1,695 @@
+"""The measurements behind ``softphone doctor``: each probe returns :class:`Check` rows, never raises.
+
+Groups: ``audio`` (sound server, PortAudio devices, the profile's devices opened for a moment),
+``server`` (DNS, TCP, TLS and its certificate, the websocket upgrade, a real login, the gateway),
+``ice`` (a STUN Binding to each STUN server, a TURN allocation where credentials are set),
+``clock`` (the server's ``Date`` against the local clock, a login JWT's ``iat``/``exp``) and
+``versions``. The verdicts and hints are documented in README "softphone doctor".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import email.utils
+import math
+import os
+import platform
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from softphone.config import Profile, effective_ice_servers, resolve_ws_url
+from softphone.diag import stun
+from softphone.errors import ConfigError, LoginFailed, MediaError, SoftphoneError
+from softphone.log import redact
+
+__all__ = ["Check", "Verdict", "audio_checks", "clock_checks", "ice_checks", "server_checks", "version_checks"]
+
+
+class Verdict(StrEnum):
+    """How one check came out, best first; the worst decides the exit code."""
+
+    OK = "ok"
+    SKIP = "skip"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return {"ok": 0, "skip": 0, "warn": 1, "fail": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's table."""
+
+    group: str
+    name: str
+    verdict: Verdict
+    detail: str
+    hint: str = ""
+    ms: float | None = None  #: how long the measured step took, where one was timed
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"group": self.group, "name": self.name, "verdict": self.verdict.value, "detail": redact(self.detail),
+                "hint": redact(self.hint), "ms": None if self.ms is None else round(self.ms, 1), "data": self.data}
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _err(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+# --- audio ------------------------------------------------------------------------------------------
+
+
+def _sound_server() -> Check:
+    server = os.environ.get("PULSE_SERVER", "")
+    pactl = shutil.which("pactl")
+    if pactl is None:
+        if server:
+            return Check("audio", "sound server", Verdict.WARN, f"PULSE_SERVER={server}, but no pactl to ask it",
+                         "install pulseaudio-utils (Debian) to let doctor query the server")
+        return Check("audio", "sound server", Verdict.WARN, "no PulseAudio/PipeWire found (no pactl, no PULSE_SERVER)",
+                     "PortAudio then talks to ALSA directly; install pipewire-pulse or pulseaudio for device sharing")
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run([pactl, "info"], capture_output=True, text=True, timeout=5, check=False,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("audio", "sound server", Verdict.WARN, f"pactl info: {_err(exc)}",
+                     "is the sound server running? (systemctl --user status pipewire-pulse / pulseaudio)")
+    info = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no answer"])[0]
+        return Check("audio", "sound server", Verdict.WARN, f"pactl info failed: {why}",
+                     "start PulseAudio/PipeWire (systemctl --user start pipewire-pulse) or check PULSE_SERVER",
+                     _ms(t0), {"pulse_server": server})
+    name = info.get("Server Name", "?")
+    detail = f"{name} {info.get('Server Version', '')}".strip()
+    if server:
+        detail += f" at {server}"
+    return Check("audio", "sound server", Verdict.OK, detail, "", _ms(t0),
+                 {"server_name": name, "server_version": info.get("Server Version", ""), "pulse_server": server,
+                  "default_sink": info.get("Default Sink", ""), "default_source": info.get("Default Source", "")})
+
+
+def _level_dbfs(samples: Any) -> tuple[float, float]:
+    import numpy as np
+
+    data = np.asarray(samples, dtype=np.float64) / 32768.0
+    if data.size == 0:
+        return -math.inf, -math.inf
+    rms = float(np.sqrt(np.mean(data * data)))
+    peak = float(np.max(np.abs(data)))
+    return (20 * math.log10(rms) if rms > 0 else -math.inf), (20 * math.log10(peak) if peak > 0 else -math.inf)
+
+
+def _db(value: float) -> str:
+    return "-inf" if not math.isfinite(value) else f"{value:.1f}"
+
+
+def _open_device(pa: Any, index: int, *, output: bool, seconds: float) -> tuple[float, float, float]:
+    """Open a device at 48 kHz mono for ``seconds``: (open ms, rms dBFS, peak dBFS) (output: 0.0 levels)."""
+    import numpy as np
+    import pyaudio
+
+    from softphone.media.devices import quiet_stderr
+
+    frames = 960
+    t0 = time.perf_counter()
+    with quiet_stderr():
+        stream = pa.open(format=pyaudio.paInt16, channels=1, rate=48000, frames_per_buffer=frames,
+                         input=not output, output=output,
+                         **({"output_device_index": index} if output else {"input_device_index": index}))
+    opened = _ms(t0)
+    try:
+        chunks = max(1, int(seconds * 48000 / frames))
+        if output:
+            silence = b"\x00\x00" * frames
+            for _ in range(chunks):
+                stream.write(silence)
+            return opened, 0.0, 0.0
+        data = [np.frombuffer(stream.read(frames, exception_on_overflow=False), dtype=np.int16)
+                for _ in range(chunks)]
+        # The first 100 ms may hold the device's start-up click or ramp: judge the rest.
+        rms, peak = _level_dbfs(np.concatenate(data[max(0, min(len(data) - 1, 5)):]))
+        return opened, rms, peak
+    finally:
+        with quiet_stderr(), contextlib.suppress(Exception):
+            stream.close()
+
+
+def _audio_blocking(profile: Profile, seconds: float) -> list[Check]:
+    from softphone.media.devices import devices_of, match_device, open_pyaudio, quiet_stderr
+
+    backend = profile.audio_backend
+    if backend not in ("auto", "pyaudio"):
+        reason = f"audio_backend = {backend!r}: no device is used"
+        return [Check("audio", "sound server", Verdict.SKIP, reason),
+                Check("audio", "portaudio devices", Verdict.SKIP, reason),
+                 Check("audio", "input device", Verdict.SKIP, reason),
+                Check("audio", "output device", Verdict.SKIP, reason)]
+    rows = [_sound_server()]
+    t0 = time.perf_counter()
+    try:
+        pa = open_pyaudio()
+    except MediaError as exc:
+        return [*rows, Check("audio", "portaudio devices", Verdict.FAIL, str(exc),
+                             "reinstall PortAudio (libportaudio2) and PyAudio")]
+    try:
+        with quiet_stderr():
+            devices = devices_of(pa)
+        ins = [d for d in devices if d.is_input]
+        outs = [d for d in devices if d.is_output]
+        bad = Verdict.FAIL if backend == "pyaudio" else Verdict.WARN
+        fallback = "" if backend == "pyaudio" else " (audio_backend auto: calls send a tone instead)"
+        if not devices:
+            rows.append(Check("audio", "portaudio devices", bad, "PortAudio lists no devices" + fallback,
+                              "no sound card or sound server: start PulseAudio/PipeWire, or use --no-audio/--play",
+                              _ms(t0)))
+        else:
+            rows.append(Check("audio", "portaudio devices", Verdict.OK if ins and outs else bad,
+                              f"{len(devices)} devices: {len(ins)} can record, {len(outs)} can play", "", _ms(t0),
+                              {"devices": [{"index": d.index, "name": d.name, "host_api": d.host_api,
+                                            "inputs": d.max_input_channels, "outputs": d.max_output_channels}
+                                           for d in devices]}))
+        for output, spec, name in ((False, profile.input_device, "input device"),
+                                   (True, profile.output_device, "output device")):
+            what = spec or "the default"
+            try:
+                dev = match_device(spec or None, devices, output=output)
+            except MediaError as exc:
+                rows.append(Check("audio", name, bad, f"{what}: {exc}",
+                                  "pick one from `softphone devices` (input_device/output_device or "
+                                  "--input/--output)"))
+                continue
+            try:
+                opened, rms, peak = _open_device(pa, dev.index, output=output, seconds=seconds)
+            except Exception as exc:
+                rows.append(Check("audio", name, Verdict.FAIL, f"{dev.index}: {dev.name}: cannot open: {_err(exc)}",
+                                  "the device is busy or gone; close other audio programs or pick another"))
+                continue
+            data: dict[str, Any] = {"index": dev.index, "name": dev.name, "open_ms": round(opened, 1)}
+            if output:
+                rows.append(Check("audio", name, Verdict.OK,
+                                  f"{dev.index}: {dev.name}: opened, played {seconds:g} s of silence", "", opened,
+                                  data))
+                continue
+            data.update(rms_dbfs=None if not math.isfinite(rms) else round(rms, 1),
+                        peak_dbfs=None if not math.isfinite(peak) else round(peak, 1))
+            level = f"level {_db(rms)} dBFS rms, {_db(peak)} dBFS peak over {seconds:g} s"
+            if not math.isfinite(peak) or peak < -90:
+                rows.append(Check("audio", name, Verdict.WARN, f"{dev.index}: {dev.name}: {level}: digital silence",
+                                  "the microphone is muted or not connected (pavucontrol / alsamixer)", opened, data))
+            elif peak > -0.5:
+                rows.append(Check("audio", name, Verdict.WARN, f"{dev.index}: {dev.name}: {level}: clipping",
+                                  "lower the input gain", opened, data))
+            else:
+                rows.append(Check("audio", name, Verdict.OK, f"{dev.index}: {dev.name}: {level}", "", opened, data))
+    finally:
+        with quiet_stderr(), contextlib.suppress(Exception):
+            pa.terminate()
+    return rows
+
+
+async def audio_checks(profile: Profile, seconds: float = 0.5) -> list[Check]:
+    """Sound server, PortAudio devices and the profile's devices, each opened for ``seconds``."""
+    try:
+        return await asyncio.to_thread(_audio_blocking, profile, seconds)
+    except Exception as exc:  # a probe never takes the report down
+        return [Check("audio", "audio", Verdict.FAIL, f"probe failed: {_err(exc)}")]
+
+
+# --- the server ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerFacts:
+    """What the server checks learnt that later checks use (the server's clock)."""
+
+    date: str = ""
+    local_at_date: float = 0.0
+    rtt_s: float = 0.0
+
+
+def _cert_facts(der: bytes, host: str) -> dict[str, Any]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(der)
+
+    def cn(name: x509.Name) -> str:
+        attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(attrs[0].value) if attrs else name.rfc4514_string()
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)] + [
+            str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        names = []
+    expires = cert.not_valid_after_utc
+    return {"subject": cn(cert.subject), "issuer": cn(cert.issuer), "self_signed": cert.subject == cert.issuer,
+            "not_after": expires.isoformat(), "days_left": round((expires - dt.datetime.now(dt.UTC)).days),
+            "names": names, "host": host}
+
+
+_TRUST_HINT = ("trust its CA with SSL_CERT_FILE=/path/ca.pem (the standard OpenSSL variable; softphone uses the "
+               "system store), or for a test server only set insecure = true in the profile")
+
+
+async def _tls_check(addr: str, port: int, host: str, profile: Profile, timeout: float) -> tuple[Check, bool]:
+    """The TLS handshake as the client does it, then the certificate; (row, the client would connect)."""
+    verify = ssl.create_default_context()
+    t0 = time.perf_counter()
+    error: ssl.SSLCertVerificationError | None = None
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(addr, port, ssl=verify, server_hostname=host),
+                                           timeout)
+    except ssl.SSLCertVerificationError as exc:
+        error = exc
+    except TimeoutError:
+        return Check("server", "tls", Verdict.FAIL, f"TCP connects but no TLS handshake in {timeout:g} s",
+                     "the server accepts connections and says nothing: wrong port, a ws:// server, or a proxy that "
+                     "holds the connection"), False
+    except (OSError, ssl.SSLError) as exc:
+        return Check("server", "tls", Verdict.FAIL, f"TLS handshake failed: {_err(exc)}",
+                     "is it a wss:// server? (ws:// has no TLS)"), False
+    if error is None:
+        handshake = _ms(t0)
+        obj = writer.get_extra_info("ssl_object")
+        der = obj.getpeercert(binary_form=True) if obj is not None else None
+        version, cipher = (obj.version(), obj.cipher()[0]) if obj is not None else ("?", "?")
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    else:
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(addr, port, ssl=insecure, server_hostname=host), timeout)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            return Check("server", "tls", Verdict.FAIL, f"certificate refused ({error.verify_message}); "
+                         f"then: {_err(exc)}", _TRUST_HINT), False
+        handshake = _ms(t0)
+        obj = writer.get_extra_info("ssl_object")
+        der = obj.getpeercert(binary_form=True) if obj is not None else None
+        version, cipher = (obj.version(), obj.cipher()[0]) if obj is not None else ("?", "?")
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    facts: dict[str, Any] = _cert_facts(der, host) if der else {"host": host}
+    facts.update(tls_version=version, cipher=cipher, verified=error is None, insecure=profile.insecure)
+    who = f"subject {facts.get('subject', '?')}, issuer {facts.get('issuer', '?')}, expires " \
+          f"{str(facts.get('not_after', '?'))[:10]} ({facts.get('days_left', '?')} days)"
+    head = f"{version}, {who}"
+    if error is not None:
+        facts["verify_error"] = error.verify_message
+        code = error.verify_code
+        if code in (62, 64) or "hostname" in str(error.verify_message).lower() or "IP address mismatch" in str(error):
+            names = ", ".join(facts.get("names") or []) or facts.get("subject", "?")
+            verdict = Verdict.WARN if profile.insecure else Verdict.FAIL
+            return Check("server", "tls", verdict, f"{head}: the certificate is for {names}, not {host}",
+                         f"connect with a name the certificate covers ({names}), or get a certificate that lists "
+                         f"{host}" + (" (insecure = true skips this check)" if profile.insecure else ""),
+                         handshake, facts), profile.insecure
+        if code == 10:
+            return Check("server", "tls", Verdict.WARN if profile.insecure else Verdict.FAIL,
+                         f"{head}: the certificate has expired", "renew the server's certificate; check the local "
+                         "clock too (clock row)", handshake, facts), profile.insecure
+        if code in (18, 19) or facts.get("self_signed"):
+            state = "not verified (insecure = true)" if profile.insecure else "not trusted here"
+            return Check("server", "tls", Verdict.WARN, f"{head}: self-signed, {state}",
+                         _TRUST_HINT if not profile.insecure else
+                         "insecure = true accepts any certificate; " + _TRUST_HINT.split(", or")[0] + " instead",
+                         handshake, facts), profile.insecure
+        return Check("server", "tls", Verdict.WARN if profile.insecure else Verdict.FAIL,
+                     f"{head}: not trusted ({error.verify_message})", _TRUST_HINT, handshake, facts), profile.insecure
+    days = facts.get("days_left")
+    if isinstance(days, int) and days < 14:
+        return Check("server", "tls", Verdict.WARN, f"{head}: expires soon", "renew the server's certificate",
+                     handshake, facts), True
+    note = " (self-signed, trusted here)" if facts.get("self_signed") else ""
+    return Check("server", "tls", Verdict.OK, f"{head}{note}, {cipher}", "", handshake, facts), True
+
+
+async def _websocket(url: str, profile: Profile, timeout: float, facts: ServerFacts) -> Check:
+    from websockets.asyncio.client import connect
+
+    ctx: ssl.SSLContext | None = None
+    if url.startswith("wss:"):
+        ctx = ssl.create_default_context()
+        if profile.insecure:
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    t0 = time.perf_counter()
+    try:
+        ws = await connect(url, ssl=ctx, open_timeout=timeout, compression=None, ping_interval=None)
+    except TimeoutError:
+        return Check("server", "websocket", Verdict.FAIL, f"no websocket upgrade in {timeout:g} s",
+                     "the server accepts the connection but does not answer the HTTP upgrade")
+    except Exception as exc:  # websockets' InvalidStatus / InvalidHandshake / OSError / SSL errors
+        return Check("server", "websocket", Verdict.FAIL, f"upgrade failed: {redact(_err(exc))}",
+                     "check the server URL (wss://host[:port][/path])")
+    took = _ms(t0)
+    facts.local_at_date = time.time() - took / 2000.0
+    facts.rtt_s = took / 1000.0
+    response = ws.response
+    headers = response.headers if response is not None else {}
+    facts.date = str(headers.get("Date", ""))
+    server = str(headers.get("Server", ""))
+    with contextlib.suppress(Exception):
+        await ws.close()
+    return Check("server", "websocket", Verdict.OK, f"101 Switching Protocols in {took:.0f} ms"
+                 + (f" ({server})" if server else ""), "", took, {"server_header": server, "date": facts.date})
+
+
+async def _login(profile: Profile, timeout: float) -> list[Check]:
+    from softphone.client import events as ce
+    from softphone.client.client import Client
+    from softphone.media.hub import AudioConfig
+    from softphone.protocol.states import GatewayState
+
+    try:
+        profile.require_credentials()
+    except ConfigError as exc:
+        reason = str(exc).splitlines()[0]
+        return [Check("server", "login", Verdict.SKIP, f"{reason}", "set credentials to test the login"),
+                Check("server", "gateway", Verdict.SKIP, "no login")]
+    seen: dict[str, float] = {}
+    client = Client.from_profile(profile, reconnect=False, audio=AudioConfig(backend="null"),
+                                 connect_timeout=timeout)
+
+    def note(event: ce.Event) -> None:
+        if isinstance(event, ce.SocketOpen | ce.LoggedIn | ce.Ready):
+            seen.setdefault(event.name, event.ts)
+
+    client.subscribe(note)
+    t0 = time.perf_counter()
+    try:
+        await asyncio.wait_for(client.connect(), timeout + 5)
+    except LoginFailed as exc:
+        return [Check("server", "login", Verdict.FAIL, f"46001 login failed: {redact(str(exc))}",
+                      f"the server refused the credentials of profile {profile.name!r}: check username/password or "
+                      "token (`softphone config show`)", _ms(t0), {"code": 46001, "rpc_code": exc.code}),
+                Check("server", "gateway", Verdict.SKIP, "no login")]
+    except (TimeoutError, SoftphoneError, OSError) as exc:
+        what = f"no login answer in {timeout + 5:g} s" if isinstance(exc, TimeoutError) else redact(_err(exc))
+        return [Check("server", "login", Verdict.FAIL, what, "see the websocket row", _ms(t0)),
+                Check("server", "gateway", Verdict.SKIP, "no login")]
+    finally:
+        gateway, dc, region = client.gateway_state, client.dc, client.region
+        with contextlib.suppress(Exception):
+            await client.close()
+    total = _ms(t0)
+    opened, logged = seen.get("socket.open"), seen.get("client.logged_in")
+    rtt = (logged - opened) * 1000 if opened is not None and logged is not None else None
+    rows = [Check("server", "login", Verdict.OK,
+                  f"logged in as {profile.username or 'the token credential'}: login round trip "
+                  + (f"{rtt:.1f} ms" if rtt is not None else "?") + f", ready after {total:.0f} ms", "",
+                  rtt, {"login_rtt_ms": None if rtt is None else round(rtt, 1), "ready_ms": round(total, 1)})]
+    where = ", ".join(x for x in (f"dc {dc}" if dc else "", f"region {region}" if region else "") if x)
+    state = gateway.value if gateway is not None else ""
+    if gateway == GatewayState.REGED or (not state and "client.ready" in seen):
+        rows.append(Check("server", "gateway", Verdict.OK, f"{state or 'ready'}" + (f" ({where})" if where else ""),
+                          "", None, {"state": state, "dc": dc, "region": region}))
+    else:
+        rows.append(Check("server", "gateway", Verdict.WARN, f"gateway state {state or 'not reported'}",
+                          "calls may fail until the gateway registers (REGED); Telnyx retries for you",
+                          None, {"state": state, "dc": dc, "region": region}))
+    return rows
+
+
+async def server_checks(profile: Profile, timeout: float, facts: ServerFacts, *, login: bool = True) -> list[Check]:
+    """DNS, TCP, TLS (wss://), websocket upgrade, login and gateway, in order; a failed step skips the rest."""
+    url = resolve_ws_url(profile)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "wss"
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError:
+        return [Check("server", "dns", Verdict.FAIL, f"bad port in {url}", "fix server in the profile")]
+    rows: list[Check] = []
+    names = ("tcp", "tls", "websocket", "login", "gateway") if secure else ("tcp", "websocket", "login", "gateway")
+
+    def skip_rest(after: str, why: str) -> list[Check]:
+        rest = names[names.index(after) + 1:] if after in names else names
+        if not secure and "tls" not in rest:
+            rows.append(Check("server", "tls", Verdict.SKIP, "ws:// has no TLS"))
+        return [*rows, *(Check("server", n, Verdict.SKIP, why) for n in rest)]
+
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    try:
+        ipaddr = host.strip("[]")
+        socket.inet_pton(socket.AF_INET6 if ":" in ipaddr else socket.AF_INET, ipaddr)
+        addrs = [ipaddr]
+        rows.append(Check("server", "dns", Verdict.OK, f"{host} is an address (no lookup)", "", None,
+                          {"host": host, "addresses": addrs}))
+    except OSError:
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        except (OSError, TimeoutError) as exc:
+            what = f"no DNS answer in {timeout:g} s" if isinstance(exc, TimeoutError) else _err(exc)
+            rows.append(Check("server", "dns", Verdict.FAIL, f"cannot resolve {host}: {what}",
+                              "check the server name in the profile, the network and /etc/resolv.conf", _ms(t0)))
+            return skip_rest("dns", "DNS failed")
+        addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
+        rows.append(Check("server", "dns", Verdict.OK, f"{host} -> {', '.join(addrs[:4])}"
+                          + (f" (+{len(addrs) - 4})" if len(addrs) > 4 else ""), "", _ms(t0),
+                          {"host": host, "addresses": addrs}))
+    addr = addrs[0]
+    t0 = time.perf_counter()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(addr, port), timeout)
+    except TimeoutError:
+        rows.append(Check("server", "tcp", Verdict.FAIL, f"no TCP answer from {addr}:{port} in {timeout:g} s",
+                          "a firewall drops the packets, or the host is down", _ms(t0)))
+        return skip_rest("tcp", "TCP failed")
+    except OSError as exc:
+        rows.append(Check("server", "tcp", Verdict.FAIL, f"{addr}:{port}: {_err(exc)}",
+                          "nothing listens there: is the server running (softphone switch serve) and the port right?",
+                          _ms(t0)))
+        return skip_rest("tcp", "TCP failed")
+    took = _ms(t0)
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    rows.append(Check("server", "tcp", Verdict.OK, f"connected to {addr}:{port} in {took:.1f} ms", "", took,
+                      {"address": addr, "port": port}))
+    if secure:
+        tls, usable = await _tls_check(addr, port, host, profile, timeout)
+        rows.append(tls)
+        if tls.verdict == Verdict.FAIL and not usable and "handshake" in tls.detail:
+            return skip_rest("tls", "TLS failed")
+    else:
+        rows.append(Check("server", "tls", Verdict.SKIP, "ws:// has no TLS"
+                          + ("" if host in ("127.0.0.1", "localhost", "::1") else " (unencrypted: insecure = true)")))
+    ws = await _websocket(url, profile, timeout, facts)
+    rows.append(ws)
+    if ws.verdict == Verdict.FAIL:
+        return skip_rest("websocket", "the websocket did not open")
+    if not login:
+        return [*rows, Check("server", "login", Verdict.SKIP, "--no-login"),
+                Check("server", "gateway", Verdict.SKIP, "--no-login")]
+    return [*rows, *(await _login(profile, timeout))]
+
+
+# --- ICE ----------------------------------------------------------------------------------------------
+
+
+async def _ice_url(url: str, username: str, credential: str, timeout: float) -> list[Check]:
+    try:
+        ice = stun.parse_ice_url(url)
+    except stun.StunError as exc:
+        return [Check("ice", url, Verdict.FAIL, str(exc), "fix ice_servers in the profile")]
+    rows: list[Check] = []
+    if not ice.is_turn:
+        try:
+            b = await stun.binding(ice, timeout=timeout)
+        except stun.StunTimeout as exc:
+            return [Check("ice", str(ice), Verdict.FAIL, str(exc),
+                          "UDP to this port is blocked or the server is down; calls then need TURN over TCP/TLS")]
+        except stun.StunError as exc:
+            return [Check("ice", str(ice), Verdict.FAIL, str(exc), "check the STUN server's name and port")]
+        return [Check("ice", str(ice), Verdict.OK,
+                      f"reflexive address {b.mapped[0]}:{b.mapped[1]} in {b.rtt_ms:.1f} ms"
+                      + (f" ({b.retransmits} retransmits)" if b.retransmits else ""), "", b.rtt_ms,
+                      {"server": f"{b.server[0]}:{b.server[1]}", "reflexive": f"{b.mapped[0]}:{b.mapped[1]}",
+                       "local": f"{b.local[0]}:{b.local[1]}", "retransmits": b.retransmits,
+                       "nat": b.mapped != b.local})]
+    if not (username and credential):
+        return [Check("ice", str(ice), Verdict.SKIP, "TURN server without username/credential: no allocation tried",
+                      "add username and credential to this ice_servers entry")]
+    try:
+        a = await stun.turn_allocate(ice, username, credential, timeout=timeout)
+    except stun.StunTimeout as exc:
+        return [Check("ice", str(ice), Verdict.FAIL, str(exc), "the TURN server does not answer on this transport")]
+    except stun.StunError as exc:
+        hint = "the username/credential of this ice_servers entry were refused" if exc.code == 401 else \
+            "check the TURN server's address and transport"
+        return [Check("ice", str(ice), Verdict.FAIL, redact(str(exc), [credential]), hint)]
+    rows.append(Check("ice", str(ice), Verdict.OK,
+                      f"relay {a.relayed[0]}:{a.relayed[1]} (lifetime {a.lifetime} s) in {a.rtt_ms:.1f} ms", "",
+                      a.rtt_ms, {"server": f"{a.server[0]}:{a.server[1]}", "relayed": f"{a.relayed[0]}:{a.relayed[1]}",
+                                 "reflexive": f"{a.mapped[0]}:{a.mapped[1]}" if a.mapped else None,
+                                 "realm": a.realm, "lifetime": a.lifetime,
+                                 "steps": [redact(s, [credential]) for s in a.steps]}))
+    return rows
+
+
+async def ice_checks(profile: Profile, timeout: float) -> list[Check]:
+    """A STUN Binding to every STUN URL and a TURN allocation on every TURN URL with credentials (concurrently)."""
+    servers = effective_ice_servers(profile)
+    if not servers:
+        return [Check("ice", "ice servers", Verdict.SKIP, "none configured: host candidates only",
+                      "fine on loopback or a LAN; behind NAT add STUN/TURN servers (ice_servers)")]
+    jobs = [_ice_url(url, s.username, s.credential, timeout) for s in servers for url in s.urls]
+    results = await asyncio.gather(*jobs)
+    return [row for rows in results for row in rows]
+
+
+# --- clock ------------------------------------------------------------------------------------------
+
+
+def clock_checks(profile: Profile, facts: ServerFacts, now: float | None = None) -> list[Check]:
+    """The server's ``Date`` header against the local clock, and the login JWT's ``iat``/``exp``."""
+    from softphone.protocol.session import token_claims
+
+    now = time.time() if now is None else now
+    rows: list[Check] = []
+    if facts.date:
+        try:
+            server = email.utils.parsedate_to_datetime(facts.date).timestamp()
+        except (TypeError, ValueError):
+            server = None
+        if server is None:
+            rows.append(Check("clock", "server time", Verdict.SKIP, f"unreadable Date header {facts.date!r}"))
+        else:
+            # Date has whole seconds (truncated): the server's clock read server .. server + 1 at that moment.
+            skew = server + 0.5 - facts.local_at_date
+            slack = 1.0 + facts.rtt_s
+            data = {"skew_s": round(skew, 2), "uncertainty_s": round(slack, 2), "server_date": facts.date}
+            text = f"local clock {'ahead of' if skew < 0 else 'behind'} the server by {abs(skew):.1f} s " \
+                   f"(±{slack:.1f} s, from its Date header)"
+            if abs(skew) <= 2 + slack:
+                rows.append(Check("clock", "server time", Verdict.OK, text, "", None, data))
+            else:
+                rows.append(Check("clock", "server time", Verdict.WARN if abs(skew) <= 60 else Verdict.FAIL, text,
+                                  "sync the clock (timedatectl set-ntp true / chrony): tokens and certificates "
+                                  "are judged by it", None, data))
+    else:
+        rows.append(Check("clock", "server time", Verdict.SKIP, "no server time (the websocket did not open)"))
+    if profile.auth != "token" or not profile.token:
+        rows.append(Check("clock", "login token", Verdict.SKIP, "the profile logs in without a JWT"
+                          if profile.auth != "token" else "no token yet (minted at login from credential_id)"))
+        return rows
+    claims = token_claims(profile.token)
+    if not claims:
+        rows.append(Check("clock", "login token", Verdict.WARN, "the token is not a readable JWT",
+                          "use a telephony credential token (softphone token mint)"))
+        return rows
+    exp, iat = claims.get("exp"), claims.get("iat")
+    data = {"exp": exp, "iat": iat}
+    parts: list[str] = []
+    verdict, hint = Verdict.OK, ""
+    if isinstance(iat, int | float):
+        ahead = float(iat) - now
+        parts.append(f"issued {abs(ahead):.0f} s {'in the future' if ahead > 0 else 'ago'}")
+        if ahead > 60:
+            verdict, hint = Verdict.WARN, "the token was issued in the future: the local clock is behind (sync it)"
+    if isinstance(exp, int | float):
+        left = float(exp) - now
+        data["expires_in_s"] = round(left)
+        if left <= 0:
+            parts.append(f"expired {-left:.0f} s ago")
+            verdict, hint = Verdict.FAIL, "mint a new one (softphone token mint, or credential_id + api_key)"
+        else:
+            parts.append(f"expires in {left:.0f} s")
+            if left < 120 and verdict != Verdict.FAIL:
+                verdict, hint = Verdict.WARN, "34001: it expires soon; credential_id + api_key mint fresh ones"
+    else:
+        parts.append("no exp claim")
+    rows.append(Check("clock", "login token", verdict, "JWT " + ", ".join(parts), hint, None, data))
+    return rows
+
+
+# --- versions -----------------------------------------------------------------------------------------
+
+
+def _libopus_version() -> str:
+    """libopus' own version string, from the copy PyAV loaded (``opus_get_version_string``)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            paths = {line.split()[-1] for line in fh if "libopus" in line and "/" in line}
+    except OSError:
+        paths = set()
+    for path in sorted(paths):
+        with contextlib.suppress(OSError, AttributeError):
+            lib = ctypes.CDLL(path)
+            lib.opus_get_version_string.restype = ctypes.c_char_p
+            raw = lib.opus_get_version_string()
+            if raw:
+                return str(raw.decode())
+    return ""
+
+
+def version_checks() -> list[Check]:
+    """Python, softphone, aiortc, PyAV (+ FFmpeg), libopus and PortAudio."""
+    from importlib import metadata
+
+    rows = [Check("versions", "python", Verdict.OK, f"{platform.python_version()} ({platform.python_implementation()}"
+                  f", {platform.system()} {platform.machine()})", "", None,
+                  {"version": platform.python_version()})]
+    for dist, name in (("softphone", "softphone"), ("aiortc", "aiortc"), ("websockets", "websockets")):
+        try:
+            rows.append(Check("versions", name, Verdict.OK, metadata.version(dist), "", None,
+                              {"version": metadata.version(dist)}))
+        except metadata.PackageNotFoundError:
+            rows.append(Check("versions", name, Verdict.FAIL, "not installed", f"pip install {dist}"))
+    try:
+        import av
+        import av.codec
+
+        ffmpeg = ".".join(str(x) for x in av.library_versions.get("libavcodec", ()))
+        rows.append(Check("versions", "pyav", Verdict.OK, f"{av.__version__} (libavcodec {ffmpeg})", "", None,
+                          {"version": av.__version__, "libavcodec": ffmpeg}))
+        try:
+            av.codec.Codec("libopus", "w")
+            opus = _libopus_version()
+            rows.append(Check("versions", "libopus", Verdict.OK, opus or "present (version not readable)", "", None,
+                              {"version": opus}))
+        except Exception:
+            rows.append(Check("versions", "libopus", Verdict.WARN, "PyAV has no libopus encoder",
+                              "calls fall back to PCMU/PCMA; install a PyAV build with libopus"))
+    except ImportError as exc:
+        rows.append(Check("versions", "pyav", Verdict.FAIL, f"cannot import av: {exc}", "pip install av"))
+    try:
+        import pyaudio
+
+        text = str(pyaudio.get_portaudio_version_text())
+        rows.append(Check("versions", "portaudio", Verdict.OK, f"{text} (PyAudio {pyaudio.__version__})", "", None,
+                          {"version": text, "pyaudio": pyaudio.__version__}))
+    except Exception as exc:
+        rows.append(Check("versions", "portaudio", Verdict.FAIL, f"cannot load PyAudio/PortAudio: {_err(exc)}",
+                          "install libportaudio2 and pip install pyaudio"))
+    return rows
