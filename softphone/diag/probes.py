@@ -69,6 +69,8 @@ def _ms(t0: float) -> float:
 
 
 def _err(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)  # asyncio's "Connect call failed (...)" says less than ECONNREFUSED
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
