@@ -357,6 +357,23 @@ def latency(
 
 
 @app.command()
+def selftest(
+    ctx: typer.Context,
+    destination: Annotated[str | None, typer.Argument(help="An echo to call (default: +13128889999).")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", "-s", min=1, help="How long each stage is watched.")] = 4.0,
+    tone: Annotated[bool, typer.Option("--tone", help="Send a test tone instead of the microphone.")] = False,
+    json_out: JsonOpt = False,
+    local: LocalOpt = False,
+) -> None:
+    """One-way audio finder: which stage is broken (capture, send, receive, decode, playout); exit 0 or 20-24."""
+    from softphone.cli.diagview import run_diag
+    from softphone.diag.selftest import run as selftest_run
+
+    _finish(run_diag(_json(ctx, json_out), CallOptions(local=local, tone=tone),
+                     lambda profile: selftest_run(profile, destination, seconds)))
+
+
+@app.command()
 def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show the last N calls (0: all).")] = 20,

@@ -149,6 +149,8 @@ class _HubSink(BaseSink):
     def __init__(self, hub: DeviceHub) -> None:
         self.hub = hub
         self.queue: collections.deque[Frame] = collections.deque(maxlen=10)
+        self.frames_consumed = 0
+        """Frames the output callback took from this sink (flat while the device does not pull: selftest)."""
 
     def write_frame(self, frame: Frame) -> None:
         with self.hub.lock:
@@ -196,6 +198,7 @@ class DeviceHub:
             for sink in self.sinks:
                 if sink.queue:
                     chunk = sink.queue.popleft()
+                    sink.frames_consumed += 1
                     n = min(frames, chunk.size)
                     mix[:n] += chunk[:n]
         return np.clip(mix, -32768, 32767).astype(np.int16).tobytes(), PA_CONTINUE
