@@ -127,13 +127,15 @@ async def open_profile(g: Globals, opts: CallOptions) -> AsyncIterator[Profile]:
 async def open_phone(g: Globals, opts: CallOptions, *, caller_name: str | None = None,
                      caller_number: str | None = None) -> AsyncIterator[Phone]:
     """A started :class:`Phone` (not logged in), with a local switch when asked; closed on exit."""
+    from softphone.app.callrecord import CallRecorder
     from softphone.app.history import CallHistory
     from softphone.app.phone import Phone
 
     async with open_profile(g, opts) as profile:
         phone = Phone(profile, history=CallHistory(), caller_name=caller_name, caller_number=caller_number)
-        async with phone:
-            yield phone
+        with CallRecorder(phone):  # per-call diagnostics for `softphone bundle`
+            async with phone:
+                yield phone
 
 
 class Interrupt(asyncio.Event):
