@@ -374,6 +374,35 @@ def selftest(
 
 
 @app.command()
+def bundle(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Argument(help="A call id (or a unique prefix of one), or 'last'.")] = "last",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The zip to write (default: "
+                                                "./softphone-bundle-ID-TIME.zip).", dir_okay=False)] = None,
+    with_recording: Annotated[bool, typer.Option("--with-recording", help="Add the call's recording (--record).")
+                              ] = False,
+    no_doctor: Annotated[bool, typer.Option("--no-doctor", help="Leave out the doctor's checks.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """A zip for a support ticket: the call's events, SDPs, stats, debug log, environment, doctor (redacted)."""
+    import asyncio
+
+    from softphone.cli.diagview import print_report
+    from softphone.cli.runtime import load_profile, run_async
+    from softphone.diag.bundle import make_bundle
+
+    g = _json(ctx, json_out)
+
+    async def body(interrupted: asyncio.Event) -> int:
+        made = await make_bundle(call, profile=load_profile(g, None), output=output, with_recording=with_recording,
+                                 run_doctor=not no_doctor)
+        print_report(made, json_out=g.json)
+        return made.exit_code
+
+    _finish(run_async(g, body))
+
+
+@app.command()
 def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show the last N calls (0: all).")] = 20,
