@@ -55,6 +55,7 @@ bench: deps  ## benchmarks (not part of test): DTMF, media engine, calls, ours v
 	$(VENV)/bin/python bench/load_curve.py
 	$(VENV)/bin/python bench/flow_speech_accuracy.py
 	$(VENV)/bin/python bench/asr_concurrency.py
+	$(VENV)/bin/python bench/capacity.py
 
 lint: venv  ## ruff and mypy only
 	$(VENV)/bin/ruff check softphone tests
