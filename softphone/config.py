@@ -162,6 +162,8 @@ class Profile:
     auto_hold: bool = True  #: a second call (dialled or answered) puts the active one on hold first
     gather_timeout: float = 1.0
     rate_per_minute: float = 0.002
+    #: Network impairment of the call's media, as --impair takes it (softphone.media.impair): "wifi", "loss=5%".
+    impair: str = ""
 
     def display_dict(self) -> dict[str, Any]:
         """Return every setting as plain data with secrets shown as ``***``."""

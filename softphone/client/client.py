@@ -69,6 +69,7 @@ from softphone.protocol.states import CallState, ClientState, GatewayState
 if TYPE_CHECKING:
     from softphone.client.tokens import TokenMinter
     from softphone.config import Profile
+    from softphone.media.impair import ImpairSpec
     from softphone.media.peer import PeerOptions
 
 __all__ = ["BACKOFF_JITTER", "BACKOFF_MAX", "BACKOFF_START", "AudioConfig", "Client", "ClientEvent",
@@ -116,6 +117,7 @@ class Client:
         peer_factory: PeerFactory | None = None,
         token_minter: TokenMinter | None = None,
         token_warning: float = 120.0,
+        impair: ImpairSpec | None = None,
     ) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -131,10 +133,14 @@ class Client:
         self.insecure = insecure
         self.connect_timeout = connect_timeout
         self._loopback = is_loopback_host(host)
+        self.impair = impair
+        """Network impairment of every new call's media (:mod:`softphone.media.impair`), None: none."""
         # 20 ms frames the receive buffer holds before playout. On loopback (a local switch) packets
         # arrive in order and on time, so one frame is enough and saves ~60 ms of mouth-to-ear delay;
         # over a real network keep aiortc's default (4) to absorb jitter (bench/compare_sdk.py).
-        self.jitter_buffer = jitter_buffer if jitter_buffer is not None else (1 if self._loopback else None)
+        # An impairment with jitter emulates a real network: keep aiortc's buffer then.
+        lan = self._loopback and not (impair is not None and impair.jitter_ms)
+        self.jitter_buffer = jitter_buffer if jitter_buffer is not None else (1 if lan else None)
         if ice_servers is not None:
             self.ice_servers = list(ice_servers)
         elif is_telnyx_host(host):
@@ -192,6 +198,10 @@ class Client:
             codecs=list(profile.codecs), caller_name=profile.caller_id_name,
             caller_number=profile.caller_id_number,
             gather_timeout=profile.gather_timeout, insecure=profile.insecure, token_minter=minter)
+        if profile.impair:
+            from softphone.media.impair import parse
+
+            kwargs["impair"] = parse(profile.impair)
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -363,7 +373,7 @@ class Client:
 
         return PeerOptions(ice_servers=list(self.ice_servers), loopback_only=self._loopback,
                            codecs=list(codecs or self.codecs), gather_timeout=self.gather_timeout,
-                           jitter_prefetch=self.jitter_buffer)
+                           jitter_prefetch=self.jitter_buffer, impair=self.impair)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import (
     RTCConfiguration,
@@ -42,6 +42,9 @@ from softphone.media.sinks import AudioSink
 from softphone.media.sources import AudioSource
 from softphone.media.stats import MediaStats, StatsCollector
 from softphone.media.tracks import ReceiverPump, SourceTrack
+
+if TYPE_CHECKING:
+    from softphone.media.impair import ImpairSpec, PathImpairment
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +97,8 @@ class PeerOptions:
     gather_timeout: float = 1.0
     relay_only: bool = False
     jitter_prefetch: int | None = None
+    impair: ImpairSpec | None = None
+    """Network impairment of this peer's RTP path (:mod:`softphone.media.impair`); None: none."""
 
     @classmethod
     def loopback(cls, **kwargs: Any) -> PeerOptions:
@@ -195,12 +200,27 @@ class MediaPeer:
         self._stats = StatsCollector()
         self._remote_answer: str | None = None
         self._patched: set[int] = set()
+        self.impairment: PathImpairment | None = None
+        """The live impairment control once one was set (:meth:`set_impairment`)."""
+        if self.options.impair is not None:
+            self.set_impairment(self.options.impair)
         self.created_at = time.monotonic()
         """``time.monotonic()`` at construction."""
         self.connected_at: float | None = None
         """``time.monotonic()`` when the state first became CONNECTED."""
         self._pc.on("connectionstatechange", self._on_pc_state)
         self._pc.on("track", self._on_track)
+
+    def set_impairment(self, spec: ImpairSpec | None) -> None:
+        """Impair this peer's RTP/RTCP from the next packet on (:mod:`softphone.media.impair`); None lifts it."""
+        if self.impairment is None:
+            if spec is None:
+                return
+            from softphone.media.impair import attach
+
+            self.impairment = attach(self._transceiver.receiver.transport.transport, spec)
+        else:
+            self.impairment.set_spec(spec)
 
     # -- state -----------------------------------------------------------------
 

@@ -18,9 +18,11 @@ from softphone.switch.records import DEFAULT_RATE_PER_MINUTE
 from softphone.switch.server import SwitchServer
 
 if TYPE_CHECKING:
+    from softphone.media.impair import ImpairSpec
     from softphone.switch.accounts import Accounts
     from softphone.switch.callcontrol.apps import CallControlOptions
     from softphone.switch.callcontrol.engine import CallControl
+    from softphone.switch.media_legs import MediaLeg
     from softphone.switch.throttle import ThrottleOptions
 
 logger = logging.getLogger("softphone.switch.server")  # the same logger as before the split
@@ -47,6 +49,7 @@ class Switch(SwitchServer):
         tls_key: str | Path | None = None,
         call_control: CallControlOptions | bool | None = None,
         login_throttle: ThrottleOptions | None = None,
+        impair: ImpairSpec | None = None,
     ) -> None:
         super().__init__(
             accounts=accounts,
@@ -60,6 +63,7 @@ class Switch(SwitchServer):
             tls_key=tls_key,
             login_throttle=login_throttle,
         )
+        self.impair = impair
         self.call_control_setting = call_control
         self.call_control: CallControl | None = None
         """The Call Control engine (webhooks + commands API), when enabled (see :meth:`start`)."""
@@ -85,6 +89,31 @@ class Switch(SwitchServer):
         attach_texml(self.call_control)  # TeXML applications (and the TeXML Calls API routes)
         await self.call_control.start()
         logger.info("call control API on %s", self.call_control.api_url)
+
+    def set_impairment(self, spec: ImpairSpec | None, call_id: str | None = None) -> int:
+        """Impair media legs from the next packet on (:mod:`softphone.media.impair`); None lifts it.
+
+        ``call_id`` None: every leg, live and future (:attr:`impair`). Otherwise the live legs
+        whose callID is ``call_id`` (an A leg's is the caller's callID). Returns how many live legs
+        changed.
+        """
+        if call_id is None:
+            self.impair = spec
+        changed = 0
+        for call in list(self._calls):
+            for leg in call.legs():
+                if call_id is None or leg.call_id == call_id:
+                    leg.media.set_impairment(spec)
+                    changed += 1
+        return changed
+
+    def leg_media(self, call_id: str) -> MediaLeg | None:
+        """The live media leg whose callID is ``call_id`` (tests read its peer's stats), or None."""
+        for call in list(self._calls):
+            for leg in call.legs():
+                if leg.call_id == call_id:
+                    return leg.media
+        return None
 
     @property
     def api_url(self) -> str:

@@ -27,6 +27,8 @@ from softphone.switch.routing import Service
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
+    from softphone.media.impair import ImpairSpec
+
 logger = logging.getLogger(__name__)
 
 RINGING_BUSY_S = 1.0
@@ -55,6 +57,7 @@ class Hub(Protocol):
 
     rate_per_minute: float
     noanswer_timeout: float | None
+    impair: ImpairSpec | None  #: every new leg's network impairment (softphone.media.impair)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
 
@@ -76,7 +79,7 @@ class Leg:
         self.call_id = call_id
         self.role = role
         self.record = record
-        self.media = MediaLeg(f"{role}:{call_id[:8]}")
+        self.media = MediaLeg(f"{role}:{call_id[:8]}", impair=call.hub.impair)
         self.ids = _ids(call_id)
         self.held = False
         self.ended = False

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from softphone.media.frames import Frame
+    from softphone.media.impair import ImpairSpec
     from softphone.media.peer import MediaPeer
     from softphone.media.sources import AudioSource
 
@@ -175,10 +176,12 @@ class LegAudio:
 class MediaLeg(LegAudio):
     """The switch's side of one WebRTC leg."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, impair: ImpairSpec | None = None) -> None:
         from softphone.media.sinks import CallbackSink
 
         super().__init__(label)
+        self.impair = impair
+        """Network impairment of this leg's media (:mod:`softphone.media.impair`); see :meth:`set_impairment`."""
         self._sink = CallbackSink(self._on_frame)
         self.peer: MediaPeer | None = None
         self._old_peers: list[MediaPeer] = []
@@ -201,7 +204,7 @@ class MediaLeg(LegAudio):
             raise ConnectionError("leg is closed")
         if self.peer is not None:
             self._old_peers.append(self.peer)
-        options = PeerOptions.loopback(jitter_prefetch=LEG_JITTER_FRAMES)
+        options = PeerOptions.loopback(jitter_prefetch=LEG_JITTER_FRAMES, impair=self.impair)
         self.peer = MediaPeer(options, source=self, sink=self._sink, name=self.label)
         self._candidates = []
         self._eoc = asyncio.Event()
@@ -249,6 +252,12 @@ class MediaLeg(LegAudio):
 
     async def end_of_candidates(self) -> None:
         self._eoc.set()
+
+    def set_impairment(self, spec: ImpairSpec | None) -> None:
+        """Impair this leg's media from now on (the live peer and any later one); None lifts it."""
+        self.impair = spec
+        if self.peer is not None:
+            self.peer.set_impairment(spec)
 
     # --- audio ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -35,6 +35,9 @@ from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, Record
 from softphone.switch.registry import Registration, Registry
 from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
 from softphone.switch.throttle import CLOSE_CODE, ConnectionThrottle, LoginThrottle, Refused, ThrottleOptions
+
+if TYPE_CHECKING:
+    from softphone.media.impair import ImpairSpec
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ class SwitchServer:
         self.rate_per_minute = rate_per_minute
         self.noanswer_timeout: float | None = None
         """Max ring time of the ``noanswer`` service (None: ring until the caller gives up)."""
+        self.impair: ImpairSpec | None = None
+        """Network impairment of every new leg's media (:mod:`softphone.media.impair`; Switch(impair=...))."""
         self.no_route_hook: NoRouteHook | None = None
         """Consulted when routing finds nothing and no park hook took the call."""
         self.park_hook: Callable[[Call], Awaitable[bool]] | None = None
