@@ -246,7 +246,8 @@ class CallRecorder:
                 "pid": os.getpid(), "argv": [redact(a) for a in self.argv], "profile": profile.name,
                 "server": profile.server, "settings": profile.display_dict(),
                 "softphone": metadata.version("softphone"),
-                "python": platform.python_version(), "platform": platform.platform()}
+                "python": platform.python_version(),
+                "platform": f"{platform.system()} {platform.release()} {platform.machine()}"}
 
     # -- writing ---------------------------------------------------------------------------------
     def _write_json(self, path: Path, obj: Mapping[str, Any]) -> None:
