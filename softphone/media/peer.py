@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiortc import (
     RTCConfiguration,
@@ -37,14 +37,12 @@ from aiortc import (
 )
 
 from softphone.errors import MediaError
+from softphone.media import aiortc_shim
 from softphone.media import sdp as sdputil
 from softphone.media.sinks import AudioSink
 from softphone.media.sources import AudioSource
 from softphone.media.stats import MediaStats, StatsCollector
 from softphone.media.tracks import ReceiverPump, SourceTrack
-
-if TYPE_CHECKING:
-    from softphone.media.impair import ImpairSpec, PathImpairment
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +83,12 @@ class PeerOptions:
     preference order (names as in SDP: ``opus``, ``PCMU``, ``PCMA``, ``G722``).
     ``gather_timeout`` bounds STUN/TURN gathering in seconds; host candidates
     are immediate. ``relay_only`` mirrors the SDKs' ``forceRelayCandidate``.
-    ``jitter_prefetch`` overrides how many 20 ms frames aiortc's receive jitter
-    buffer holds before releasing one (aiortc's fixed default is 4, about 80 ms
-    of mouth-to-ear delay; 1 suits loopback and LAN). ``None`` keeps aiortc's.
+    ``jitter_prefetch`` replaces aiortc's receive jitter buffer (which holds 4
+    frames, about 80 ms of mouth-to-ear delay) with one that releases packets
+    that arrive in order at once and, after a gap, holds at most this many later
+    packets waiting for the missing one (reordering tolerance; 1 suits loopback
+    and LAN, 0 never waits). ``None`` keeps aiortc's. ``opus_bitrate`` is what our
+    Opus encoder sends (mono; Chromium's default for voice).
     """
 
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
@@ -97,8 +98,7 @@ class PeerOptions:
     gather_timeout: float = 1.0
     relay_only: bool = False
     jitter_prefetch: int | None = None
-    impair: ImpairSpec | None = None
-    """Network impairment of this peer's RTP path (:mod:`softphone.media.impair`); None: none."""
+    opus_bitrate: int = aiortc_shim.OPUS_BITRATE
 
     @classmethod
     def loopback(cls, **kwargs: Any) -> PeerOptions:
@@ -132,15 +132,41 @@ def _codec_preferences(names: list[str]) -> list[Any]:
     return prefs
 
 
-def _set_jitter_prefetch(receiver: Any, prefetch: int) -> None:
-    """Replace aiortc's audio jitter buffer (private, name-mangled) before it is used."""
-    from aiortc.jitterbuffer import JitterBuffer
+def _with_opus_fmtp(sdp: str, params: dict[str, str]) -> str:
+    """Add ``params`` to the fmtp of every Opus payload type (mono both ways, as we encode it).
 
-    attr = "_RTCRtpReceiver__jitter_buffer"
-    if hasattr(receiver, attr):
-        setattr(receiver, attr, JitterBuffer(capacity=16, prefetch=max(1, prefetch)))
-    else:  # pragma: no cover - a future aiortc
-        logger.warning("cannot set the jitter buffer on this aiortc version")
+    aiortc writes no fmtp for Opus; its codec parameters come from a module-level table
+    we do not patch, and it ignores them for Opus anyway, so the SDP text carries them.
+    Existing parameters (a remote's, echoed) are kept unless ``params`` names them.
+    """
+    lines = sdp.replace("\r\n", "\n").rstrip("\n").split("\n")
+    opus_pts = set()
+    for line in lines:
+        if line.startswith("a=rtpmap:") and " opus/" in line.lower():
+            opus_pts.add(line[len("a=rtpmap:"):].split(" ", 1)[0])
+    if not opus_pts:
+        return sdp
+    out: list[str] = []
+    done: set[str] = set()
+    for line in lines:
+        if line.startswith("a=fmtp:"):
+            pt, _, rest = line[len("a=fmtp:"):].partition(" ")
+            if pt in opus_pts:
+                merged: dict[str, str] = {}
+                for item in rest.split(";"):
+                    key, _, value = item.partition("=")
+                    if key.strip():
+                        merged[key.strip()] = value.strip()
+                merged.update(params)
+                line = f"a=fmtp:{pt} " + ";".join(f"{k}={v}" for k, v in merged.items())
+                done.add(pt)
+        out.append(line)
+        if line.startswith("a=rtpmap:"):
+            pt = line[len("a=rtpmap:"):].split(" ", 1)[0]
+            if pt in opus_pts and pt not in done and not any(x.startswith(f"a=fmtp:{pt} ") for x in lines):
+                out.append(f"a=fmtp:{pt} " + ";".join(f"{k}={v}" for k, v in params.items()))
+                done.add(pt)
+    return "\r\n".join(out) + "\r\n"
 
 
 class MediaPeer:
@@ -192,35 +218,26 @@ class MediaPeer:
         self._pump = ReceiverPump(sink)
         self._transceiver = self._pc.addTransceiver(self._track, direction="sendrecv")
         self._transceiver.setCodecPreferences(self._codec_prefs)
-        if self.options.jitter_prefetch is not None:
-            _set_jitter_prefetch(self._transceiver.receiver, self.options.jitter_prefetch)
+        # Inline Opus mono, inline decode, the low-delay jitter buffer: aiortc_shim, applied here only.
+        self.lean = aiortc_shim.apply(self._transceiver, jitter_hold=self.options.jitter_prefetch,
+                                      opus_bitrate=self.options.opus_bitrate)
+        """What the lean aiortc path installed (``lean.active`` is False with an untested aiortc)."""
         self._state = PeerState.NEW
         self._state_changed = asyncio.Event()
         self._codec: str | None = None
         self._stats = StatsCollector()
         self._remote_answer: str | None = None
+        self.sent_sdp: str | None = None
+        """The last local SDP this peer handed out (offer or answer, as sent)."""
+        self.received_sdp: str | None = None
+        """The last remote SDP applied (offer or answer, as received)."""
         self._patched: set[int] = set()
-        self.impairment: PathImpairment | None = None
-        """The live impairment control once one was set (:meth:`set_impairment`)."""
-        if self.options.impair is not None:
-            self.set_impairment(self.options.impair)
         self.created_at = time.monotonic()
         """``time.monotonic()`` at construction."""
         self.connected_at: float | None = None
         """``time.monotonic()`` when the state first became CONNECTED."""
         self._pc.on("connectionstatechange", self._on_pc_state)
         self._pc.on("track", self._on_track)
-
-    def set_impairment(self, spec: ImpairSpec | None) -> None:
-        """Impair this peer's RTP/RTCP from the next packet on (:mod:`softphone.media.impair`); None lifts it."""
-        if self.impairment is None:
-            if spec is None:
-                return
-            from softphone.media.impair import attach
-
-            self.impairment = attach(self._transceiver.receiver.transport.transport, spec)
-        else:
-            self.impairment.set_spec(spec)
 
     # -- state -----------------------------------------------------------------
 
@@ -302,6 +319,9 @@ class MediaPeer:
         self._prepare_gatherers()
         await self._pc.setLocalDescription(description)
         local = self._pc.localDescription.sdp
+        if self.lean.active:
+            local = _with_opus_fmtp(local, aiortc_shim.OPUS_FMTP)
+        self.sent_sdp = str(local)
         if self.options.loopback_only:
             local = sdputil.filter_candidates(
                 local, loopback_only=True, host_address=self.options.host_address
@@ -344,6 +364,7 @@ class MediaPeer:
             raise MediaError(f"cannot accept offer: {exc}") from exc
         if profile is not None and profile != sdputil.audio_profile(local):
             local = sdputil.set_audio_profile(local, profile)
+        self.sent_sdp, self.received_sdp = local, sdp
         self._note_codec(local)
         return local
 
@@ -367,6 +388,7 @@ class MediaPeer:
         except Exception as exc:
             self._remote_answer = None
             raise MediaError(f"cannot apply answer: {exc}") from exc
+        self.received_sdp = sdp
         self._note_codec(sdp)
 
     def _note_codec(self, answer_sdp: str) -> None:
@@ -374,8 +396,10 @@ class MediaPeer:
         self._codec = f"{codec[0]}/{codec[1]}" if codec else None
         if codec is not None and codec[0].upper() in ("PCMU", "PCMA"):
             self._track.set_send_rate(8000)
-        # Opus: stereo frames at full level, or aiortc's encoder upmixes them 3 dB down (issue 9 item 5).
-        self._track.set_send_stereo(codec is not None and codec[0].lower() == "opus")
+        # The lean path encodes Opus mono itself. aiortc's stock encoder (an untested aiortc) wants stereo
+        # frames at full level, or it upmixes them 3 dB down (issue 9 item 5).
+        opus = codec is not None and codec[0].lower() == "opus"
+        self._track.set_send_stereo(opus and not self.lean.active)
 
     @property
     def local_sdp(self) -> str | None:
