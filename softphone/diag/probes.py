@@ -636,8 +636,12 @@ def clock_checks(profile: Profile, facts: ServerFacts, now: float | None = None)
 # --- versions -----------------------------------------------------------------------------------------
 
 
-def _libopus_version() -> str:
-    """libopus' own version string, from the copy PyAV loaded (``opus_get_version_string``)."""
+def _libopus_versions() -> dict[str, str]:
+    """libopus' own version string (``opus_get_version_string``) of each copy loaded, by user.
+
+    PyAV bundles one (``av.libs``: what aiortc encodes with); another module may have loaded the
+    system's (named by its file).
+    """
     import ctypes
 
     try:
@@ -645,14 +649,16 @@ def _libopus_version() -> str:
             paths = {line.split()[-1] for line in fh if "libopus" in line and "/" in line}
     except OSError:
         paths = set()
+    out: dict[str, str] = {}
     for path in sorted(paths):
         with contextlib.suppress(OSError, AttributeError):
             lib = ctypes.CDLL(path)
             lib.opus_get_version_string.restype = ctypes.c_char_p
             raw = lib.opus_get_version_string()
             if raw:
-                return str(raw.decode())
-    return ""
+                who = "PyAV" if "/av.libs/" in path or "/av/" in path else os.path.basename(path)
+                out.setdefault(who, str(raw.decode()))
+    return out
 
 
 def version_checks() -> list[Check]:
@@ -677,9 +683,10 @@ def version_checks() -> list[Check]:
                           {"version": av.__version__, "libavcodec": ffmpeg}))
         try:
             av.codec.Codec("libopus", "w")
-            opus = _libopus_version()
-            rows.append(Check("versions", "libopus", Verdict.OK, opus or "present (version not readable)", "", None,
-                              {"version": opus}))
+            opus = _libopus_versions()
+            text = ", ".join(f"{v} ({who})" for who, v in opus.items())
+            rows.append(Check("versions", "libopus", Verdict.OK, text or "present (version not readable)", "", None,
+                              {"versions": opus}))
         except Exception:
             rows.append(Check("versions", "libopus", Verdict.WARN, "PyAV has no libopus encoder",
                               "calls fall back to PCMU/PCMA; install a PyAV build with libopus"))
