@@ -20,6 +20,7 @@ class Globals:
     config: Path | None = None
     verbosity: int = 0
     json: bool = False
+    impair: str | None = None  #: ``--impair``: network impairment of the calls' media (softphone.media.impair)
 
 
 @dataclass(frozen=True)

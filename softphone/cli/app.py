@@ -53,8 +53,20 @@ def _main(
     json_out: Annotated[bool, typer.Option("--json", help="NDJSON events on stdout (docs/events.md).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    impair: Annotated[str | None, typer.Option(
+        "--impair", envvar="SOFTPHONE_IMPAIR", metavar="SPEC",
+        help="Impair the calls' media: a preset (good, wifi, congested, satellite) and/or "
+             "loss=5%,burst=3,delay=100ms,jitter=40ms (README: Impairments).")] = None,
 ) -> None:
-    ctx.obj = Globals(profile=profile, config=config, verbosity=verbose - quiet, json=json_out)
+    if impair is not None:
+        from softphone.errors import ConfigError
+        from softphone.media.impair import parse
+
+        try:
+            parse(impair)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--impair") from None
+    ctx.obj = Globals(profile=profile, config=config, verbosity=verbose - quiet, json=json_out, impair=impair)
     if ctx.invoked_subcommand is None:
         _run_shell(ctx.obj, local=False)
 
@@ -70,7 +82,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON output (same as the 
 
 def _json(ctx: typer.Context, json_out: bool) -> Globals:
     g = _g(ctx)
-    return Globals(profile=g.profile, config=g.config, verbosity=g.verbosity, json=True) if json_out else g
+    return Globals(profile=g.profile, config=g.config, verbosity=g.verbosity, json=True,
+                   impair=g.impair) if json_out else g
 
 
 def _finish(code: int) -> None:

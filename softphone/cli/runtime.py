@@ -66,6 +66,12 @@ def load_profile(g: Globals, local_url: str | None) -> Profile:
     ICE servers go too (the local switch uses host candidates on loopback only), and no
     ``password_cmd``/``token_cmd`` runs.
     """
+    if g.impair is not None:  # --impair (checked when parsed) wins over the profile's impair key
+        return replace(_load_profile(g, local_url), impair=g.impair)
+    return _load_profile(g, local_url)
+
+
+def _load_profile(g: Globals, local_url: str | None) -> Profile:
     from softphone.config import load_config
 
     if local_url is None:

@@ -56,6 +56,11 @@ def serve(
     park_timeout: Annotated[
         float | None, typer.Option(help="Seconds a parked call waits for commands (default 60).")
     ] = None,
+    impair: Annotated[
+        str | None,
+        typer.Option(metavar="SPEC", help="Impair every leg's media: a preset (good, wifi, congested, satellite) "
+                     "and/or loss=5%,burst=3,delay=100ms,jitter=40ms."),
+    ] = None,
 ) -> None:
     """Run the switch until Ctrl-C or SIGTERM (with Call Control when a connection has a webhook_url or api_key).
 
@@ -77,6 +82,9 @@ def serve(
     assert isinstance(accts, Accounts)
     rec_path = records if records is not None else default_records_path()
     try:
+        from softphone.media.impair import parse as parse_impair
+
+        impair_spec = parse_impair(impair) if impair is not None else None
         cc_options = load_options(accounts)
         throttle = load_throttle(accounts)
         check_apps(apps_from_accounts(accts), allow_remote=cc_options.allow_remote_webhooks)
@@ -108,6 +116,7 @@ def serve(
             call_control=cc_options if accts.connections and (_has_apps(accts) or _has_texml(cc_options)) else None,
             login_throttle=throttle,
         )
+        sw.impair = impair_spec
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
