@@ -49,6 +49,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -395,6 +396,8 @@ class InlineDecoder:
         self._decoder: Any = None
         self.frames_decoded = 0
         """Frames decoded inline (a test counts them)."""
+        self.first_frame_at: float | None = None
+        """``time.monotonic()`` when the first complete encoded frame arrived (the first RTP packet)."""
         self.on_encoded: Callable[[Any, Any], bool] | None = None
         """Optional hook ``(codec, JitterFrame) -> handled``: return True to skip decoding that frame."""
 
@@ -405,6 +408,8 @@ class InlineDecoder:
             self._stopped.set()
             return
         codec, encoded = item
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
         self._handle(codec, encoded)
         if self._jitter is not None:
             base = self._jitter.released_timestamp

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiortc import (
     RTCConfiguration,
@@ -43,6 +43,9 @@ from softphone.media.sinks import AudioSink
 from softphone.media.sources import AudioSource
 from softphone.media.stats import MediaStats, StatsCollector
 from softphone.media.tracks import ReceiverPump, SourceTrack
+
+if TYPE_CHECKING:
+    from softphone.media.impair import ImpairSpec, PathImpairment
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,8 @@ class PeerOptions:
     relay_only: bool = False
     jitter_prefetch: int | None = None
     opus_bitrate: int = aiortc_shim.OPUS_BITRATE
+    impair: ImpairSpec | None = None
+    """Network impairment of this peer's RTP path (:mod:`softphone.media.impair`); None: none."""
 
     @classmethod
     def loopback(cls, **kwargs: Any) -> PeerOptions:
@@ -232,12 +237,27 @@ class MediaPeer:
         self.received_sdp: str | None = None
         """The last remote SDP applied (offer or answer, as received)."""
         self._patched: set[int] = set()
+        self.impairment: PathImpairment | None = None
+        """The live impairment control once one was set (:meth:`set_impairment`)."""
+        if self.options.impair is not None:
+            self.set_impairment(self.options.impair)
         self.created_at = time.monotonic()
         """``time.monotonic()`` at construction."""
         self.connected_at: float | None = None
         """``time.monotonic()`` when the state first became CONNECTED."""
         self._pc.on("connectionstatechange", self._on_pc_state)
         self._pc.on("track", self._on_track)
+
+    def set_impairment(self, spec: ImpairSpec | None) -> None:
+        """Impair this peer's RTP/RTCP from the next packet on (:mod:`softphone.media.impair`); None lifts it."""
+        if self.impairment is None:
+            if spec is None:
+                return
+            from softphone.media.impair import attach
+
+            self.impairment = attach(self._transceiver.receiver.transport.transport, spec)
+        else:
+            self.impairment.set_spec(spec)
 
     # -- state -----------------------------------------------------------------
 
@@ -462,6 +482,17 @@ class MediaPeer:
     @property
     def first_audio_at(self) -> float | None:
         """``time.monotonic()`` of the first received audio frame, or ``None``."""
+        return self._pump.first_frame_at
+
+    @property
+    def first_packet_at(self) -> float | None:
+        """``time.monotonic()`` of the first received RTP audio packet (complete encoded frame), or ``None``.
+
+        Known on the lean path (:mod:`~softphone.media.aiortc_shim`); otherwise the first decoded frame's time.
+        """
+        decoder = self.lean.decoder
+        if decoder is not None:
+            return decoder.first_frame_at
         return self._pump.first_frame_at
 
     async def stats(self) -> MediaStats:
