@@ -31,13 +31,12 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCIceTransportPolicy,
-    RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
 )
 
 from softphone.errors import MediaError
-from softphone.media import aiortc_shim
+from softphone.media import aiortc_shim, dtls_cert
 from softphone.media import sdp as sdputil
 from softphone.media.sinks import AudioSink
 from softphone.media.sources import AudioSource
@@ -218,7 +217,7 @@ class MediaPeer:
                 RTCIceTransportPolicy.RELAY if self.options.relay_only else RTCIceTransportPolicy.ALL
             ),
         )
-        self._pc = RTCPeerConnection(configuration=config)
+        self._pc = dtls_cert.new_peer_connection(config)  # one DTLS certificate per process
         self._track = SourceTrack(source)
         self._pump = ReceiverPump(sink)
         self._transceiver = self._pc.addTransceiver(self._track, direction="sendrecv")
