@@ -45,6 +45,7 @@ refuses to listen beyond loopback with it (tokens would be forgeable).
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import secrets
 import string
 import time
@@ -154,25 +155,27 @@ class Accounts:
         """The JWT secret is the built-in (public) one: anyone can forge tokens."""
         return self.jwt_secret == DEFAULT_JWT_SECRET
 
+    _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _lookup(self) -> _Index:
+        """Dicts by SIP username, credential username and credential id, rebuilt when ``connections``
+        changes (connections are frozen: every change replaces one in the list, or the list's items)."""
+        index = self._index
+        if index is None or not index.matches(self.connections):
+            index = self._index = _Index(self.connections)
+        return index
+
     def connection(self, conn_id: str) -> Connection | None:
         return next((c for c in self.connections if c.id == conn_id), None)
 
     def by_sip_username(self, username: str) -> Connection | None:
-        return next((c for c in self.connections if c.sip_username == username), None)
+        return self._lookup().by_sip.get(username)
 
     def credential(self, username: str) -> Credential | None:
-        for conn in self.connections:
-            for cred in conn.credentials:
-                if cred.username == username:
-                    return cred
-        return None
+        return self._lookup().by_cred.get(username)
 
     def credential_by_id(self, credential_id: str) -> Credential | None:
-        for conn in self.connections:
-            for cred in conn.credentials:
-                if cred.id == credential_id:
-                    return cred
-        return None
+        return self._lookup().by_cred_id.get(credential_id)
 
     def all_credentials(self) -> list[Credential]:
         return [cred for conn in self.connections for cred in conn.credentials]
@@ -258,12 +261,12 @@ class Accounts:
         return out
 
     def check_password(self, username: str, password: str) -> Login | None:
-        """The login for a username/password pair, or None."""
+        """The login for a username/password pair, or None (dict look-ups, constant-time compares)."""
         conn = self.by_sip_username(username)
-        if conn is not None and conn.password == password:
+        if conn is not None and _same_secret(conn.password, password):
             return Login(slot=conn.sip_username, connection_id=conn.id, display=username)
         cred = self.credential(username)
-        if cred is not None and cred.password == password and not cred.expired():
+        if cred is not None and _same_secret(cred.password, password) and not cred.expired():
             return Login(slot=cred.username, connection_id=cred.connection_id, display=username)
         return None
 
@@ -318,6 +321,32 @@ class Accounts:
                     }
                 )
         return rows
+
+
+def _same_secret(expected: str, given: str) -> bool:
+    """Compare secrets in constant time (a plain ``==`` returns sooner the earlier they differ)."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+class _Index:
+    """Look-up dicts over a list of connections, and the connections they were built from."""
+
+    __slots__ = ("by_cred", "by_cred_id", "by_sip", "source")
+
+    def __init__(self, connections: list[Connection]) -> None:
+        self.source = tuple(connections)  # strong references: an id() could be reused, an object cannot
+        self.by_sip: dict[str, Connection] = {}
+        self.by_cred: dict[str, Credential] = {}
+        self.by_cred_id: dict[str, Credential] = {}
+        for conn in connections:  # the first one wins, as the scans it replaces did
+            self.by_sip.setdefault(conn.sip_username, conn)
+            for cred in conn.credentials:
+                self.by_cred.setdefault(cred.username, cred)
+                self.by_cred_id.setdefault(cred.id, cred)
+
+    def matches(self, connections: list[Connection]) -> bool:
+        src = self.source
+        return len(src) == len(connections) and all(a is b for a, b in zip(src, connections, strict=True))
 
 
 def normalize_number(number: str) -> str:
