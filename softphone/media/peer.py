@@ -431,6 +431,17 @@ class MediaPeer:
         """``"opus/48000"``, ``"PCMU/8000"``... once an answer exists, else ``None``."""
         return self._codec
 
+    # -- hook for softphone.media.forward (the switch forwards encoded RTP; issue 14 item 1) --
+
+    @property
+    def rtp_transceiver(self) -> Any:
+        """The aiortc ``RTCRtpTransceiver`` of the audio section (its ``sender``/``receiver``).
+
+        Only :mod:`softphone.media.forward` uses it, before media flows: it swaps the sender's
+        track (``replaceTrack``) and hooks the receiver for encoded packets.
+        """
+        return self._transceiver
+
     # -- audio -----------------------------------------------------------------
 
     @property
