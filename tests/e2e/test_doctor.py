@@ -208,3 +208,33 @@ async def test_nothing_listening_and_wrong_credentials(tmp_path: Path) -> None:
     code, out, err = await doctor(env, "--json")
     tcp = rows(out)["server tcp"]
     assert tcp["verdict"] == "fail" and "refused" in tcp["detail"].lower() and code == 11, tcp
+
+
+@pytest.mark.audio
+@pytest.mark.audio_devices
+async def test_the_profiles_devices_are_opened_with_their_level(tmp_path: Path, virtual_audio: dict[str, str],
+                                                                tone_wav: Any) -> None:
+    """The virtual microphone (vmic) hears a tone played into micfeed: a level; silent, a warning."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('default_profile = "a"\n[profiles.a]\nserver = "ws://127.0.0.1:9"\nusername = "u"\n'
+                   'password = "p-123456"\ninput_device = "vmic"\noutput_device = "vspeaker"\n')
+    cfg.chmod(0o600)
+    env = environment(tmp_path, cfg)
+    _, out, _ = await doctor(env, "--json", "--timeout", "1")
+    r = rows(out)
+    assert r["audio sound server"]["verdict"] == "ok" and r["audio portaudio devices"]["verdict"] == "ok", out
+    assert r["audio output device"]["verdict"] == "ok" and "vspeaker" in r["audio output device"]["detail"]
+    silent = r["audio input device"]
+    assert silent["verdict"] == "warn" and "digital silence" in silent["detail"], silent
+    wav = tone_wav(1000.0, seconds=20.0)
+    player = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(wav))
+    try:
+        await asyncio.sleep(0.3)
+        code, out, _err = await doctor(env, "--json", "--timeout", "1")
+    finally:
+        player.terminate()
+        await player.wait()
+    heard = rows(out)["audio input device"]
+    assert heard["verdict"] == "ok" and "vmic" in heard["detail"], heard
+    assert heard["data"]["rms_dbfs"] is not None and heard["data"]["rms_dbfs"] > -40, heard
+    assert code == 11  # nothing listens on port 9: the server rows fail
