@@ -56,6 +56,7 @@ bench: deps  ## benchmarks (not part of test): DTMF, media engine, calls, ours v
 	$(VENV)/bin/python bench/flow_speech_accuracy.py
 	$(VENV)/bin/python bench/asr_concurrency.py
 	$(VENV)/bin/python bench/capacity.py
+	$(VENV)/bin/python bench/startup.py
 
 lint: venv  ## ruff and mypy only
 	$(VENV)/bin/ruff check softphone tests

@@ -90,9 +90,16 @@ def commit() -> str:
     return out.stdout.strip()
 
 
+def package_dir(env: dict[str, str]) -> str:
+    """Where the switch's ``softphone`` package comes from, as its subprocess sees it."""
+    out = subprocess.run([sys.executable, "-c", "import softphone, os; print(os.path.dirname(softphone.__file__))"],
+                         capture_output=True, text=True, env=env, check=False, cwd=tempfile.gettempdir())
+    return out.stdout.strip()
+
+
 def switch_has_workers(env: dict[str, str]) -> bool:
     out = subprocess.run([sys.executable, "-m", "softphone", "switch", "serve", "--help"], capture_output=True,
-                         text=True, env=env, check=False)
+                         text=True, env=env, check=False, cwd=tempfile.gettempdir())
     return "--media-workers" in out.stdout
 
 
@@ -112,7 +119,8 @@ class Switch:
                str(accounts), "--records", str(tmp / "records.jsonl")]
         if workers is not None:
             cmd += ["--media-workers", str(workers)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / "switch.log", "ab"), env=env)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp / "switch.log", "ab"), env=env,
+                                     cwd=tmp)  # not the repository root: `-m` would put ./softphone first
         wait_port(self.port, self.proc)
 
     @property
@@ -308,10 +316,11 @@ def main() -> None:
         workers: list[int | None] = [0, None] if switch_has_workers(switch_env) else [None]
     else:
         workers = [int(w) for w in args.workers.split(",")]
+    pkg = package_dir(switch_env)
     load0 = os.getloadavg()
     t0 = time.monotonic()
     print(f"capacity: {os.cpu_count()} cores, load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
-          f"switch from {args.switch_src or 'this tree'}, steps {steps}, window {args.window:g} s", flush=True)
+          f"switch from {pkg}, steps {steps}, window {args.window:g} s", flush=True)
     runs = []
     for mode in args.modes.split(","):
         for w in workers:
@@ -324,7 +333,8 @@ def main() -> None:
                         "switch_cpu_per_call_pct": r["switch_cpu_per_call_pct"]}
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit(),
-        "switch_src": str(args.switch_src) if args.switch_src else "this tree", "cores": os.cpu_count(),
+        "switch_src": str(args.switch_src) if args.switch_src else "this tree", "switch_package": pkg,
+        "cores": os.cpu_count(),
         "loadavg_start": [round(x, 2) for x in load0], "loadavg_end": [round(x, 2) for x in load1],
         "wall_s": round(time.monotonic() - t0, 1), "holds_when": f"every leg >= {HOLDS_PCT:g} % of frames on time "
         "(<= 60 ms behind its best packet), every call up, probes within 3 % of the tone and > -30 dBFS",

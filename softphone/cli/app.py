@@ -537,10 +537,11 @@ def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point. Usage errors exit with ExitCode.USAGE (2)."""
     args = sys.argv[1:] if argv is None else argv
     if "--help" in args or "-h" in args:
-        from softphone.cli.richhelp import hide_flag_metavars, import_rich_utils_light
+        from softphone.cli.richhelp import defer_trivial_coercion, hide_flag_metavars, import_rich_utils_light
 
         import_rich_utils_light()  # rich help without markdown-it: ~75 ms less for `--help`
         hide_flag_metavars()  # no `<bool>`/`<int>` after options that take no value
+        defer_trivial_coercion()  # `dial --help` without pydantic: the app's own options are at their defaults
     try:
         return app(args=argv, prog_name="softphone")
     except KeyboardInterrupt:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+import typing
 from typing import Any
 
-__all__ = ["import_rich_utils_light"]
+__all__ = ["defer_trivial_coercion", "hide_flag_metavars", "import_rich_utils_light"]
 
 _DEFERRED = (("rich.markdown", "Markdown"), ("rich.traceback", "Traceback"))
 
@@ -80,3 +81,66 @@ def hide_flag_metavars() -> None:
 
     display_type_rich._softphone_flags = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_PLAIN = (str, int, float, bool)
+
+
+def _plain_annotation(annotation: Any) -> Any:
+    """``str`` for ``str``, ``str | None`` and ``Optional[str]``; the annotation itself otherwise."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+class _TrivialFirst:
+    """A stand-in for typer's runtime coercion of one parameter that answers the trivial cases itself.
+
+    ``None`` stays ``None`` (``()`` for a multi-value parameter), as typer's ``RuntimeParam.coerce``
+    does; a value that already has the parameter's plain type (a ``str`` for a ``str`` option, an
+    ``int`` default for a counter) is returned as it is, which is what the pydantic adapter returns
+    for them. Anything else goes to typer's own coercion, built on first need.
+    """
+
+    def __init__(self, param: Any, build: Any) -> None:
+        self._param = param
+        self._build = build
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if (param.multiple or param.nargs == -1) else None
+        info = self._param.type_descriptor.parameter_info
+        plain = _plain_annotation(self._param.type_descriptor.annotation)
+        unranged = info.min is None and info.max is None
+        if plain in _PLAIN and type(value) is plain and (unranged or value == self._param.default):
+            return value
+        return self._build(self._param).coerce(value, param=param, ctx=ctx)
+
+
+def defer_trivial_coercion() -> None:
+    """Coerce the parameters' trivial values without typer's pydantic adapters (for ``--help`` only).
+
+    typer (0.29) coerces every parameter value through a pydantic ``TypeAdapter``, built when the
+    value is first processed. For ``softphone dial --help`` click processes the app callback's
+    options (``--profile``, ``--config``, ``-v``... all at their defaults) before it reaches
+    ``dial``'s eager ``--help``: importing pydantic and building those adapters was about half of
+    that command's time (``python -X importtime``). With this, a default (``None``, a ``0``
+    counter, a plain ``str``) passes through as typer would return it, and anything that really
+    needs converting (a ``--config`` path from the environment, a number typed as text) still goes
+    through typer's coercion. Idempotent.
+    """
+    from typer.core import TyperArgument, TyperOption
+
+    for cls in (TyperOption, TyperArgument):
+        original = cls.get_runtime_param
+        if getattr(original, "_softphone_trivial_first", False):
+            continue
+
+        def get_runtime_param(self: Any, _build: Any = original) -> Any:
+            return _TrivialFirst(self, _build)
+
+        get_runtime_param._softphone_trivial_first = True  # type: ignore[attr-defined]
+        cls.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
