@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from softphone.switch.media_legs import MediaLeg
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE
 from softphone.switch.server import SwitchServer
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from softphone.switch.accounts import Accounts
     from softphone.switch.callcontrol.apps import CallControlOptions
     from softphone.switch.callcontrol.engine import CallControl
-    from softphone.switch.media_legs import MediaLeg
     from softphone.switch.throttle import ThrottleOptions
 
 logger = logging.getLogger("softphone.switch.server")  # the same logger as before the split
@@ -34,6 +34,10 @@ class Switch(SwitchServer):
     ``call_control``: ``None`` (default) starts Call Control when a connection has a webhook or an
     API key; ``True`` or :class:`~softphone.switch.callcontrol.apps.CallControlOptions` always
     starts it; ``False`` never does.
+
+    ``media_workers``: 0 (default) keeps every leg's media in this process (tests inspect it);
+    N > 0 runs media legs in N worker processes (:mod:`softphone.switch.workers`; the placement
+    policy is :meth:`~softphone.switch.server.SwitchServer.new_media_leg`).
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class Switch(SwitchServer):
         call_control: CallControlOptions | bool | None = None,
         login_throttle: ThrottleOptions | None = None,
         impair: ImpairSpec | None = None,
+        media_workers: int = 0,
     ) -> None:
         super().__init__(
             accounts=accounts,
@@ -62,6 +67,7 @@ class Switch(SwitchServer):
             tls_cert=tls_cert,
             tls_key=tls_key,
             login_throttle=login_throttle,
+            media_workers=media_workers,
         )
         self.impair = impair
         self.call_control_setting = call_control
@@ -112,7 +118,8 @@ class Switch(SwitchServer):
         for call in list(self._calls):
             for leg in call.legs():
                 if leg.call_id == call_id:
-                    return leg.media
+                    media = leg.media
+                    return media if isinstance(media, MediaLeg) else None  # None too for a media worker's leg
         return None
 
     @property

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
     from softphone.media.impair import ImpairSpec
+    from softphone.switch.workers import RemoteMediaLeg
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class Hub(Protocol):
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
 
+    def new_media_leg(self, label: str, call: Call) -> MediaLeg | RemoteMediaLeg:
+        """The media of a new leg of ``call`` (in-process or in a media worker)."""
+
     async def request(self, session: Session, method: str, params: dict[str, Any]) -> None: ...
 
     def call_ended(self, call: Call) -> None: ...
@@ -79,7 +83,8 @@ class Leg:
         self.call_id = call_id
         self.role = role
         self.record = record
-        self.media = MediaLeg(f"{role}:{call_id[:8]}", impair=call.hub.impair)
+        self.media = call.hub.new_media_leg(f"{role}:{call_id[:8]}", call)
+        """In this process or in a media worker (the hub decides: SwitchServer.new_media_leg)."""
         self.ids = _ids(call_id)
         self.held = False
         self.ended = False

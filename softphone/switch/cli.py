@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -61,12 +62,20 @@ def serve(
         typer.Option(metavar="SPEC", help="Impair every leg's media: a preset (good, wifi, congested, satellite) "
                      "and/or loss=5%,burst=3,delay=100ms,jitter=40ms."),
     ] = None,
+    media_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--media-workers",
+            min=0,
+            help="Media worker processes (default: one per CPU core; 0: all media in the main process).",
+        ),
+    ] = None,
 ) -> None:
     """Run the switch until Ctrl-C or SIGTERM (with Call Control when a connection has a webhook_url or api_key).
 
     On SIGTERM / Ctrl-C every call gets a bye (NORMAL_CLEARING) and every socket a close
-    (1001 going away) before the process exits. A bad accounts file, or the built-in JWT
-    secret on a non-loopback host, exits 2 with one message.
+    (1001 going away) before the process exits, and the media worker processes stop. A bad
+    accounts file, or the built-in JWT secret on a non-loopback host, exits 2 with one message.
     """
     import logging
 
@@ -101,6 +110,7 @@ def serve(
     if park_timeout is not None:
         cc_options.park_timeout = park_timeout
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workers = media_workers if media_workers is not None else (os.cpu_count() or 1)
 
     async def run() -> None:
         sw = Switch(
@@ -115,6 +125,7 @@ def serve(
             tls_key=tls_key,
             call_control=cc_options if accts.connections and (_has_apps(accts) or _has_texml(cc_options)) else None,
             login_throttle=throttle,
+            media_workers=workers,
         )
         sw.impair = impair_spec
         stop = asyncio.Event()
@@ -133,6 +144,9 @@ def serve(
                     typer.echo(f"webhook public key (ed25519, base64): {signing.public_key_b64}")
             typer.echo(f"accounts: {', '.join(accts.usernames())}")
             typer.echo(f"call records: {rec_path}")
+            pids = ", ".join(str(w["pid"]) for w in sw.media_workers())
+            where = f"(pids {pids})" if pids else "(in-process media)"
+            typer.echo(f"media workers: {len(sw.media_workers())} {where}")
             await stop.wait()
             typer.echo(f"switch stopping: ending {len(sw.active_calls())} call(s)")
         typer.echo("switch stopped")

@@ -30,11 +30,12 @@ from softphone.protocol.jsonrpc import Request, build_error, build_result, parse
 from softphone.switch.accounts import Accounts, Login, TokenRefused, default_accounts
 from softphone.switch.calls import Call, Session
 from softphone.switch.hosts import is_loopback_host
-from softphone.switch.media_legs import ensure_media
+from softphone.switch.media_legs import MediaLeg, ensure_media
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
 from softphone.switch.registry import Registration, Registry
 from softphone.switch.routing import NoRoute, NoRouteHook, Route, ServiceRoute, SlotRoute, route
 from softphone.switch.throttle import CLOSE_CODE, ConnectionThrottle, LoginThrottle, Refused, ThrottleOptions
+from softphone.switch.workers import WORKER_LOST_CAUSE, MediaPool, RemoteMediaLeg
 
 if TYPE_CHECKING:
     from softphone.media.impair import ImpairSpec
@@ -47,6 +48,9 @@ SHUTDOWN_CAUSE = "NORMAL_CLEARING"
 """The bye cause clients get when the switch stops."""
 STOP_CALLS_S = 1.5
 """Longest wait for calls to end at stop."""
+IN_PROCESS_SERVICES = frozenset({"ivr"})
+"""Services whose media stays in the signaling process (the ivr taps the leg for in-band DTMF and
+plays speech synthesised here)."""
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
@@ -70,6 +74,7 @@ class SwitchServer:
         tls_cert: str | Path | None = None,
         tls_key: str | Path | None = None,
         login_throttle: ThrottleOptions | None = None,
+        media_workers: int = 0,
     ) -> None:
         self.accounts = accounts if accounts is not None else default_accounts()
         self.throttle = LoginThrottle(login_throttle)
@@ -100,6 +105,8 @@ class SwitchServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(4401)
         self._pinger: asyncio.Task[None] | None = None
+        self.media_pool: MediaPool | None = MediaPool(media_workers) if media_workers > 0 else None
+        """Media worker processes (``media_workers`` > 0; see :meth:`new_media_leg`), else None."""
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -122,6 +129,8 @@ class SwitchServer:
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
         self._pinger = asyncio.create_task(self._ping_loop(), name="switch-pinger")
+        if self.media_pool is not None:
+            await self.media_pool.start()
         # Import aiortc in a thread now, so the first call does not wait for it.
         self.spawn(ensure_media(), "media-warmup")
         logger.info("switch listening on %s", self.url)
@@ -152,6 +161,8 @@ class SwitchServer:
             if sess.expiry is not None:
                 sess.expiry.cancel()
         self._sessions.clear()
+        if self.media_pool is not None:
+            await self.media_pool.stop()  # every worker process exits (asked, then SIGTERM/SIGKILL)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -257,6 +268,53 @@ class SwitchServer:
         if target is None or target.ws is None or self._state_of(target) not in ("REGED", "REGISTER"):
             return None
         return target
+
+    # --- media placement ----------------------------------------------------------------------
+
+    def new_media_leg(self, label: str, call: Call) -> MediaLeg | RemoteMediaLeg:
+        """The media of a new leg of ``call``: in a media worker or in this process.
+
+        The placement policy (with ``media_workers`` > 0): a call a client places to a built-in
+        service other than ``ivr`` (echo, tone, dtmf, early, busy, noanswer, reject) or to another
+        client (a bridge) goes to a worker, both legs on the same one; everything that needs the
+        leg's PCM in this process stays here: Call Control's calls (parked, dialled, bridged to
+        outside legs, in conferences), the ``ivr`` service, destinations with no route. When no
+        worker is ready the call stays here too. A worker that dies ends its calls with
+        :data:`~softphone.switch.workers.WORKER_LOST_CAUSE`.
+        """
+        pool = self.media_pool
+        if pool is not None:
+            if self._media_in_worker(call):
+                remote = pool.new_leg(label, call, lambda: self._media_lost(call), impair=self.impair)
+                if remote is not None:
+                    return remote
+            else:
+                pool.keep_local(call)
+        return MediaLeg(label, impair=self.impair)
+
+    def _media_in_worker(self, call: Call) -> bool:
+        if type(call) is not Call:
+            return False  # a subclass (Call Control's WebRtcCall) drives the leg's PCM from here
+        r = route(call.destination, self.accounts)
+        if isinstance(r, ServiceRoute):
+            return r.service.name not in IN_PROCESS_SERVICES
+        return isinstance(r, SlotRoute)
+
+    def _media_lost(self, call: Call) -> None:
+        if not call.ended:
+            self.spawn(call.end(None, WORKER_LOST_CAUSE), f"media-worker-lost {call.a.call_id}")
+
+    def media_of(self, call_id: str) -> MediaLeg | RemoteMediaLeg | None:
+        """The media of the live leg whose callID is ``call_id`` (an A leg's is the caller's), or None."""
+        for call in self._calls:
+            for leg in call.legs():
+                if leg.call_id == call_id:
+                    return leg.media
+        return None
+
+    def media_workers(self) -> list[dict[str, Any]]:
+        """The media worker processes: index, pid, legs, cpu, alive (empty without workers)."""
+        return self.media_pool.workers() if self.media_pool is not None else []
 
     def add_call(self, call: Call, replaces: Call | None = None) -> None:
         """Track a call made outside the invite path (Call Control legs), optionally in place of another."""
