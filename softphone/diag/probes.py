@@ -69,10 +69,13 @@ def _ms(t0: float) -> float:
 
 
 def _err(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)  # asyncio's "Connect call failed (...)" says less than ECONNREFUSED
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    if isinstance(exc, OSError):
+        # asyncio's "Connect call failed (...)" says less than ECONNREFUSED's own text; getaddrinfo's
+        # errors (negative EAI_* numbers) have only their strerror.
+        if exc.strerror and not exc.strerror.startswith("Connect call failed"):
+            return exc.strerror
+        if exc.errno and exc.errno > 0:
+            return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__
 
 
