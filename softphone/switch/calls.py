@@ -38,7 +38,7 @@ EARLY_MEDIA_S = 2.0
 """How long ``early`` plays ringback as early media before answering."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
     """A logged-in client (survives its socket while it has calls)."""
 
@@ -165,6 +165,8 @@ class Call:
 
     async def a_sdp(self) -> str | None:
         """The switch's A-leg answer SDP, or None (call ended 488) if the offer was unusable."""
+        if self.a.local_sdp is None:  # routing starts it only where media follows (server._route_call)
+            self.start_a_media()
         assert self.a.local_sdp is not None
         try:
             return await self.a.local_sdp

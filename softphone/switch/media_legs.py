@@ -197,7 +197,7 @@ class MediaLeg(LegAudio):
 
     # --- negotiation ------------------------------------------------------------------
 
-    def _new_peer(self) -> MediaPeer:
+    def _new_peer(self, *, keep_candidates: bool = False) -> MediaPeer:
         from softphone.media.peer import MediaPeer, PeerOptions
 
         if self.closed:
@@ -206,8 +206,9 @@ class MediaLeg(LegAudio):
             self._old_peers.append(self.peer)
         options = PeerOptions.loopback(jitter_prefetch=LEG_JITTER_FRAMES, impair=self.impair)
         self.peer = MediaPeer(options, source=self, sink=self._sink, name=self.label)
-        self._candidates = []
-        self._eoc = asyncio.Event()
+        if not keep_candidates:
+            self._candidates = []
+            self._eoc = asyncio.Event()
         return self.peer
 
     async def _complete(self, sdp: str) -> str:
@@ -221,7 +222,9 @@ class MediaLeg(LegAudio):
     async def answer(self, offer: str) -> str:
         """Answer a client's offer; returns the switch's complete answer SDP."""
         await ensure_media()
-        peer = self._new_peer()
+        # The client's trickled candidates belong to this offer: they may have come in before the
+        # answer started (the switch answers only once routing wants media), so keep them.
+        peer = self._new_peer(keep_candidates=True)
         return await peer.accept_offer(await self._complete(offer))
 
     async def offer(self) -> str:

@@ -51,6 +51,8 @@ STOP_CALLS_S = 1.5
 IN_PROCESS_SERVICES = frozenset({"ivr"})
 """Services whose media stays in the signaling process (the ivr taps the leg for in-band DTMF and
 plays speech synthesised here)."""
+SIGNALING_ONLY_SERVICES = frozenset({"reject", "busy", "noanswer"})
+"""Services that never answer: their calls get no media peer (ringing and a bye only)."""
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 
@@ -349,35 +351,41 @@ class SwitchServer:
     # --- the connection handler ---------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        state: dict[str, Session | None] = {"session": None}
-        last_heard = [time.monotonic()]
-        throttle = ConnectionThrottle(self.throttle.options)
-        watchdog = self.spawn(self._login_watchdog(ws, state, last_heard), "login-watchdog")
+        # Per socket: this handler's task, one small _Conn, and a timer only until the first login
+        # (no watchdog task: 10,000 idle clients would mean 10,000 wake-ups a second).
+        conn = _Conn(ws, self.throttle.options)
+        conn.watchdog = asyncio.get_running_loop().call_later(self.ping_timeout, self._login_watchdog, conn)
         try:
             async for raw in ws:
-                last_heard[0] = time.monotonic()
-                sess = state["session"]
+                conn.last_heard = time.monotonic()
+                sess = conn.session
                 if sess is not None:
-                    sess.last_heard = last_heard[0]
+                    sess.last_heard = conn.last_heard
                 try:
-                    await self._on_frame(ws, raw, state, throttle)
+                    await self._on_frame(ws, raw, conn)
                 except Exception:  # one bad frame must never take the server down
                     logger.exception("error handling a frame")
         except ConnectionClosed:
             pass
         finally:
-            watchdog.cancel()
-            sess = state["session"]
+            if conn.watchdog is not None:
+                conn.watchdog.cancel()
+                conn.watchdog = None
+            sess = conn.session
             if sess is not None and sess.ws is ws:
                 self._detach(sess)
 
-    async def _login_watchdog(self, ws: ServerConnection, state: dict[str, Session | None], heard: list[float]) -> None:
-        """Drop sockets that stay silent and never log in past ``ping_timeout``."""
-        while True:
-            await asyncio.sleep(min(1.0, self.ping_timeout / 4))
-            if state["session"] is None and time.monotonic() - heard[0] > self.ping_timeout:
-                await ws.close(4000, "ping timeout")
-                return
+    def _login_watchdog(self, conn: _Conn) -> None:
+        """Drop a socket that stays silent and never logs in past ``ping_timeout`` (a timer, re-armed)."""
+        conn.watchdog = None
+        if conn.session is not None:
+            return
+        silent = time.monotonic() - conn.last_heard
+        if silent > self.ping_timeout:
+            self.spawn(conn.ws.close(4000, "ping timeout"), "close-silent")
+        else:
+            delay = self.ping_timeout - silent + 1e-3
+            conn.watchdog = asyncio.get_running_loop().call_later(delay, self._login_watchdog, conn)
 
     def _detach(self, sess: Session) -> None:
         sess.ws = None
@@ -402,9 +410,7 @@ class SwitchServer:
         for leg in list(sess.legs.values()):
             self.spawn(leg.call.end(leg, "RECOVERY_ON_TIMER_EXPIRE"), "expire-leg")
 
-    async def _on_frame(
-        self, ws: ServerConnection, raw: str | bytes, state: dict[str, Session | None], throttle: ConnectionThrottle
-    ) -> None:
+    async def _on_frame(self, ws: ServerConnection, raw: str | bytes, conn: _Conn) -> None:
         try:
             msg = parse_message(raw)
         except RemoteProtocolError as exc:
@@ -418,10 +424,13 @@ class SwitchServer:
             # debug_report_* frames: the JS SDK waits for this before making an offer.
             await self._send(ws, build_result(msg.id, {}))
             return
-        sess = state["session"]
+        sess = conn.session
         if msg.method in (verto.LOGIN, verto.ANONYMOUS_LOGIN):
             try:
-                state["session"] = await self._login(ws, msg, sess, throttle)
+                conn.session = await self._login(ws, msg, sess, conn.login_throttle())
+                if conn.session is not None and conn.watchdog is not None:
+                    conn.watchdog.cancel()  # logged in: the ping loop watches it from now on
+                    conn.watchdog = None
             except Refused as exc:
                 await self._error(ws, msg, verto.LOGIN_INCORRECT, str(exc))
                 await ws.close(CLOSE_CODE, "too many failed logins")
@@ -577,22 +586,39 @@ class SwitchServer:
         sess.legs[dialog.call_id] = call.a
         self._calls.append(call)
         await self._reply(ws, msg, {"callID": dialog.call_id, "message": "CALL CREATED", "sessid": sess.sessid})
-        call.start_a_media()
+        # No answer yet: routing decides whether the A leg needs media (_route_call).
         self.spawn(self._route_call(call), f"route {dialog.call_id}")
 
+    @staticmethod
+    def _answer_a(call: Call) -> None:
+        """Start the switch's A-leg answer (an aiortc peer: the costly part of a setup) once."""
+        if call.a.local_sdp is None and not call.ended:
+            call.start_a_media()
+
     async def _route_call(self, call: Call) -> None:
+        """Route a new call; the A leg gets a media answer only where the route can use one.
+
+        A call that is rejected, busy, unanswered, unroutable or to nobody registered never builds
+        a media peer (the answer SDP is sent only with ``telnyx_rtc.answer``/``media``, so clients see
+        the same messages). Where media follows, the answer starts at once, overlapping the ringing.
+        """
         r: Route = route(call.destination, self.accounts)
-        if isinstance(r, NoRoute) and self.park_hook is not None and await self.park_hook(call):
-            return
+        if isinstance(r, NoRoute) and self.park_hook is not None:
+            self._answer_a(call)  # Call Control may answer or play early media at any time
+            if await self.park_hook(call):
+                return
         if isinstance(r, NoRoute) and self.no_route_hook is not None:
             r = await self.no_route_hook(call.destination, call.caller_number) or r
         if isinstance(r, ServiceRoute):
+            if r.service.name not in SIGNALING_ONLY_SERVICES:
+                self._answer_a(call)
             await call.run_service(r.service)
         elif isinstance(r, SlotRoute):
             target = self._registry.lookup(r.slot)
             if target is None or target.ws is None or self._state_of(target) not in ("REGED", "REGISTER"):
                 await call.end(None, "USER_NOT_REGISTERED")
             else:
+                self._answer_a(call)
                 await call.connect_to(target)
         else:
             await call.end(None, r.cause)
@@ -654,6 +680,26 @@ class SwitchServer:
         elif m == verto.END_OF_CANDIDATES:
             await self._reply(ws, msg, {"method": m, **base})
             self.spawn(leg.media.end_of_candidates(), f"eoc {call_id}")
+
+
+class _Conn:
+    """One websocket's state in :meth:`SwitchServer._handle` (slots: 10,000 idle sockets add up)."""
+
+    __slots__ = ("last_heard", "options", "session", "throttle", "watchdog", "ws")
+
+    def __init__(self, ws: ServerConnection, options: ThrottleOptions) -> None:
+        self.ws = ws
+        self.session: Session | None = None
+        self.last_heard = time.monotonic()
+        self.options = options
+        self.throttle: ConnectionThrottle | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def login_throttle(self) -> ConnectionThrottle:
+        """The socket's failed-login counter (made on its first login attempt)."""
+        if self.throttle is None:
+            self.throttle = ConnectionThrottle(self.options)
+        return self.throttle
 
 
 def _peer(ws: ServerConnection) -> str:

@@ -1,0 +1,189 @@
+"""Cheap signaling in the switch (issue 14, "How" item 4), against the real switch over real websockets.
+
+* A call that is rejected, busy, unanswered, to nobody registered or to nowhere builds no media peer
+  (counted by :data:`softphone.media.dtls_cert.connections_made`, which every MediaPeer goes through),
+  and the client still gets the same messages (CALL CREATED, ringing where it rang, the bye and cause).
+* Answers share one DTLS certificate: two calls' answers carry the same ``a=fingerprint``, and real
+  aiortc media flows on both (a tone in, its frequency heard back through echo).
+* Idle sessions cost no task each once logged in (the login watchdog is a timer until login).
+
+The caller is lean: raw websockets and Verto frames, with a real :class:`MediaPeer` for the media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from softphone.media import dtls_cert
+from softphone.media.dsp import dominant_frequency
+from softphone.media.peer import MediaPeer, PeerOptions
+from softphone.media.sinks import BufferSink
+from softphone.media.sources import ToneSource
+from softphone.protocol import verto
+from softphone.protocol.jsonrpc import build_request, build_result
+from softphone.switch import Switch, default_accounts
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+class Verto:
+    """One logged-in websocket: requests by id, server requests acked and queued by callID."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.sessid = ""
+        self.n = 0
+        self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.events: dict[str, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            msg = json.loads(raw)
+            if "method" in msg:
+                if "id" in msg:
+                    await self.ws.send(build_result(msg["id"], {"method": msg["method"]}))
+                call_id = msg.get("params", {}).get("callID", "")
+                self.events.setdefault(call_id, asyncio.Queue()).put_nowait((msg["method"], msg["params"]))
+            else:
+                fut = self.replies.pop(str(msg.get("id")), None)
+                if fut is not None:
+                    fut.set_result(msg)
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.n += 1
+        key = f"t{self.n}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.replies[key] = fut
+        await self.ws.send(build_request(key, method, params))
+        return await asyncio.wait_for(fut, 15)
+
+    async def login(self, user: str, password: str) -> None:
+        params = verto.login_params(login=user, passwd=password, login_token=None, sessid=None,
+                                    reconnection=False, sdk_version="2.27.10", user_agent="test")
+        res = await self.request(verto.LOGIN, params)
+        self.sessid = res["result"]["sessid"]
+
+    async def invite(self, dest: str, sdp: str) -> str:
+        call_id = str(uuid.uuid4())
+        self.events.setdefault(call_id, asyncio.Queue())
+        dialog = verto.CallDialog(call_id=call_id, destination=dest, caller_name="t", caller_number="t")
+        res = await self.request(verto.INVITE, verto.invite_params(self.sessid, sdp, dialog, "test"))
+        assert res["result"]["message"] == "CALL CREATED", res
+        return call_id
+
+    async def until(self, call_id: str, method: str) -> tuple[list[str], dict[str, Any]]:
+        """Server requests for ``call_id`` up to the first ``method`` (their names, its params)."""
+        seen: list[str] = []
+        while True:
+            m, params = await asyncio.wait_for(self.events[call_id].get(), 20)
+            seen.append(m)
+            if m == method:
+                return seen, params
+
+
+@pytest.fixture
+async def switch() -> AsyncIterator[Switch]:
+    async with Switch(accounts=default_accounts(), port=0, call_control=False) as sw:
+        yield sw
+
+
+async def _client(sw: Switch, user: str = "demo", password: str = "demo-secret") -> Verto:
+    ws = await connect(sw.url, ping_interval=None)
+    v = Verto(ws)
+    await v.login(user, password)
+    return v
+
+
+async def _offer() -> str:
+    peer = MediaPeer(PeerOptions.loopback())
+    try:
+        return await peer.create_offer()
+    finally:
+        await peer.close()
+
+
+def _fingerprint(sdp: str) -> str:
+    return next(ln for ln in sdp.splitlines() if ln.startswith("a=fingerprint:sha-256 "))
+
+
+async def test_calls_that_never_answer_build_no_media_peer(switch: Switch) -> None:
+    offer = await _offer()
+    caller = await _client(switch)
+    try:
+        before = dtls_cert.connections_made
+        expected = {
+            "reject": (["telnyx_rtc.bye"], "CALL_REJECTED"),
+            "busy": (["telnyx_rtc.ringing", "telnyx_rtc.bye"], "USER_BUSY"),
+            "alice": (["telnyx_rtc.bye"], "USER_NOT_REGISTERED"),  # a registration slot with nobody in it
+            "+19995550123": (["telnyx_rtc.bye"], "UNALLOCATED_NUMBER"),  # nowhere
+        }
+        ids = {dest: await caller.invite(dest, offer) for dest in expected}
+        for dest, (messages, cause) in expected.items():
+            seen, bye = await caller.until(ids[dest], verto.BYE)
+            assert (seen, bye["cause"]) == (messages, cause), dest
+        noanswer = await caller.invite("noanswer", offer)
+        seen, _ = await caller.until(noanswer, verto.RINGING)
+        await caller.request(verto.BYE, verto.bye_params(caller.sessid, verto.CallDialog(call_id=noanswer),
+                                                         "USER_BUSY", 17))
+        await asyncio.sleep(0.2)
+        assert dtls_cert.connections_made == before, "a call that never answers built a media peer"
+        assert not switch.active_calls()
+        # The counter does count: an echo call builds exactly the one peer of its A leg.
+        echo = await caller.invite("echo", offer)
+        _, answer = await caller.until(echo, verto.ANSWER)
+        assert "a=fingerprint:" in answer["sdp"]
+        assert dtls_cert.connections_made == before + 1
+    finally:
+        await caller.ws.close()
+
+
+async def test_two_calls_share_one_certificate_and_both_hear_their_tone(switch: Switch) -> None:
+    caller = await _client(switch)
+    peers: list[MediaPeer] = []
+    try:
+        answers: list[str] = []
+        sinks: list[BufferSink] = []
+        for freq in (440.0, 660.0):
+            sink = BufferSink()
+            peer = MediaPeer(PeerOptions.loopback(), source=ToneSource(freq, 0.3), sink=sink, name=f"t{freq:.0f}")
+            peers.append(peer)
+            sinks.append(sink)
+            call_id = await caller.invite("echo", await peer.create_offer())
+            _, params = await caller.until(call_id, verto.ANSWER)
+            answers.append(params["sdp"])
+            await peer.set_answer(params["sdp"])
+        assert _fingerprint(answers[0]) == _fingerprint(answers[1])
+        for peer in peers:
+            await peer.wait_connected(15)
+        for freq, sink in zip((440.0, 660.0), sinks, strict=True):
+            heard = None
+            for _ in range(100):  # up to 10 s on a busy machine
+                await asyncio.sleep(0.1)
+                tail = sink.samples(0.5)
+                if tail.shape[0] >= 16000 and abs(dominant_frequency(tail) - freq) < 10:
+                    heard = tail
+                    break
+            assert heard is not None, f"{freq} Hz did not come back through echo"
+    finally:
+        for peer in peers:
+            await peer.close()
+        await caller.ws.close()
+
+
+async def test_a_logged_in_socket_costs_no_watchdog_task(switch: Switch) -> None:
+    clients = [await _client(switch, "alice", "alice-secret") for _ in range(5)]
+    try:
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        assert not [n for n in names if "watchdog" in n]
+        assert len(switch.registrations()) == 5
+    finally:
+        for c in clients:
+            await c.ws.close()
