@@ -403,11 +403,17 @@ def bundle(
     from softphone.cli.diagview import print_report
     from softphone.cli.runtime import load_profile, run_async
     from softphone.diag.bundle import make_bundle
+    from softphone.errors import ConfigError
 
     g = _json(ctx, json_out)
 
     async def body(interrupted: asyncio.Event) -> int:
-        made = await make_bundle(call, profile=load_profile(g, None), output=output, with_recording=with_recording,
+        try:
+            profile = load_profile(g, None)
+        except ConfigError as exc:  # the call's material still goes in; only the doctor is left out
+            print(f"bundle: no doctor ({exc})", file=sys.stderr)
+            profile = None
+        made = await make_bundle(call, profile=profile, output=output, with_recording=with_recording,
                                  run_doctor=not no_doctor)
         print_report(made, json_out=g.json)
         return made.exit_code

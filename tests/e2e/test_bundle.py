@@ -102,6 +102,14 @@ def test_bundles_of_real_calls_hold_the_material_and_no_secret(benv: dict[str, s
     assert "doctor.json" not in files and json.loads(files["call/call.json"])["id"] == script_call
     _no_secrets(files, secrets)
 
+    # A profile whose password_cmd fails: the bundle is made all the same, without the doctor.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('default_profile = "x"\n[profiles.x]\nusername = "u"\npassword_cmd = "false"\n')
+    bad.chmod(0o600)
+    r = sp(dict(benv, SOFTPHONE_CONFIG=str(bad)), "bundle", "-o", str(tmp_path / "nodoc.zip"), timeout=90)
+    assert r.returncode == 0 and "no doctor" in r.stderr, (r.stdout, r.stderr)
+    assert "doctor.json" not in _zip_texts(tmp_path / "nodoc.zip")
+
     # No recording asked for at the call: --with-recording says so (exit 2); an unknown call likewise.
     r = sp(benv, "bundle", tok_call[:8], "--with-recording", "-o", str(tmp_path / "x.zip"))
     assert r.returncode == ExitCode.USAGE and "no recording" in r.stderr, (r.stdout, r.stderr)
