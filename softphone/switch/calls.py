@@ -112,6 +112,18 @@ class Leg:
         }
 
 
+def _forward(src: MediaLeg | RemoteMediaLeg, dst: MediaLeg | RemoteMediaLeg | None) -> None:
+    """What ``src``'s party says goes to ``dst`` (None: nowhere): encoded when it can (MediaLeg.forward_to).
+
+    A media worker's proxy takes the same wiring as ``set_receiver(dst.push)`` (the worker's own
+    MediaLeg turns that into ``forward_to``).
+    """
+    if isinstance(src, MediaLeg) and (dst is None or isinstance(dst, MediaLeg)):
+        src.forward_to(dst)
+    else:
+        src.set_receiver(None if dst is None else dst.push)
+
+
 class Call:
     """A call between an A leg and a B leg or a service."""
 
@@ -296,11 +308,13 @@ class Call:
 
         held = any(leg.held for leg in self.legs())
         a, b = self.a, self.b
+        # forward_to: encoded RTP moves between the legs while nothing needs it decoded (MediaLeg
+        # switches to decoding by itself for overlays such as the hold tone or in-band DTMF).
         if b is not None:
-            a.media.set_receiver(None if held else b.media.push)
-            b.media.set_receiver(None if held else a.media.push)
+            _forward(a.media, None if held else b.media)
+            _forward(b.media, None if held else a.media)
         else:
-            a.media.set_receiver(a.media.push if (self._echo and not held) else None)
+            _forward(a.media, a.media if (self._echo and not held) else None)
             if self._service_audio is not None:
                 if held:
                     a.media.stop_playing(self._service_audio)

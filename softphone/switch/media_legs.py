@@ -24,14 +24,16 @@ import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+import types
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, SupportsIndex
 
 if TYPE_CHECKING:
+    from softphone.media.forward import EncodedTap, ForwardingTrack
     from softphone.media.frames import Frame
     from softphone.media.impair import ImpairSpec
     from softphone.media.peer import MediaPeer
-    from softphone.media.sources import AudioSource
+    from softphone.media.sources import AudioSource, MixSource
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,27 @@ def _merge_candidates(sdp: str, candidates: list[str]) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+def _codec_key(codec: str) -> tuple[str, int] | None:
+    """``"opus/48000"`` -> ``("opus", 48000)`` (as :func:`softphone.media.forward.codec_key`)."""
+    name, _, rate = codec.partition("/")
+    return (name.lower(), int(rate)) if name and rate.isdigit() else None
+
+
+def _can_forward(src: MediaLeg, dst: MediaLeg) -> bool:
+    """True if what ``src`` receives may go to ``dst``'s sender encoded (nothing needs the PCM)."""
+    if src.closed or dst.closed or src._tap is None or dst._track is None:
+        return False
+    key = _codec_key(src.codec)
+    if key is None or key != _codec_key(dst.codec):
+        return False
+    if src.taps or dst.taps:
+        return False
+    inputs = dst.mix.sources
+    if len(inputs) != 1 or inputs[0] is not dst.inbox:  # an overlay, or the inbox muted
+        return False
+    return len(dst._feeders) == 1 and dst._feeders[0] is src
+
+
 class AudioTap(Protocol):
     """Sees a leg's audio both ways, 20 ms frames as they pass (media streaming, transcription).
 
@@ -128,14 +151,20 @@ class LegAudio:
     """
 
     def __init__(self, label: str) -> None:
-        from softphone.media.sources import MixSource, PushSource
+        from softphone.media.sources import PushSource
 
         self.label = label
         self.inbox = PushSource(max_frames=8)
-        self.mix = MixSource([self.inbox])
+        self.mix = _watched_mix([self.inbox], self._audio_changed)
+        """What the leg's party hears; adding or removing an input (also directly, as Call Control's
+        player does, or a finished one-shot leaving by itself) calls :meth:`_audio_changed`."""
         self._receiver: Callable[[Frame], Any] | None = None
-        self.taps: list[AudioTap] = []
-        """Observers of this leg's audio (:class:`AudioTap`), added and removed by their owners."""
+        self.taps: list[AudioTap] = _TapList(self._audio_changed)
+        """Observers of this leg's audio (:class:`AudioTap`), added and removed by their owners
+        (``append``/``remove``/``extend``/``insert``/``pop``/``clear`` call :meth:`_audio_changed`)."""
+
+    def _audio_changed(self) -> None:
+        """The taps or the mix's inputs changed (a MediaLeg re-decides forwarding; here: nothing)."""
 
     def read_heard(self) -> Frame | None:
         """The next 20 ms of what this leg's party hears (the mix), shown to the taps."""
@@ -170,11 +199,88 @@ class LegAudio:
             self.mix.add(source)
 
     def stop_playing(self, source: AudioSource) -> None:
+        """Take an overlay out of what this leg's party hears (no error if absent)."""
         self.mix.remove(source)
 
 
+class _TapList(list[AudioTap]):
+    """A leg's taps: a plain list that reports its changes (owners append and remove)."""
+
+    def __init__(self, changed: Callable[[], None]) -> None:
+        super().__init__()
+        self._changed = changed
+
+    def append(self, tap: AudioTap) -> None:
+        super().append(tap)
+        self._changed()
+
+    def remove(self, tap: AudioTap) -> None:
+        super().remove(tap)
+        self._changed()
+
+    def extend(self, taps: Iterable[AudioTap]) -> None:
+        super().extend(taps)
+        self._changed()
+
+    def insert(self, index: SupportsIndex, tap: AudioTap) -> None:
+        super().insert(index, tap)
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> AudioTap:
+        tap = super().pop(index)
+        self._changed()
+        return tap
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+def _watched_mix(sources: list[AudioSource], changed: Callable[[], None]) -> MixSource:
+    """A :class:`~softphone.media.sources.MixSource` that reports added, removed and finished inputs."""
+    from softphone.media.sources import MixSource
+
+    class WatchedMix(MixSource):
+        def add(self, source: AudioSource) -> None:
+            super().add(source)
+            changed()
+
+        def remove(self, source: AudioSource) -> None:
+            n = len(self.sources)
+            super().remove(source)
+            if len(self.sources) != n:
+                changed()
+
+        def read_frame(self) -> Frame | None:
+            n = len(self.sources)
+            frame = super().read_frame()
+            if len(self.sources) != n:  # a finished one-shot (DTMF, a beep) left by itself
+                changed()
+            return frame
+
+    return WatchedMix(sources)
+
+
 class MediaLeg(LegAudio):
-    """The switch's side of one WebRTC leg."""
+    """The switch's side of one WebRTC leg.
+
+    **Forwarding** (issue 14 item 1). :meth:`forward_to` sends what this leg's party says to
+    another leg (itself for the echo). When both legs negotiated the same codec and nothing needs
+    the audio as PCM, the encoded frames go straight from this leg's receiver to the other leg's
+    sender (:mod:`softphone.media.forward`): no decode, no encode, each leg with its own SSRC,
+    sequence numbers, timestamps and RTCP. Anything that needs PCM switches that direction to
+    decoding at once, and back when it is gone: a tap on either leg (recording, streaming,
+    transcription, the IVR's DTMF detector), any input of the receiving leg's mix besides its
+    inbox (:meth:`play` overlays: playback, speak, hold tone, in-band DTMF, ringback; also a
+    muted inbox), different codecs, or a second leg forwarding into the same leg. The decision is
+    made in one place, :meth:`_decide`, from the legs' state; every change of that state (taps,
+    mix inputs, receivers, a new peer, an answer) calls :meth:`_refresh`.
+
+    ``set_receiver(other_leg.push)`` means ``forward_to(other_leg)``; any other receiver is a PCM
+    consumer (decoding). :meth:`stop_forwarding` is ``set_receiver(None)``. A leg whose party is
+    heard by nobody (no receiver, no taps) does not decode either. Counters: :attr:`frames_in`
+    (decoded frames), :attr:`packets_forwarded`, :attr:`packets_decoded`, :attr:`mode`.
+    """
 
     def __init__(self, label: str, impair: ImpairSpec | None = None) -> None:
         from softphone.media.sinks import CallbackSink
@@ -189,6 +295,12 @@ class MediaLeg(LegAudio):
         self._eoc = asyncio.Event()
         self.frames_in = 0
         self.closed = False
+        self._target: MediaLeg | None = None  # where what this leg's party says goes (forward_to)
+        self._feeders: list[MediaLeg] = []  # legs whose target is this leg
+        self._forwarding = False  # this leg's received frames go encoded to the target
+        self._tap: EncodedTap | None = None
+        self._track: ForwardingTrack | None = None
+        self._old_taps: list[EncodedTap] = []
 
     @property
     def codec(self) -> str:
@@ -206,6 +318,7 @@ class MediaLeg(LegAudio):
             self._old_peers.append(self.peer)
         options = PeerOptions.loopback(jitter_prefetch=LEG_JITTER_FRAMES, impair=self.impair)
         self.peer = MediaPeer(options, source=self, sink=self._sink, name=self.label)
+        self._hook(self.peer)
         if not keep_candidates:
             self._candidates = []
             self._eoc = asyncio.Event()
@@ -225,7 +338,9 @@ class MediaLeg(LegAudio):
         # The client's trickled candidates belong to this offer: they may have come in before the
         # answer started (the switch answers only once routing wants media), so keep them.
         peer = self._new_peer(keep_candidates=True)
-        return await peer.accept_offer(await self._complete(offer))
+        answer = await peer.accept_offer(await self._complete(offer))
+        self._refresh()
+        return answer
 
     async def offer(self) -> str:
         """A fresh offer from a new peer (B legs)."""
@@ -247,6 +362,7 @@ class MediaLeg(LegAudio):
         if peer is None:
             raise ConnectionError("no offer was made on this leg")
         await peer.set_answer(await self._complete(sdp))
+        self._refresh()
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> None:
         """A trickled remote candidate (applied with the SDP it belongs to)."""
@@ -269,12 +385,128 @@ class MediaLeg(LegAudio):
         for tap in self.taps:
             tap.said(frame)
         receiver = self._receiver
-        if receiver is not None:
+        if receiver is not None and not self._forwarding:  # (a frame decoded just before a switch-over)
             receiver(frame)
+
+    # --- forwarding -------------------------------------------------------------------------
+
+    def _hook(self, peer: MediaPeer) -> None:
+        """Put the forwarding tap and track on a new peer (before any media flows)."""
+        from softphone.media import forward
+
+        if self._tap is not None:
+            self._old_taps.append(self._tap)
+            self._tap.target = None
+        self._tap = self._track = None
+        try:
+            self._tap, self._track = forward.install(peer.rtp_transceiver)
+        except RuntimeError as exc:  # forwarding off (untested aiortc): this leg always decodes
+            logger.info("%s: no RTP forwarding: %s", self.label, exc)
+        self._refresh()
+
+    def forward_to(self, other: MediaLeg | None) -> None:
+        """Send what this leg's party says to ``other`` (``self``: the echo; None: nowhere).
+
+        Encoded frames are forwarded while nothing needs them as PCM, else they are decoded and
+        pushed into ``other``'s inbox (the switch-over is automatic, see the class docstring).
+        """
+        old = self._target
+        if old is not other:
+            if old is not None and self in old._feeders:
+                old._feeders.remove(self)
+            self._target = other
+            if other is not None:
+                other._feeders.append(self)
+        self._receiver = other.push if other is not None else None
+        if other is None:
+            self.inbox.clear()
+        self._refresh()
+        if old is not None and old is not other:
+            old._refresh()
+
+    def stop_forwarding(self) -> None:
+        """Send what this leg's party says nowhere (``set_receiver(None)``)."""
+        self.forward_to(None)
+
+    def set_receiver(self, fn: Callable[[Frame], Any] | None) -> None:
+        """Where what this leg's party says goes: a PCM callback, ``other_leg.push`` (forwarding
+        when it can: :meth:`forward_to`), or None (dropped)."""
+        if isinstance(fn, types.MethodType) and fn.__func__ is LegAudio.push and isinstance(fn.__self__, MediaLeg):
+            self.forward_to(fn.__self__)
+            return
+        if fn is None:
+            self.forward_to(None)
+            return
+        self.forward_to(None)
+        self._receiver = fn
+        self._refresh()
+
+    def _audio_changed(self) -> None:
+        self._refresh()
+
+    @property
+    def packets_forwarded(self) -> int:
+        """Encoded frames this leg received and forwarded without decoding (every peer so far)."""
+        return sum(t.forwarded for t in self._taps())
+
+    @property
+    def packets_decoded(self) -> int:
+        """Encoded frames this leg received and handed to the decoder (every peer so far)."""
+        return sum(t.decoded for t in self._taps())
+
+    @property
+    def mode(self) -> str:
+        """What this leg does with what it receives: ``forward``, ``decode`` or ``idle``."""
+        tap = self._tap
+        if tap is None:
+            return "decode"
+        return "forward" if tap.target is not None else "decode" if tap.decode else "idle"
+
+    @property
+    def sends_packets(self) -> bool:
+        """True while this leg's sender sends forwarded encoded frames (no encoding)."""
+        return self._track is not None and self._track.packet_mode
+
+    def _taps(self) -> list[EncodedTap]:
+        return [*self._old_taps, *([self._tap] if self._tap is not None else [])]
+
+    def _refresh(self) -> None:
+        """Re-decide forwarding for every direction this leg takes part in."""
+        group: dict[int, MediaLeg] = {id(self): self}
+        if self._target is not None:
+            group[id(self._target)] = self._target
+        for leg in self._feeders:
+            group[id(leg)] = leg
+        for leg in group.values():
+            leg._decide()
+
+    def _decide(self) -> None:
+        """The one place the mode is chosen: this leg's receive side and its send side."""
+        target = self._target
+        out = target is not None and _can_forward(self, target)
+        self._forwarding = out
+        tap = self._tap
+        if tap is not None:
+            tap.target = target._track if out and target is not None else None
+            tap.codec = _codec_key(self.codec)
+            tap.decode = bool(self.taps) or (self._receiver is not None and not out)
+        track = self._track
+        if track is not None:
+            feeders = self._feeders
+            packets = len(feeders) == 1 and _can_forward(feeders[0], self)
+            if packets != track.packet_mode:
+                self.inbox.clear()  # what was decoded for the other mode is stale
+                track.set_packet_mode(packets)
+            key = _codec_key(self.codec)
+            if key is not None:
+                track.clock_rate = key[1]
 
     async def close(self) -> None:
         """Close every peer of this leg."""
         self.closed = True
+        self.forward_to(None)
+        for leg in list(self._feeders):
+            leg.forward_to(None)
         self._receiver = None
         peers = [*self._old_peers, *([self.peer] if self.peer is not None else [])]
         self._old_peers = []
