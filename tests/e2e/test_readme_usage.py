@@ -140,6 +140,13 @@ def test_every_usage_line_runs(env: dict[str, str], tmp_path: Path) -> None:
         elif name == "doctor":
             expected = {ExitCode.OK, 10}  # 10: a warning about this machine (doctor.VERDICT_EXIT)
             r = sp(env, *args, timeout=90)
+        elif name in ("precall", "selftest", "latency"):  # shorter runs than the defaults
+            more = {"precall": ["--seconds", "2"], "selftest": ["--seconds", "1.5"], "latency": ["--count", "3"]}
+            # precall: a loaded machine may rate the echo fair/poor (10/11); selftest: the profile sends
+            # silence (audio_backend null), so capture_silent (20) unless --tone
+            expected = {"precall": {ExitCode.OK, 10, 11}, "selftest": {ExitCode.OK if "--tone" in args else 20},
+                        "latency": {ExitCode.OK}}[name]
+            r = sp(env, *args, *more[name], timeout=90)
         else:
             if name == "dial" and "+13128889999" in args:
                 # A number: whatever the local switch does with it, the exit code is a documented outcome.
