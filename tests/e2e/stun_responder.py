@@ -8,7 +8,7 @@ verifies with ``MD5(user:realm:password)`` gets ``XOR-RELAYED-ADDRESS`` (a made-
 releases the allocation. ``silent=True`` makes a port that reads and never answers.
 
     async with StunResponder(users={"alice": "s3cret"}) as s:
-        s.url  # "stun:127.0.0.1:PORT"; s.turn_url: "turn:127.0.0.1:PORT"
+        s.url  # "stun:127.0.0.1:PORT"; s.turn_url: "turn:127.0.0.1:PORT"; s.tcp_url: the same over TCP
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class StunResponder:
         self.received = 0
         self.requests: list[tuple[str, str]] = []
         self.allocations: dict[tuple[str, int], int] = {}
-        self.port = 0
+        self.port = self.tcp_port = 0
+        self._tcp: asyncio.Server
         self._transport: asyncio.DatagramTransport | None = None
 
     @property
@@ -93,16 +94,40 @@ class StunResponder:
     def turn_url(self) -> str:
         return f"turn:127.0.0.1:{self.port}"
 
+    @property
+    def tcp_url(self) -> str:
+        return f"turn:127.0.0.1:{self.tcp_port}?transport=tcp"
+
     async def __aenter__(self) -> StunResponder:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=("127.0.0.1", 0))
         self._transport = transport
         self.port = int(transport.get_extra_info("sockname")[1])
+        self._tcp = await asyncio.start_server(self._stream, "127.0.0.1", 0)
+        self.tcp_port = int(self._tcp.sockets[0].getsockname()[1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._transport is not None:
             self._transport.close()
+        self._tcp.close()
+
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """STUN over TCP: messages one after another, each framed by its own length (RFC 5389 §7.2.2)."""
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                head = await reader.readexactly(20)
+                body = await reader.readexactly(struct.unpack_from("!H", head, 2)[0])
+                self.received += 1
+                answer = None if self.silent else self.answer(head + body, (str(peer[0]), int(peer[1])))
+                if answer is not None:
+                    writer.write(answer)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     def _key_for(self, attrs: list[tuple[int, bytes, int]]) -> bytes | None:
         user = next((v for k, v, _ in attrs if k == 0x0006), b"").decode()

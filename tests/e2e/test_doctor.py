@@ -30,15 +30,16 @@ TURN_USER, TURN_SECRET = "turnuser", "turn-secret-7f3a"
 
 
 def make_cert(directory: Path, *, cn: str = "127.0.0.1", ips: tuple[str, ...] = ("127.0.0.1",),
-              dns: tuple[str, ...] = ()) -> tuple[Path, Path]:
+              dns: tuple[str, ...] = (), days: float = 30) -> tuple[Path, Path]:
     """A self-signed certificate (EC P-256) and its key as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = dt.datetime.now(dt.UTC)
     alt = [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] + [x509.DNSName(d) for d in dns]
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=30))
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=max(0.01, -days + 1)))
+            .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
@@ -95,8 +96,8 @@ async def stun_server() -> AsyncIterator[StunResponder]:
 async def test_all_ok_over_wss_with_a_trusted_self_signed_certificate(
         tmp_path: Path, tls_switch: tuple[Switch, Path], stun_server: StunResponder) -> None:
     sw, cert = tls_switch
-    ice = (f'[{{ urls = "{stun_server.url}" }}, {{ urls = ["{stun_server.turn_url}"], username = "{TURN_USER}", '
-           f'credential = "{TURN_SECRET}" }}]')
+    ice = (f'[{{ urls = "{stun_server.url}" }}, {{ urls = ["{stun_server.turn_url}", "{stun_server.tcp_url}"], '
+           f'username = "{TURN_USER}", credential = "{TURN_SECRET}" }}]')
     env = environment(tmp_path, write_config(tmp_path, sw.url, ice=ice), SSL_CERT_FILE=str(cert))
     code, out, err = await doctor(env, "--json")
     report = json.loads(out)
@@ -117,8 +118,10 @@ async def test_all_ok_over_wss_with_a_trusted_self_signed_certificate(
     turn_row = r[f"ice {stun_server.turn_url}"]
     assert turn_row["verdict"] == "ok" and turn_row["data"]["relayed"] == "127.0.0.1:50000", turn_row
     # The 401 round, the authenticated Allocate, then the release (Refresh lifetime 0) on the same 5-tuple.
+    tcp_row = r[f"ice {stun_server.tcp_url}"]
+    assert tcp_row["verdict"] == "ok" and tcp_row["data"]["server"] == f"127.0.0.1:{stun_server.tcp_port}", tcp_row
     turn_steps = [r for r in stun_server.requests if r[0] != "binding"]
-    assert turn_steps == [("allocate", "401"), ("allocate", "ok"), ("refresh", "lifetime 0")]
+    assert turn_steps.count(("allocate", "401")) == 2 and turn_steps.count(("refresh", "lifetime 0")) == 2
     assert not stun_server.allocations
     assert r["clock server time"]["verdict"] == "ok" and abs(r["clock server time"]["data"]["skew_s"]) < 3
     for name in ("python", "aiortc", "pyav", "libopus", "portaudio"):
@@ -161,6 +164,37 @@ async def test_a_certificate_for_another_name_fails_with_a_hint(tmp_path: Path) 
     assert tls["verdict"] == "fail" and "other.example" in tls["detail"] and "127.0.0.1" in tls["detail"], tls
     assert "other.example" in tls["hint"]
     assert code == 11
+
+
+@pytest.mark.parametrize("days, verdict, words, code", [(-1, "fail", "has expired", 11),
+                                                        (5, "warn", "expires soon", 10)])
+async def test_an_expired_or_expiring_certificate(tmp_path: Path, days: float, verdict: str, words: str,
+                                                  code: int) -> None:
+    cert, key = make_cert(tmp_path, days=days)
+    async with Switch(port=0, tls_cert=cert, tls_key=key) as sw:
+        env = environment(tmp_path, write_config(tmp_path, sw.url), SSL_CERT_FILE=str(cert))
+        got, out, _ = await doctor(env, "--json")
+    tls = rows(out)["server tls"]
+    assert tls["verdict"] == verdict and words in tls["detail"] and "renew" in tls["hint"], tls
+    assert got == code
+
+
+async def test_a_jwt_login_and_its_expiry(tmp_path: Path) -> None:
+    from softphone.switch.accounts import GENCRED1_USER, token_for
+
+    async with Switch(port=0) as sw:
+        for ttl, verdict in ((3600, "ok"), (60, "warn")):
+            jwt = token_for(GENCRED1_USER, sw.accounts, ttl)
+            cfg = tmp_path / "config.toml"
+            cfg.write_text(f'[profiles.default]\nserver = "{sw.url}"\ntoken = "{jwt}"\naudio_backend = "null"\n')
+            cfg.chmod(0o600)
+            code, out, err = await doctor(environment(tmp_path, cfg), "--json")
+            r = rows(out)
+            assert r["server login"]["verdict"] == "ok", (out, err)
+            row = r["clock login token"]
+            assert row["verdict"] == verdict and abs(row["data"]["expires_in_s"] - ttl) < 30, row
+            assert jwt not in out + err and jwt.split(".")[1] not in out + err
+            assert code == (0 if verdict == "ok" else 10)
 
 
 async def _silent_listener() -> tuple[asyncio.Server, int, list[asyncio.StreamWriter]]:
