@@ -229,10 +229,14 @@ async def test_a_server_that_never_answers_is_a_timeout(tmp_path: Path, scheme: 
     assert code == 11
 
 
-async def test_nothing_listening_and_wrong_credentials(tmp_path: Path) -> None:
+async def test_nothing_listening_and_wrong_credentials(tmp_path: Path, stun_server: StunResponder) -> None:
+    ice = f'[{{ urls = "{stun_server.turn_url}", username = "{TURN_USER}", credential = "not-the-secret-42" }}]'
     async with Switch(port=0) as sw:
-        env = environment(tmp_path, write_config(tmp_path, sw.url, password="wrong-password-123"))
+        env = environment(tmp_path, write_config(tmp_path, sw.url, password="wrong-password-123", ice=ice))
         code, out, err = await doctor(env, "--json")
+        turn = rows(out)[f"ice {stun_server.turn_url}"]
+        assert turn["verdict"] == "fail" and "401" in turn["detail"] and "refused" in turn["hint"], turn
+        assert "not-the-secret-42" not in out + err
         login = rows(out)["server login"]
         assert login["verdict"] == "fail" and login["detail"].startswith("46001 login failed"), login
         assert "credentials" in login["hint"] and code == 11
