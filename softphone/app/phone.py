@@ -303,6 +303,16 @@ class Phone:
                                  + ("; minting a new one" if refresh else "; log in again with a fresh one"))
             case ce.TokenRefreshed():
                 self._set(notice="logged in again with a fresh token")
+            case ce.ClientWarning(code=code, message=message):
+                self._set(warnings=(*snap.warnings, code), notice=f"warning {code}: {message}")
+            case ce.CallWarning(call_id=call_id, code=code) | ce.CallWarningCleared(call_id=call_id, code=code):
+                old = snap.call(call_id)
+                if (call := self._call(call_id)) is not None and old is not None:
+                    active = tuple(c for c in old.warnings if c != code)
+                    if isinstance(event, ce.CallWarning):
+                        self._sync_call(call, warnings=(*active, code), warnings_seen=(*old.warnings_seen, code))
+                    else:
+                        self._sync_call(call, warnings=active)
             case ce.CallStats(call_id=call_id):
                 if (call := self._call(call_id)) is not None:
                     self._sync_call(call)

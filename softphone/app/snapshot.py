@@ -89,6 +89,8 @@ class CallSnapshot:
     sip_code: int | None = None
     sip_reason: str = ""
     hangup_by: str = ""  #: local | remote | ""
+    warnings: tuple[int, ...] = ()  #: warning codes raised and not cleared (call.warning, docs/events.md)
+    warnings_seen: tuple[int, ...] = ()  #: every warning code raised during the call, in order
 
     @property
     def remote(self) -> str:
@@ -127,6 +129,7 @@ class Snapshot:
     calls: tuple[CallSnapshot, ...] = ()
     current: str | None = None  #: id of the call commands act on by default
     notice: str = ""  #: one line for the user (e.g. "incoming call: a answer, r reject")
+    warnings: tuple[int, ...] = ()  #: client warning codes raised so far (client.warning: 34001, 46001)
 
     def call(self, call_id: str | None = None) -> CallSnapshot | None:
         """The call with ``call_id``, else the current call, else ``None``."""
@@ -223,4 +226,6 @@ def call_snapshot(call: Call, old: CallSnapshot | None, now: float, rate_per_min
         sip_code=call.sip_code,
         sip_reason=call.sip_reason,
         hangup_by=old.hangup_by if old else "",
+        warnings=old.warnings if old else (),
+        warnings_seen=old.warnings_seen if old else (),
     )

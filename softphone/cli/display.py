@@ -169,6 +169,10 @@ class Display:
         data: dict[str, Any] = {
             "exit_code": int(code), "outcome": code.name.lower(),
             "calls": [{k: v for k, v in record_for(c, snap.ts).items() if k in _SUMMARY_KEYS} for c in calls]}
+        for entry, c in zip(data["calls"], calls, strict=True):
+            entry["warnings"] = list(c.warnings_seen)
+        codes = [*snap.warnings, *(code for c in calls for code in c.warnings_seen)]
+        data["warnings"] = {"count": len(codes), "codes": codes}
         if timings is not None:
             data["timings"] = {cid: t for cid, t in timings.items() if snap.call(cid) is not None}
         self.final(PhoneEvent("summary", snap.ts, None, data))
@@ -176,6 +180,8 @@ class Display:
             return
         for c in calls:
             self.show(render_summary(c, snap.ts))
+        if codes:
+            self.say(f"warnings: {len(codes)} ({', '.join(str(c) for c in codes)})")
         self.say(f"outcome: {code.name.lower().replace('_', ' ')} (exit {int(code)})")
 
     def show(self, renderable: RenderableType) -> None:

@@ -25,6 +25,7 @@ import inspect
 import json
 import logging
 import random as _random
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,6 +56,7 @@ from softphone.client.port import (
     Reject,
     SendDtmf,
 )
+from softphone.client.quality import Warnings
 from softphone.config import TELNYX_DEFAULT_ICE_SERVERS, is_loopback_host, is_telnyx_host
 from softphone.errors import CommandError, ConfigError, LoginFailed, SoftphoneError, TransportError
 from softphone.log import redact
@@ -155,6 +157,9 @@ class Client:
         self._known: dict[str, Call] = {}  # every call the session still tracks (live or hanging up)
         self._handlers: dict[str, list[Handler]] = {}
         self._subscribers: list[Subscriber] = []
+        #: Raises the warning codes (softphone.client.quality): token, login, call quality, ICE.
+        self.warnings = Warnings(self.emit, self._local_sdp, ice_servers=bool(self.ice_servers))
+        self._subscribers.append(self.warnings)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[asyncio.Task[Any]] = set()  # close() waits for these (calls' media teardown)
         self._ready = asyncio.Event()
@@ -367,6 +372,16 @@ class Client:
         from softphone.media.peer import MediaPeer
 
         return MediaPeer(self._peer_options(codecs), source=source, sink=sink, name=name)
+
+    def _local_sdp(self, call_id: str) -> str | None:
+        """The local SDP (before loopback filtering) of a call's media peer, for the ICE warning."""
+        if "softphone.media.peer" not in sys.modules:  # no MediaPeer was ever made (a test's fake peers)
+            return None
+        from softphone.media.peer import MediaPeer
+
+        call = self.calls.get(call_id)
+        peer = call.peer if call is not None else None
+        return peer.local_sdp if isinstance(peer, MediaPeer) else None
 
     def _peer_options(self, codecs: list[str] | None = None) -> PeerOptions:
         from softphone.media.peer import PeerOptions

@@ -24,7 +24,8 @@ from softphone.protocol.states import CallState, ClientState, GatewayState
 __all__ = [
     "CallActive", "CallCreated", "CallDeviceWarning", "CallDtmf", "CallEarly", "CallEvent", "CallHangup",
     "CallHeld", "CallIncoming", "CallMediaFailed", "CallParked", "CallRinging", "CallStateChanged", "CallStats",
-    "ClientError", "ClientEvent", "ClientStateChanged", "Event", "GatewayStateChanged", "LoggedIn", "LoginRefused",
+    "CallWarning", "CallWarningCleared", "ClientError", "ClientEvent", "ClientStateChanged", "ClientWarning",
+    "Event", "GatewayStateChanged", "LoggedIn", "LoginRefused",
     "Punted", "Ready", "SocketClosed", "SocketConnecting", "SocketError", "SocketOpen", "SocketReconnecting",
     "SocketState", "TokenExpiring", "TokenRefreshed", "event_from_connection",
 ]
@@ -161,6 +162,17 @@ class TokenExpiring(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientWarning(_Base):
+    """A warning code not tied to a call (docs/events.md "Warning codes"; softphone.client.quality):
+    34001 the token expires soon, 46001 login failed. ``warning``: the SDK's constant name."""
+
+    name: ClassVar[str] = "client.warning"
+    code: int
+    warning: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class TokenRefreshed(_Base):
     """A freshly minted token was accepted by a login on the same socket; calls went on."""
 
@@ -274,6 +286,31 @@ class CallDeviceWarning(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CallWarning(_Base):
+    """A call's warning code (docs/events.md "Warning codes"): quality (310xx, after 3 bad samples in a
+    row, with ``value``: the figure that crossed the threshold) or ICE (33005). The call goes on."""
+
+    name: ClassVar[str] = "call.warning"
+    call_id: str
+    code: int
+    warning: str
+    message: str
+    value: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallWarningCleared(_Base):
+    """A quality warning's condition is gone (3 good samples in a row); ``value``: the last figure."""
+
+    name: ClassVar[str] = "call.warning_cleared"
+    call_id: str
+    code: int
+    warning: str
+    message: str
+    value: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallMediaFailed(_Base):
     """The call's media cannot go on (the remote SDP or a reattach could not be applied).
 
@@ -290,15 +327,17 @@ class CallMediaFailed(_Base):
 Event = (
     SocketConnecting | SocketOpen | SocketClosed | SocketError | SocketReconnecting
     | ClientStateChanged | LoggedIn | LoginRefused | GatewayStateChanged | Ready | ClientError | Punted
-    | TokenExpiring | TokenRefreshed
+    | TokenExpiring | TokenRefreshed | ClientWarning
     | CallCreated | CallIncoming | CallStateChanged | CallRinging | CallEarly | CallActive | CallParked
-    | CallHangup | CallHeld | CallDtmf | CallStats | CallDeviceWarning | CallMediaFailed
+    | CallHangup | CallHeld | CallDtmf | CallStats | CallDeviceWarning | CallMediaFailed | CallWarning
+    | CallWarningCleared
 )
 """Everything a Client publishes."""
 
 CallEvent = (
     CallCreated | CallIncoming | CallStateChanged | CallRinging | CallEarly | CallActive | CallParked
-    | CallHangup | CallHeld | CallDtmf | CallStats | CallDeviceWarning | CallMediaFailed
+    | CallHangup | CallHeld | CallDtmf | CallStats | CallDeviceWarning | CallMediaFailed | CallWarning
+    | CallWarningCleared
 )
 """The events about one call (they carry ``call_id``)."""
 
@@ -308,7 +347,7 @@ def call_id_of(event: Event) -> str | None:
     match event:
         case (CallCreated() | CallIncoming() | CallStateChanged() | CallRinging() | CallEarly() | CallActive()
               | CallParked() | CallHangup() | CallHeld() | CallDtmf() | CallStats() | CallDeviceWarning()
-              | CallMediaFailed()):
+              | CallMediaFailed() | CallWarning() | CallWarningCleared()):
             return event.call_id
     return None
 

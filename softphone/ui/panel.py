@@ -153,6 +153,8 @@ def _details(call: CallSnapshot, now: float) -> Table:
             f"MOS [{_mos_style(call.mos)}]{_num(call.mos, '.2f')}[/]  cost ${call.cost(now):.4f}",
         )
         grid.add_row("levels", _Meters(call))
+        if call.warnings:
+            grid.add_row("warnings", "[bold red]" + "  ".join(_warning_names(call.warnings)) + "[/]")
     else:
         grid.add_row("ended", f"duration {clock(call.duration(now))}  cost ${call.cost(now):.4f}")
     extra: list[str] = []
@@ -178,6 +180,13 @@ def _details(call: CallSnapshot, now: float) -> Table:
     if ids:
         grid.add_row("telnyx", "[dim]" + "  ".join(ids) + "[/]")
     return grid
+
+
+def _warning_names(codes: tuple[int, ...]) -> list[str]:
+    """``31003 HIGH_PACKET_LOSS`` for each code (docs/events.md "Warning codes")."""
+    from softphone.client.quality import CODES
+
+    return [f"{code} {CODES[code][0]}" if code in CODES else str(code) for code in codes]
 
 
 def visible_calls(snap: Snapshot, linger: float = ENDED_LINGER) -> list[CallSnapshot]:
@@ -234,4 +243,6 @@ def render_summary(call: CallSnapshot, now: float) -> RenderableType:
     table.add_row("cost", f"${call.cost(now):.4f} at ${call.rate_per_minute:g}/min")
     if call.dtmf_received:
         table.add_row("DTMF received", safe(call.dtmf_received))
+    if call.warnings_seen:
+        table.add_row("warnings", ", ".join(_warning_names(call.warnings_seen)))
     return table
