@@ -160,11 +160,12 @@ def virtual_audio() -> dict[str, str]:
     return {k: os.environ[k] for k in AUDIO_ENV}
 
 
-# --- parallel runs (pytest-xdist, `--dist loadgroup`: tools/run-tests.sh) ----------------------------
-# The virtual PulseAudio daemon is one for the whole run: tests that record a monitor, load or unload
-# modules, or list the devices run on one worker, one after the other. Everything else owns its switch,
-# ports (port=0) and files (tmp_path), so it may run beside anything.
-AUDIO_GROUP = "pulseaudio"
+# --- parallel runs (pytest-xdist: tools/run-tests.sh) ---------------------------------------------------
+# The virtual PulseAudio daemon is one for the whole run, and what it does (moving a stream off an
+# unloaded sink, feeding a monitor) is sensitive to a busy CPU: the tests that record a monitor, load
+# or unload modules, or list the devices are marked `pulseaudio`, and the whole-suite run gives them a
+# serial pass of their own after the parallel one. Everything else owns its switch, ports (port=0) and
+# files (tmp_path), so it may run beside anything.
 AUDIO_MARKERS = ("audio", "audio_devices")
 AUDIO_FIXTURES = ("virtual_audio", "pulse_env")
 AUDIO_FILES = ("test_cli_audio_answer.py", "test_cli_tmux.py", "test_cli_trust.py", "test_infra.py")
@@ -179,7 +180,9 @@ def needs_the_audio_devices(item: pytest.Item) -> bool:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if needs_the_audio_devices(item):
-            item.add_marker(pytest.mark.xdist_group(AUDIO_GROUP))
+            item.add_marker(pytest.mark.pulseaudio)
+            item.add_marker(pytest.mark.xdist_group("pulseaudio"))  # one worker, should they run in parallel

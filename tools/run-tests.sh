@@ -78,23 +78,20 @@ step() {
   return 0
 }
 
-# The whole suite runs on parallel workers (pytest-xdist; the tests that need the virtual audio
-# devices alone share one worker: tests/conftest.py). Most of its time is real-time waiting (calls,
-# speech, timeouts), so more workers than cores pays. SOFTPHONE_TEST_WORKERS overrides the count;
-# a run with arguments (a part of the suite) is serial unless it is set.
+# The whole suite runs on parallel workers (pytest-xdist), then the tests that need the virtual audio
+# devices (marked `pulseaudio` by tests/conftest.py) in a serial pass of their own, on a quiet machine.
+# Most of the suite's time is real-time waiting (calls, speech, timeouts), so more workers than cores
+# pays. SOFTPHONE_TEST_WORKERS overrides the count (0: one serial pass); a run with arguments (a part
+# of the suite) is one serial pass unless it is set.
 if (($# == 0)); then
   workers=${SOFTPHONE_TEST_WORKERS:-4}
 else
   workers=${SOFTPHONE_TEST_WORKERS:-0}
 fi
-parallel=()
-if ((workers > 0)); then
-  parallel=(-n "$workers" --dist loadgroup)
-fi
 
 pytest_run() {
   local rc=0
-  python -m pytest -p no:cacheprovider -ra --cov=softphone --cov-report= "${parallel[@]}" "$@" || rc=$?
+  python -m pytest -p no:cacheprovider -ra --cov=softphone --cov-report= "$@" || rc=$?
   if ((rc == 5)); then
     echo "run-tests: pytest collected no tests: that is an error" >&2
   fi
@@ -103,7 +100,14 @@ pytest_run() {
 
 step "ruff" ruff check softphone tests
 step "mypy" mypy softphone
-step "pytest" pytest_run "$@"
+if ((workers > 0 && $# == 0)); then
+  step "pytest (parallel, $workers workers)" pytest_run -n "$workers" --dist loadgroup -m "not pulseaudio"
+  step "pytest (the audio-device tests, serial)" pytest_run --cov-append -m pulseaudio
+elif ((workers > 0)); then
+  step "pytest ($workers workers)" pytest_run -n "$workers" --dist loadgroup "$@"
+else
+  step "pytest" pytest_run "$@"
+fi
 if (($# == 0)); then  # the gates apply to the whole suite, not to a part chosen with arguments
   step "coverage of softphone/protocol (>= $PROTOCOL_COVERAGE %)" \
     coverage report --include='softphone/protocol/*' --fail-under="$PROTOCOL_COVERAGE" --show-missing

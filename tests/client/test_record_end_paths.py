@@ -40,6 +40,16 @@ async def hearing(*calls: Call, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def growing(*paths: Path, seconds: float, timeout: float = 15.0) -> None:
+    """Wait until every (stereo, 48 kHz) recording on disk holds ``seconds`` of audio."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    want = 44 + int(seconds * 48000) * 4
+    while not all(p.stat().st_size >= want for p in paths):
+        assert loop.time() < deadline, f"recordings did not grow to {seconds} s: {[p.stat().st_size for p in paths]}"
+        await asyncio.sleep(0.02)
+
+
 def check_wav(path: Path) -> int:
     with wave.open(str(path)) as wf:
         frames, channels = int(wf.getnframes()), int(wf.getnchannels())
@@ -61,8 +71,12 @@ async def test_close_right_after_the_call_ends_finalises_both_recordings(tmp_pat
                 callee.on("call.incoming", answerer(callee))
                 out = await caller.new_call("alice")
                 await out.wait_state(CallState.ACTIVE)
-                await asyncio.sleep(0.3)
                 inbound = next(iter(callee.calls.values()))
+                # both files hold audio before the hang-up (on a loaded machine, ICE, DTLS and the
+                # decoder can lag the call's clock by more than a fixed sleep: a file then held
+                # one frame, finalised correctly, and the length check failed)
+                await hearing(out, inbound)
+                await growing(c_wav, a_wav, seconds=0.3)
                 # local hang-up on one side, the far end's bye on the other; close both at once
                 await (out if ender == "caller" else inbound).hangup()
                 await (inbound if ender == "caller" else out).wait_ended(5)

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import math
 import os
+import select
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -82,12 +84,31 @@ def record_pulse_monitor(source: str, seconds: float = 0.6) -> np.ndarray[Any, A
                              "--channels=1", "--latency-msec=20"], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
-        proc.stdout.read(9600)
-        data = proc.stdout.read(n)
+        data = read_for(proc.stdout, 9600 + n, timeout=seconds + 5.0)[9600:]
     finally:
         proc.kill()
         proc.wait()
-    return np.frombuffer(data, dtype=np.int16)
+    return np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
+
+
+def read_for(stream: Any, n: int, timeout: float) -> bytes:
+    """Up to ``n`` bytes from a pipe, or what came within ``timeout`` s: a source that sends nothing
+    fails the test's audio check instead of blocking its thread, and with it the event loop's
+    shutdown, forever (a stuck parec hung a whole xdist worker)."""
+    fd = stream.fileno()
+    chunks: list[bytes] = []
+    got = 0
+    deadline = time.monotonic() + timeout
+    while got < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def rms(x: np.ndarray[Any, Any]) -> float:
