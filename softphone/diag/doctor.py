@@ -28,9 +28,9 @@ from softphone.diag.probes import (
     audio_checks,
     clock_checks,
     ice_checks,
-    server_checks,
     version_checks,
 )
+from softphone.diag.server_probe import server_checks
 
 __all__ = ["CHECKS", "ORDER", "VERDICT_EXIT", "Check", "DoctorReport", "Options", "Verdict", "run"]
 

@@ -4,34 +4,32 @@ Groups: ``audio`` (sound server, PortAudio devices, the profile's devices opened
 ``server`` (DNS, TCP, TLS and its certificate, the websocket upgrade, a real login, the gateway),
 ``ice`` (a STUN Binding to each STUN server, a TURN allocation where credentials are set),
 ``clock`` (the server's ``Date`` against the local clock, a login JWT's ``iat``/``exp``) and
-``versions``. The verdicts and hints are documented in README "softphone doctor".
+``versions``; the server group lives in :mod:`softphone.diag.server_probe`. The verdicts and
+hints are documented in README "Diagnostics".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import email.utils
 import math
 import os
 import platform
 import shutil
-import socket
-import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
-from softphone.config import Profile, effective_ice_servers, resolve_ws_url
+from softphone.config import Profile, effective_ice_servers
 from softphone.diag import stun
-from softphone.errors import ConfigError, LoginFailed, MediaError, SoftphoneError
+from softphone.errors import MediaError
 from softphone.log import redact
 
-__all__ = ["Check", "Verdict", "audio_checks", "clock_checks", "ice_checks", "server_checks", "version_checks"]
+__all__ = ["Check", "ServerFacts", "Verdict", "audio_checks", "clock_checks", "elapsed_ms", "error_text", "ice_checks",
+           "version_checks"]
 
 
 class Verdict(StrEnum):
@@ -64,11 +62,13 @@ class Check:
                 "hint": redact(self.hint), "ms": None if self.ms is None else round(self.ms, 1), "data": self.data}
 
 
-def _ms(t0: float) -> float:
+def elapsed_ms(t0: float) -> float:
+    """Milliseconds since ``t0`` (a ``time.perf_counter()`` reading)."""
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _err(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """A short reason for ``exc`` (an OSError by its own text)."""
     if isinstance(exc, OSError):
         # asyncio's "Connect call failed (...)" says less than ECONNREFUSED's own text; getaddrinfo's
         # errors (negative EAI_* numbers) have only their strerror.
@@ -96,7 +96,7 @@ def _sound_server() -> Check:
         done = subprocess.run([pactl, "info"], capture_output=True, text=True, timeout=5, check=False,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("audio", "sound server", Verdict.WARN, f"pactl info: {_err(exc)}",
+        return Check("audio", "sound server", Verdict.WARN, f"pactl info: {error_text(exc)}",
                      "is the sound server running? (systemctl --user status pipewire-pulse / pulseaudio)")
     info = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
     info = {k.strip(): v.strip() for k, v in info.items()}
@@ -104,12 +104,12 @@ def _sound_server() -> Check:
         why = (done.stderr.strip().splitlines() or ["no answer"])[0]
         return Check("audio", "sound server", Verdict.WARN, f"pactl info failed: {why}",
                      "start PulseAudio/PipeWire (systemctl --user start pipewire-pulse) or check PULSE_SERVER",
-                     _ms(t0), {"pulse_server": server})
+                     elapsed_ms(t0), {"pulse_server": server})
     name = info.get("Server Name", "?")
     detail = f"{name} {info.get('Server Version', '')}".strip()
     if server:
         detail += f" at {server}"
-    return Check("audio", "sound server", Verdict.OK, detail, "", _ms(t0),
+    return Check("audio", "sound server", Verdict.OK, detail, "", elapsed_ms(t0),
                  {"server_name": name, "server_version": info.get("Server Version", ""), "pulse_server": server,
                   "default_sink": info.get("Default Sink", ""), "default_source": info.get("Default Source", "")})
 
@@ -142,7 +142,7 @@ def _open_device(pa: Any, index: int, *, output: bool, seconds: float) -> tuple[
         stream = pa.open(format=pyaudio.paInt16, channels=1, rate=48000, frames_per_buffer=frames,
                          input=not output, output=output,
                          **({"output_device_index": index} if output else {"input_device_index": index}))
-    opened = _ms(t0)
+    opened = elapsed_ms(t0)
     try:
         chunks = max(1, int(seconds * 48000 / frames))
         if output:
@@ -187,10 +187,11 @@ def _audio_blocking(profile: Profile, seconds: float) -> list[Check]:
         if not devices:
             rows.append(Check("audio", "portaudio devices", bad, "PortAudio lists no devices" + fallback,
                               "no sound card or sound server: start PulseAudio/PipeWire, or use --no-audio/--play",
-                              _ms(t0)))
+                              elapsed_ms(t0)))
         else:
             rows.append(Check("audio", "portaudio devices", Verdict.OK if ins and outs else bad,
-                              f"{len(devices)} devices: {len(ins)} can record, {len(outs)} can play", "", _ms(t0),
+                              f"{len(devices)} devices: {len(ins)} can record, {len(outs)} can play", "",
+                              elapsed_ms(t0),
                               {"devices": [{"index": d.index, "name": d.name, "host_api": d.host_api,
                                             "inputs": d.max_input_channels, "outputs": d.max_output_channels}
                                            for d in devices]}))
@@ -207,7 +208,8 @@ def _audio_blocking(profile: Profile, seconds: float) -> list[Check]:
             try:
                 opened, rms, peak = _open_device(pa, dev.index, output=output, seconds=seconds)
             except Exception as exc:
-                rows.append(Check("audio", name, Verdict.FAIL, f"{dev.index}: {dev.name}: cannot open: {_err(exc)}",
+                why = error_text(exc)
+                rows.append(Check("audio", name, Verdict.FAIL, f"{dev.index}: {dev.name}: cannot open: {why}",
                                   "the device is busy or gone; close other audio programs or pick another"))
                 continue
             data: dict[str, Any] = {"index": dev.index, "name": dev.name, "open_ms": round(opened, 1)}
@@ -238,10 +240,10 @@ async def audio_checks(profile: Profile, seconds: float = 0.5) -> list[Check]:
     try:
         return await asyncio.to_thread(_audio_blocking, profile, seconds)
     except Exception as exc:  # a probe never takes the report down
-        return [Check("audio", "audio", Verdict.FAIL, f"probe failed: {_err(exc)}")]
+        return [Check("audio", "audio", Verdict.FAIL, f"probe failed: {error_text(exc)}")]
 
 
-# --- the server ----------------------------------------------------------------------------------------
+# --- what the server checks learn ---------------------------------------------------------------
 
 
 @dataclass
@@ -251,270 +253,6 @@ class ServerFacts:
     date: str = ""
     local_at_date: float = 0.0
     rtt_s: float = 0.0
-
-
-def _cert_facts(der: bytes, host: str) -> dict[str, Any]:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    cert = x509.load_der_x509_certificate(der)
-
-    def cn(name: x509.Name) -> str:
-        attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return str(attrs[0].value) if attrs else name.rfc4514_string()
-
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(n) for n in san.get_values_for_type(x509.DNSName)] + [
-            str(a) for a in san.get_values_for_type(x509.IPAddress)]
-    except x509.ExtensionNotFound:
-        names = []
-    expires = cert.not_valid_after_utc
-    return {"subject": cn(cert.subject), "issuer": cn(cert.issuer), "self_signed": cert.subject == cert.issuer,
-            "not_after": expires.isoformat(), "days_left": round((expires - dt.datetime.now(dt.UTC)).days),
-            "names": names, "host": host}
-
-
-_TRUST_HINT = ("trust its CA with SSL_CERT_FILE=/path/ca.pem (the standard OpenSSL variable; softphone uses the "
-               "system store), or for a test server only set insecure = true in the profile")
-
-
-async def _tls_check(addr: str, port: int, host: str, profile: Profile, timeout: float) -> tuple[Check, bool]:
-    """The TLS handshake as the client does it, then the certificate; (row, the client would connect)."""
-    verify = ssl.create_default_context()
-    t0 = time.perf_counter()
-    error: ssl.SSLCertVerificationError | None = None
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(addr, port, ssl=verify, server_hostname=host),
-                                           timeout)
-    except ssl.SSLCertVerificationError as exc:
-        error = exc
-    except TimeoutError:
-        return Check("server", "tls", Verdict.FAIL, f"TCP connects but no TLS handshake in {timeout:g} s",
-                     "the server accepts connections and says nothing: wrong port, a ws:// server, or a proxy that "
-                     "holds the connection"), False
-    except (OSError, ssl.SSLError) as exc:
-        return Check("server", "tls", Verdict.FAIL, f"TLS handshake failed: {_err(exc)}",
-                     "is it a wss:// server? (ws:// has no TLS)"), False
-    if error is None:
-        handshake = _ms(t0)
-        obj = writer.get_extra_info("ssl_object")
-        der = obj.getpeercert(binary_form=True) if obj is not None else None
-        version, cipher = (obj.version(), obj.cipher()[0]) if obj is not None else ("?", "?")
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-    else:
-        insecure = ssl.create_default_context()
-        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(addr, port, ssl=insecure, server_hostname=host), timeout)
-        except (OSError, ssl.SSLError, TimeoutError) as exc:
-            return Check("server", "tls", Verdict.FAIL, f"certificate refused ({error.verify_message}); "
-                         f"then: {_err(exc)}", _TRUST_HINT), False
-        handshake = _ms(t0)
-        obj = writer.get_extra_info("ssl_object")
-        der = obj.getpeercert(binary_form=True) if obj is not None else None
-        version, cipher = (obj.version(), obj.cipher()[0]) if obj is not None else ("?", "?")
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-    facts: dict[str, Any] = _cert_facts(der, host) if der else {"host": host}
-    facts.update(tls_version=version, cipher=cipher, verified=error is None, insecure=profile.insecure)
-    who = f"subject {facts.get('subject', '?')}, issuer {facts.get('issuer', '?')}, expires " \
-          f"{str(facts.get('not_after', '?'))[:10]} ({facts.get('days_left', '?')} days)"
-    head = f"{version}, {who}"
-    if error is not None:
-        facts["verify_error"] = error.verify_message
-        code = error.verify_code
-        if code in (62, 64) or "hostname" in str(error.verify_message).lower() or "IP address mismatch" in str(error):
-            names = ", ".join(facts.get("names") or []) or facts.get("subject", "?")
-            verdict = Verdict.WARN if profile.insecure else Verdict.FAIL
-            return Check("server", "tls", verdict, f"{head}: the certificate is for {names}, not {host}",
-                         f"connect with a name the certificate covers ({names}), or get a certificate that lists "
-                         f"{host}" + (" (insecure = true skips this check)" if profile.insecure else ""),
-                         handshake, facts), profile.insecure
-        if code == 10:
-            return Check("server", "tls", Verdict.WARN if profile.insecure else Verdict.FAIL,
-                         f"{head}: the certificate has expired", "renew the server's certificate; check the local "
-                         "clock too (clock row)", handshake, facts), profile.insecure
-        if code in (18, 19) or facts.get("self_signed"):
-            state = "not verified (insecure = true)" if profile.insecure else "not trusted here"
-            return Check("server", "tls", Verdict.WARN, f"{head}: self-signed, {state}",
-                         _TRUST_HINT if not profile.insecure else
-                         "insecure = true accepts any certificate; " + _TRUST_HINT.split(", or")[0] + " instead",
-                         handshake, facts), profile.insecure
-        return Check("server", "tls", Verdict.WARN if profile.insecure else Verdict.FAIL,
-                     f"{head}: not trusted ({error.verify_message})", _TRUST_HINT, handshake, facts), profile.insecure
-    days = facts.get("days_left")
-    if isinstance(days, int) and days < 14:
-        return Check("server", "tls", Verdict.WARN, f"{head}: expires soon", "renew the server's certificate",
-                     handshake, facts), True
-    note = " (self-signed, trusted here)" if facts.get("self_signed") else ""
-    return Check("server", "tls", Verdict.OK, f"{head}{note}, {cipher}", "", handshake, facts), True
-
-
-async def _websocket(url: str, profile: Profile, timeout: float, facts: ServerFacts) -> Check:
-    from websockets.asyncio.client import connect
-
-    ctx: ssl.SSLContext | None = None
-    if url.startswith("wss:"):
-        ctx = ssl.create_default_context()
-        if profile.insecure:
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    t0 = time.perf_counter()
-    try:
-        ws = await connect(url, ssl=ctx, open_timeout=timeout, compression=None, ping_interval=None)
-    except TimeoutError:
-        return Check("server", "websocket", Verdict.FAIL, f"no websocket upgrade in {timeout:g} s",
-                     "the server accepts the connection but does not answer the HTTP upgrade")
-    except Exception as exc:  # websockets' InvalidStatus / InvalidHandshake / OSError / SSL errors
-        return Check("server", "websocket", Verdict.FAIL, f"upgrade failed: {redact(_err(exc))}",
-                     "check the server URL (wss://host[:port][/path])")
-    took = _ms(t0)
-    facts.local_at_date = time.time() - took / 2000.0
-    facts.rtt_s = took / 1000.0
-    response = ws.response
-    headers = response.headers if response is not None else {}
-    facts.date = str(headers.get("Date", ""))
-    server = str(headers.get("Server", ""))
-    with contextlib.suppress(Exception):
-        await ws.close()
-    return Check("server", "websocket", Verdict.OK, f"101 Switching Protocols in {took:.0f} ms"
-                 + (f" ({server})" if server else ""), "", took, {"server_header": server, "date": facts.date})
-
-
-async def _login(profile: Profile, timeout: float) -> list[Check]:
-    from softphone.client import events as ce
-    from softphone.client.client import Client
-    from softphone.media.hub import AudioConfig
-    from softphone.protocol.states import GatewayState
-
-    try:
-        profile.require_credentials()
-    except ConfigError as exc:
-        reason = str(exc).splitlines()[0]
-        return [Check("server", "login", Verdict.SKIP, f"{reason}", "set credentials to test the login"),
-                Check("server", "gateway", Verdict.SKIP, "no login")]
-    seen: dict[str, float] = {}
-    client = Client.from_profile(profile, reconnect=False, audio=AudioConfig(backend="null"),
-                                 connect_timeout=timeout)
-
-    def note(event: ce.Event) -> None:
-        if isinstance(event, ce.SocketOpen | ce.LoggedIn | ce.Ready):
-            seen.setdefault(event.name, event.ts)
-
-    client.subscribe(note)
-    t0 = time.perf_counter()
-    try:
-        await asyncio.wait_for(client.connect(), timeout + 5)
-    except LoginFailed as exc:
-        return [Check("server", "login", Verdict.FAIL, f"46001 login failed: {redact(str(exc))}",
-                      f"the server refused the credentials of profile {profile.name!r}: check username/password or "
-                      "token (`softphone config show`)", _ms(t0), {"code": 46001, "rpc_code": exc.code}),
-                Check("server", "gateway", Verdict.SKIP, "no login")]
-    except (TimeoutError, SoftphoneError, OSError) as exc:
-        what = f"no login answer in {timeout + 5:g} s" if isinstance(exc, TimeoutError) else redact(_err(exc))
-        return [Check("server", "login", Verdict.FAIL, what, "see the websocket row", _ms(t0)),
-                Check("server", "gateway", Verdict.SKIP, "no login")]
-    finally:
-        gateway, dc, region = client.gateway_state, client.dc, client.region
-        with contextlib.suppress(Exception):
-            await client.close()
-    total = _ms(t0)
-    opened, logged = seen.get("socket.open"), seen.get("client.logged_in")
-    rtt = (logged - opened) * 1000 if opened is not None and logged is not None else None
-    rows = [Check("server", "login", Verdict.OK,
-                  f"logged in as {profile.username or 'the token credential'}: login round trip "
-                  + (f"{rtt:.1f} ms" if rtt is not None else "?") + f", ready after {total:.0f} ms", "",
-                  rtt, {"login_rtt_ms": None if rtt is None else round(rtt, 1), "ready_ms": round(total, 1)})]
-    where = ", ".join(x for x in (f"dc {dc}" if dc else "", f"region {region}" if region else "") if x)
-    state = gateway.value if gateway is not None else ""
-    if gateway == GatewayState.REGED or (not state and "client.ready" in seen):
-        rows.append(Check("server", "gateway", Verdict.OK, f"{state or 'ready'}" + (f" ({where})" if where else ""),
-                          "", None, {"state": state, "dc": dc, "region": region}))
-    else:
-        rows.append(Check("server", "gateway", Verdict.WARN, f"gateway state {state or 'not reported'}",
-                          "calls may fail until the gateway registers (REGED); Telnyx retries for you",
-                          None, {"state": state, "dc": dc, "region": region}))
-    return rows
-
-
-async def server_checks(profile: Profile, timeout: float, facts: ServerFacts, *, login: bool = True) -> list[Check]:
-    """DNS, TCP, TLS (wss://), websocket upgrade, login and gateway, in order; a failed step skips the rest."""
-    url = resolve_ws_url(profile)
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    secure = parts.scheme == "wss"
-    try:
-        port = parts.port or (443 if secure else 80)
-    except ValueError:
-        return [Check("server", "dns", Verdict.FAIL, f"bad port in {url}", "fix server in the profile")]
-    rows: list[Check] = []
-    names = ("tcp", "tls", "websocket", "login", "gateway") if secure else ("tcp", "websocket", "login", "gateway")
-
-    def skip_rest(after: str, why: str) -> list[Check]:
-        rest = names[names.index(after) + 1:] if after in names else names
-        if not secure and "tls" not in rest:
-            rows.append(Check("server", "tls", Verdict.SKIP, "ws:// has no TLS"))
-        return [*rows, *(Check("server", n, Verdict.SKIP, why) for n in rest)]
-
-    loop = asyncio.get_running_loop()
-    t0 = time.perf_counter()
-    try:
-        ipaddr = host.strip("[]")
-        socket.inet_pton(socket.AF_INET6 if ":" in ipaddr else socket.AF_INET, ipaddr)
-        addrs = [ipaddr]
-        rows.append(Check("server", "dns", Verdict.OK, f"{host} is an address (no lookup)", "", None,
-                          {"host": host, "addresses": addrs}))
-    except OSError:
-        try:
-            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-        except (OSError, TimeoutError) as exc:
-            what = f"no DNS answer in {timeout:g} s" if isinstance(exc, TimeoutError) else _err(exc)
-            rows.append(Check("server", "dns", Verdict.FAIL, f"cannot resolve {host}: {what}",
-                              "check the server name in the profile, the network and /etc/resolv.conf", _ms(t0)))
-            return skip_rest("dns", "DNS failed")
-        addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
-        rows.append(Check("server", "dns", Verdict.OK, f"{host} -> {', '.join(addrs[:4])}"
-                          + (f" (+{len(addrs) - 4})" if len(addrs) > 4 else ""), "", _ms(t0),
-                          {"host": host, "addresses": addrs}))
-    addr = addrs[0]
-    t0 = time.perf_counter()
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(addr, port), timeout)
-    except TimeoutError:
-        rows.append(Check("server", "tcp", Verdict.FAIL, f"no TCP answer from {addr}:{port} in {timeout:g} s",
-                          "a firewall drops the packets, or the host is down", _ms(t0)))
-        return skip_rest("tcp", "TCP failed")
-    except OSError as exc:
-        rows.append(Check("server", "tcp", Verdict.FAIL, f"{addr}:{port}: {_err(exc)}",
-                          "nothing listens there: is the server running (softphone switch serve) and the port right?",
-                          _ms(t0)))
-        return skip_rest("tcp", "TCP failed")
-    took = _ms(t0)
-    writer.close()
-    with contextlib.suppress(Exception):
-        await writer.wait_closed()
-    rows.append(Check("server", "tcp", Verdict.OK, f"connected to {addr}:{port} in {took:.1f} ms", "", took,
-                      {"address": addr, "port": port}))
-    if secure:
-        tls, usable = await _tls_check(addr, port, host, profile, timeout)
-        rows.append(tls)
-        if tls.verdict == Verdict.FAIL and not usable and "handshake" in tls.detail:
-            return skip_rest("tls", "TLS failed")
-    else:
-        rows.append(Check("server", "tls", Verdict.SKIP, "ws:// has no TLS"
-                          + ("" if host in ("127.0.0.1", "localhost", "::1") else " (unencrypted: insecure = true)")))
-    ws = await _websocket(url, profile, timeout, facts)
-    rows.append(ws)
-    if ws.verdict == Verdict.FAIL:
-        return skip_rest("websocket", "the websocket did not open")
-    if not login:
-        return [*rows, Check("server", "login", Verdict.SKIP, "--no-login"),
-                Check("server", "gateway", Verdict.SKIP, "--no-login")]
-    return [*rows, *(await _login(profile, timeout))]
 
 
 # --- ICE ----------------------------------------------------------------------------------------------
@@ -702,6 +440,6 @@ def version_checks() -> list[Check]:
         rows.append(Check("versions", "portaudio", Verdict.OK, f"{text} (PyAudio {pyaudio.__version__})", "", None,
                           {"version": text, "pyaudio": pyaudio.__version__}))
     except Exception as exc:
-        rows.append(Check("versions", "portaudio", Verdict.FAIL, f"cannot load PyAudio/PortAudio: {_err(exc)}",
+        rows.append(Check("versions", "portaudio", Verdict.FAIL, f"cannot load PyAudio/PortAudio: {error_text(exc)}",
                           "install libportaudio2 and pip install pyaudio"))
     return rows
