@@ -65,8 +65,22 @@ def _calls_in(run: Path) -> int:
         return 0
 
 
+def _running(run: Path) -> bool:
+    """Whether the process that named ``run`` (``<stamp>-<pid>``) still runs: a long shell is never pruned."""
+    _, dash, pid = run.name.rpartition("-")
+    if not dash or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
 def prune(root: Path, keep_calls: int = KEEP_CALLS, keep_runs: int = KEEP_RUNS) -> list[Path]:
-    """Delete old runs (see the module docstring); returns the deleted directories."""
+    """Delete old runs (see the module docstring), never one whose process still runs; returns them."""
     try:
         runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
     except OSError:
@@ -80,6 +94,8 @@ def prune(root: Path, keep_calls: int = KEEP_CALLS, keep_runs: int = KEEP_RUNS) 
             continue
         if not n and empty < keep_runs:
             empty += 1
+            continue
+        if _running(run):
             continue
         shutil.rmtree(run, ignore_errors=True)
         gone.append(run)

@@ -84,6 +84,10 @@ def test_retention_keeps_the_runs_of_the_last_calls(tmp_path: Path) -> None:
     assert len(with_calls) == 5 and with_calls == sorted(with_calls)[-5:]
     assert len(left) - len(with_calls) == 3 and len(gone) == 22
     assert max(left) == "20260029"
+    # A run whose process still runs (here: the parent of this test) is kept however old.
+    alive = _fake_run(tmp_path, f"2000-{os.getppid()}", calls=1)
+    prune(tmp_path, keep_calls=5, keep_runs=3)
+    assert alive.is_dir()
 
 
 def test_find_call_by_last_id_and_prefix(tmp_path: Path) -> None:
