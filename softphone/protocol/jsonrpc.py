@@ -74,6 +74,8 @@ Message: TypeAlias = "Request | Response | ErrorResponse"
 
 def _depth_ok(text: str, limit: int) -> bool:
     """Cheap nesting check that ignores brackets inside strings."""
+    if text.count("{") + text.count("[") <= limit:  # cannot nest deeper (C-speed; the loop below costs ~60 us per SDP)
+        return True
     depth = 0
     in_string = False
     escaped = False

@@ -125,8 +125,11 @@ class SwitchServer:
                     "forge login tokens; set jwt_secret in the accounts file"
                 )
             logger.warning("the built-in jwt_secret is in use: login tokens are forgeable (fine on loopback only)")
+        # No permessage-deflate: its zlib state is ~48 KB per socket (bench/signaling.py: 57 KB of RSS per
+        # idle session with it) for frames of a few KB; declining it is standard (RFC 7692 §5), browsers
+        # and the JS SDK go on uncompressed, and our own client never asks for it.
         self._server = await serve(
-            self._handle, self.host, self.port, ssl=self._tls, ping_interval=None, max_size=2**20
+            self._handle, self.host, self.port, ssl=self._tls, ping_interval=None, max_size=2**20, compression=None
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]

@@ -178,12 +178,29 @@ async def test_two_calls_share_one_certificate_and_both_hear_their_tone(switch: 
         await caller.ws.close()
 
 
-async def test_a_logged_in_socket_costs_no_watchdog_task(switch: Switch) -> None:
+async def test_a_logged_in_socket_costs_no_watchdog_task_and_no_compressor(switch: Switch) -> None:
     clients = [await _client(switch, "alice", "alice-secret") for _ in range(5)]
+    # A browser offers permessage-deflate; the switch declines it (its zlib state was ~48 KB per socket).
+    browser_like = await connect(switch.url, ping_interval=None, compression="deflate")
     try:
+        assert browser_like.response.headers.get("Sec-WebSocket-Extensions") is None
+        v = Verto(browser_like)
+        await v.login("alice", "alice-secret")
         names = [t.get_name() for t in asyncio.all_tasks()]
         assert not [n for n in names if "watchdog" in n]
-        assert len(switch.registrations()) == 5
+        assert len(switch.registrations()) == 6
     finally:
+        await browser_like.close()
         for c in clients:
             await c.ws.close()
+
+
+async def test_a_socket_that_never_logs_in_is_still_dropped() -> None:
+    """The login watchdog is a timer now: a silent socket that never logs in is closed after ping_timeout."""
+    async with Switch(accounts=default_accounts(), port=0, call_control=False, ping_timeout=1.0) as sw:
+        ws = await connect(sw.url, ping_interval=None)
+        try:
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 4000
+        finally:
+            await ws.close()
