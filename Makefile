@@ -57,6 +57,7 @@ bench: deps  ## benchmarks (not part of test): DTMF, media engine, calls, ours v
 	$(VENV)/bin/python bench/asr_concurrency.py
 	$(VENV)/bin/python bench/capacity.py
 	$(VENV)/bin/python bench/startup.py
+	$(VENV)/bin/python bench/signaling.py
 
 lint: venv  ## ruff and mypy only
 	$(VENV)/bin/ruff check softphone tests
