@@ -158,7 +158,7 @@ class Client:
         self._handlers: dict[str, list[Handler]] = {}
         self._subscribers: list[Subscriber] = []
         #: Raises the warning codes (softphone.client.quality): token, login, call quality, ICE.
-        self.warnings = Warnings(self.emit, self._local_sdp, ice_servers=bool(self.ice_servers))
+        self.warnings = Warnings(self._emit_soon, self._local_sdp, ice_servers=bool(self.ice_servers))
         self._subscribers.append(self.warnings)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._finishing: set[asyncio.Task[Any]] = set()  # close() waits for these (calls' media teardown)
@@ -372,6 +372,13 @@ class Client:
         from softphone.media.peer import MediaPeer
 
         return MediaPeer(self._peer_options(codecs), source=source, sink=sink, name=name)
+
+    def _emit_soon(self, event: ce.Event) -> None:
+        """Emit ``event`` once the event being handled reached every subscriber (a warning after its cause)."""
+        try:
+            asyncio.get_running_loop().call_soon(self.emit, event)
+        except RuntimeError:  # no loop (a synchronous test)
+            self.emit(event)
 
     def _local_sdp(self, call_id: str) -> str | None:
         """The local SDP (before loopback filtering) of a call's media peer, for the ICE warning."""
