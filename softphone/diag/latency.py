@@ -6,9 +6,11 @@ every :data:`PERIOD_S` seconds and silence in between; what comes back is kept w
 time of each 20 ms frame. Each chirp is found in the received audio by normalised cross-correlation
 (FFT, :func:`find_bursts`; a match needs a correlation of at least :data:`MIN_NCC`) and its delay is
 the time it reached the call's sink minus the time its first frame left the call's source, both
-read from ``time.monotonic()``. So the figure covers the whole software path: encoder, packetisation,
-the network and whatever the far end adds, the receive jitter buffer and the decoder; not the sound
-card's own buffers (the source and sink are the call's, devices are not used).
+read from ``time.monotonic()``, plus the one 20 ms frame a microphone fills before the sender gets
+it (:data:`CAPTURE_FRAME_S`; bench/compare_sdk.py counts its round trip the same way). So the figure
+covers the whole software path: capture framing, encoder, the network and whatever the far end
+adds, the receive jitter buffer and the decoder; not the sound card's own buffers (the source and
+sink are the call's, devices are not used).
 
 One way (``--one-way``): the client calls a destination that rings *this same login* (by default
 its own user) and answers that call itself: the outbound call sends the chirps, the inbound call
@@ -53,6 +55,8 @@ CHIRP_F0, CHIRP_F1 = 500.0, 3000.0
 CHIRP_AMPLITUDE = 0.25  # about -12 dBFS peak
 MIN_NCC = 0.5
 DEFAULT_COUNT = 6
+CAPTURE_FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+"""Counted into every delay: the frame a microphone fills before the sender gets it (20 ms)."""
 
 
 def chirp(seconds: float = CHIRP_S, f0: float = CHIRP_F0, f1: float = CHIRP_F1,
@@ -216,6 +220,7 @@ class LatencyReport:
         """The ``--json`` document (README "softphone latency")."""
         return {"v": 1, "type": "latency", "ts": time.time(), "mode": self.mode, "destination": self.destination,
                 "codec": self.codec, "sent": self.sent, "found": self.found, **self.figures(),
+                "capture_frame_ms": 1000.0 * CAPTURE_FRAME_S,
                 "delays_ms": [round(x, 1) for x in self.delays_ms], "exit_code": self.exit_code}
 
     def rows(self) -> list[tuple[str, str]]:
@@ -241,7 +246,10 @@ def analyse(source: ChirpSource, sink: TimedSink, report: LatencyReport) -> Late
     bursts = find_bursts(sink.samples(), source.template, min_gap=int(source.period * SAMPLE_RATE / 2))
     received = [sink.time_of(k) for k, _ in bursts]
     report.sent = len(source.sent_at)
-    report.delays_ms = [1000.0 * d for d in pair_delays(source.sent_at, received, source.period)]
+    # A microphone fills a frame for 20 ms before handing it over: the chirp's first sample left the
+    # mouth one frame before the sender pulled it (as bench/compare_sdk.py counts its round trip).
+    mouth = [t - CAPTURE_FRAME_S for t in source.sent_at]
+    report.delays_ms = [1000.0 * d for d in pair_delays(mouth, received, source.period)]
     report.correlations = [round(c, 3) for _, c in bursts]
     return report
 

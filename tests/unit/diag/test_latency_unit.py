@@ -76,7 +76,8 @@ def test_pairing_takes_the_latest_chirp_sent_before_each_arrival() -> None:
 
 
 def test_source_and_sink_analysis_recovers_a_known_delay() -> None:
-    """Frames read every 20 ms; the sink gets them 3 frames + 7 ms later; analysis says 67 ms."""
+    """Frames read every 20 ms; the sink gets them 3 frames + 7 ms later; analysis says 67 ms + the 20 ms
+    capture frame."""
     source, sink = ChirpSource(count=4, period=0.5, lead=0.2), TimedSink()
     delay = 3 * FRAME_SAMPLES / SAMPLE_RATE + 0.007
     clock = 100.0
@@ -95,9 +96,9 @@ def test_source_and_sink_analysis_recovers_a_known_delay() -> None:
         sink.times.append(at)
     report = analyse(source, sink, LatencyReport("round_trip", "echo"))
     assert report.sent == 4 and report.found == 4
-    assert report.delays_ms == pytest.approx([1000 * delay] * 4, abs=0.5)
+    assert report.delays_ms == pytest.approx([1000 * delay + 20.0] * 4, abs=0.5)
     f = report.figures()
-    assert f["median_ms"] == pytest.approx(67.0, abs=0.5) and f["stdev_ms"] == pytest.approx(0.0, abs=0.1)
+    assert f["median_ms"] == pytest.approx(87.0, abs=0.5) and f["stdev_ms"] == pytest.approx(0.0, abs=0.1)
     assert report.exit_code == 0
     d = report.as_dict()
     assert d["type"] == "latency" and d["mode"] == "round_trip" and d["found"] == 4
