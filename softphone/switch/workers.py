@@ -264,12 +264,12 @@ class RemoteMediaLeg(LegAudio):
             else:
                 tap.heard(frame)
 
-    def worker_lost(self) -> None:
-        """The worker died: requests fail from now on; tell the owner once."""
+    def worker_lost(self, *, notify: bool = True) -> None:
+        """The worker died: requests fail from now on; tell the owner once (when ``notify``)."""
         if self.lost:
             return
         self.lost = True
-        if self.on_lost is not None and not self.closed:
+        if notify and self.on_lost is not None and not self.closed:
             self.on_lost()
 
 
@@ -371,13 +371,14 @@ class WorkerLink:
         elif kind == "ready":
             self.pid = int(msg[1])
 
-    def lost(self) -> list[RemoteMediaLeg]:
-        """The worker is gone: tell every leg (its owner ends the call), fail pending requests."""
+    def lost(self, *, notify: bool = True) -> list[RemoteMediaLeg]:
+        """The worker is gone: tell every leg (its owner ends the call, unless not ``notify``: the
+        pool is stopping), fail pending requests."""
         self.alive = False
         legs = list(self.legs.values())
         self.legs.clear()
         for leg in legs:
-            leg.worker_lost()
+            leg.worker_lost(notify=notify)
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionError(f"media worker {self.index} is gone"))
@@ -544,7 +545,7 @@ class MediaPool:
         if worker.process.is_alive():
             logger.warning("media worker %d did not stop in %.1f s: terminating it", worker.index, STOP_TIMEOUT_S)
             await asyncio.to_thread(_kill, worker.process)
-        worker.link.lost()
+        worker.link.lost(notify=False)
         with contextlib.suppress(Exception):
             worker.writer.close()
 

@@ -272,10 +272,12 @@ async def test_stop_leaves_no_worker_process() -> None:
     assert sw.media_workers() == []
 
 
-def test_serve_sigterm_stops_the_workers(tmp_path: Any) -> None:
+def serve(tmp_path: Any, workers: int) -> tuple[subprocess.Popen[str], list[int]]:
+    """``softphone switch serve --media-workers N`` on a free port, and its workers' pids (from its output)."""
     exe = os.path.join(os.path.dirname(sys.executable), "softphone")
     proc = subprocess.Popen(
-        [exe, "switch", "serve", "--port", "0", "--media-workers", "2", "--records", str(tmp_path / "calls.jsonl")],
+        [exe, "switch", "serve", "--port", "0", "--media-workers", str(workers),
+         "--records", str(tmp_path / "calls.jsonl")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -292,11 +294,27 @@ def test_serve_sigterm_stops_the_workers(tmp_path: Any) -> None:
         lines.append(line)
         m = re.match(r"media workers: (\d+) \(pids ([\d, ]+)\)", line)
         if m:
-            assert m.group(1) == "2"
+            assert int(m.group(1)) == workers
             pids = [int(p) for p in m.group(2).split(",")]
             break
-    assert len(pids) == 2, lines
+    assert len(pids) == workers, lines
     assert all(alive(p) for p in pids)
+    return proc, pids
+
+
+def test_serve_killed_leaves_no_orphan_worker(tmp_path: Any) -> None:
+    """Even a SIGKILL of the switch (no cleanup at all) leaves no worker: each sees its channel close."""
+    proc, pids = serve(tmp_path, 1)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [p for p in pids if alive(p)] == []
+
+
+def test_serve_sigterm_stops_the_workers(tmp_path: Any) -> None:
+    proc, pids = serve(tmp_path, 2)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out

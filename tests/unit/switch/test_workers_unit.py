@@ -284,6 +284,16 @@ async def test_a_lost_worker_fails_requests_and_tells_the_owner_once() -> None:
     assert not link.alive and link.load == 0
 
 
+async def test_a_stopping_pool_does_not_report_its_legs_lost() -> None:
+    lost: list[str] = []
+    w = Wire()
+    leg = w.link.new_leg("a", lambda: lost.append("a"))
+    w.link.lost(notify=False)
+    assert lost == [] and leg.lost
+    with pytest.raises(ConnectionError):
+        await leg.offer()
+
+
 async def test_a_closed_leg_is_not_reported_lost() -> None:
     lost: list[str] = []
     w = Wire()
