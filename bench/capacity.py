@@ -140,13 +140,13 @@ class CallerProc:
     """One bench/lean_caller.py process, driven over its stdin/stdout (one JSON object per line)."""
 
     def __init__(self, switch: Switch, env: dict[str, str], user: str, mode: str, dest: str, calls: int,
-                 freq: float, rate: float, log: IO[bytes]) -> None:
+                 freq: float, rate: float, log: IO[bytes], extra: tuple[str, ...] = ()) -> None:
         self.calls = calls
         cenv = {**env, "LEAN_CALLER_PASSWORD": switch.passwords[user]}
         self.proc = subprocess.Popen(
             [sys.executable, str(CALLER), "--url", switch.url, "--user", user, "--mode", mode, "--dest", dest,
              "--calls", str(calls), "--freq", str(freq), "--rate", str(rate), "--probe",
-             "--ready-timeout", str(20 + calls / rate * 2)],
+             "--ready-timeout", str(20 + calls / rate * 2), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=cenv)
 
     def expect(self, event: str, timeout: float) -> dict[str, Any]:
@@ -184,8 +184,8 @@ def probe_ok(probe: dict[str, Any] | None, freq: float) -> bool:
 
 
 def run_step(switch: Switch, env: dict[str, str], mode: str, n: int, window: float, rate: float,
-             log: IO[bytes]) -> dict[str, Any]:
-    procs = math.ceil(n / CALLS_PER_PROCESS)
+             log: IO[bytes], per_process: int = CALLS_PER_PROCESS) -> dict[str, Any]:
+    procs = math.ceil(n / per_process)
     shares = split(n, procs)
     answerers: list[CallerProc] = []
     dialers: list[CallerProc] = []
@@ -250,8 +250,8 @@ def step_line(mode: str, workers: int | None, row: dict[str, Any]) -> str:
 
 
 def run_mode(env: dict[str, str], tmp: Path, mode: str, steps: list[int], workers: int | None, window: float,
-             rate: float) -> dict[str, Any]:
-    users = math.ceil(max(steps) / CALLS_PER_PROCESS)
+             rate: float, per_process: int = CALLS_PER_PROCESS) -> dict[str, Any]:
+    users = math.ceil(max(steps) / per_process)
     sub = tmp / f"{mode}-{'default' if workers is None else workers}"
     sub.mkdir()
     switch = Switch(sub, env, users, workers)
@@ -260,7 +260,7 @@ def run_mode(env: dict[str, str], tmp: Path, mode: str, steps: list[int], worker
         try:
             for n in steps:
                 try:
-                    row = run_step(switch, env, mode, n, window, rate, log)
+                    row = run_step(switch, env, mode, n, window, rate, log, per_process)
                 except RuntimeError as exc:
                     row = {"n": n, "holds": False, "error": str(exc)[:300]}
                 rows.append(row)
@@ -297,6 +297,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=25.0, help="new calls per second, all caller processes")
     ap.add_argument("--workers", default="auto",
                     help="'auto': 0 and the default when the switch has --media-workers; or a list like 0,2")
+    ap.add_argument("--calls-per-process", type=int, default=CALLS_PER_PROCESS,
+                    help="calls one lean caller process carries (per side)")
     ap.add_argument("--label", default="current", help="key under capacity in results.json")
     ap.add_argument("--switch-src", type=Path, default=None,
                     help="run the switch from this source tree (e.g. an exported older commit)")
@@ -324,7 +326,7 @@ def main() -> None:
     runs = []
     for mode in args.modes.split(","):
         for w in workers:
-            runs.append(run_mode(switch_env, tmp, mode, steps, w, args.window, args.rate))
+            runs.append(run_mode(switch_env, tmp, mode, steps, w, args.window, args.rate, args.calls_per_process))
     load1 = os.getloadavg()
     summary: dict[str, Any] = {}
     for r in runs:
@@ -339,6 +341,7 @@ def main() -> None:
         "wall_s": round(time.monotonic() - t0, 1), "holds_when": f"every leg >= {HOLDS_PCT:g} % of frames on time "
         "(<= 60 ms behind its best packet), every call up, probes within 3 % of the tone and > -30 dBFS",
         "caller": "bench/lean_caller.py (aioice + pyOpenSSL DTLS-SRTP + pylibsrtp, pre-encoded Opus)",
+        "calls_per_caller_process": args.calls_per_process,
         "summary": summary, "runs": runs,
     }
     for key, s in summary.items():

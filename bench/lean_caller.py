@@ -535,6 +535,9 @@ class Caller:
                 continue
             calls.append({"setup_ms": round(leg.setup_ms, 1), "auth_failures": leg.auth_failures,
                           **judge(leg.arrivals, window)})
+            if leg.probe and self.args.dump:
+                with open(self.args.dump, "w") as fh:
+                    json.dump({"arrivals": leg.arrivals, "send_lag": lags}, fh)
             if leg.probe:
                 payloads = [leg.payloads[k] for k in sorted(leg.payloads, key=lambda ts: (ts - min(leg.payloads))
                                                             & 0xFFFFFFFF)]
@@ -601,6 +604,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0, help="new calls per second (dial mode)")
     ap.add_argument("--freq", type=float, default=440.0)
     ap.add_argument("--probe", action="store_true", help="decode the first call's audio")
+    ap.add_argument("--dump", default="", help="write the probe call's (arrival, RTP timestamp) pairs here")
     ap.add_argument("--setup-timeout", type=float, default=20.0)
     ap.add_argument("--ready-timeout", type=float, default=60.0)
     args = ap.parse_args()
