@@ -5,9 +5,13 @@ and :func:`worker_main` (the ``spawn`` target: an asyncio loop serving the chann
 The channel is a ``socketpair``: frames of a 4-byte length and a pickled tuple. Requests carry an
 id and get ``("ret", id, ok, value, codec, frames_in)``; one-way messages (``receiver``, ``push``,
 ``play``, ``stop_playing``, ``taps``, ``impair``) are applied in order. The worker reports
-``("stats", cpu, {leg: frames_in})`` every :data:`STATS_INTERVAL_S` and sends proxied PCM as
-``("rx", leg, frame)`` (for a receiver in the signaling process) and ``("tap", leg, "said"|"heard",
-frame)``. Kept free of the signaling side, so a worker imports only this and the media engine.
+``("stats", cpu, {leg: (frames_in, packets_forwarded, packets_decoded, mode)})`` every
+:data:`STATS_INTERVAL_S` and sends proxied PCM as ``("rx", leg, frame)`` (for a receiver in the
+signaling process) and ``("tap", leg, "said"|"heard", frame)``. Kept free of the signaling side,
+so a worker imports only this and the media engine.
+
+The program that starts workers must have an import-safe main module (an ``if __name__ ==
+"__main__":`` guard), as for any ``spawn``-context multiprocessing: the worker imports it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 1.0
-"""How often a worker reports its CPU and its legs' ``frames_in``."""
+"""How often a worker reports its CPU and its legs' counters (``frames_in``, forwarded/decoded packets, mode)."""
 MAX_BUFFERED = 256 * 1024
 """Bytes queued on a channel beyond which proxied PCM frames are dropped (a slow reader must not
 grow memory without bound; RPCs are never dropped)."""
@@ -96,6 +100,15 @@ class WorkerLeg(Protocol):
 
     taps: list[AudioTap]
     frames_in: int
+
+    @property
+    def packets_forwarded(self) -> int: ...
+
+    @property
+    def packets_decoded(self) -> int: ...
+
+    @property
+    def mode(self) -> str: ...
 
     @property
     def codec(self) -> str: ...
@@ -257,8 +270,15 @@ class WorkerCore:
                 await self._close(leg_id)
 
     def stats(self, cpu: float) -> tuple[Any, ...]:
-        """A ``stats`` message: CPU fraction of one core over the last interval and each leg's frames_in."""
-        return ("stats", cpu, {leg_id: leg.frames_in for leg_id, leg in self.legs.items()})
+        """A ``stats`` message: CPU fraction of one core over the last interval and each leg's counters."""
+        return (
+            "stats",
+            cpu,
+            {
+                leg_id: (leg.frames_in, leg.packets_forwarded, leg.packets_decoded, leg.mode)
+                for leg_id, leg in self.legs.items()
+            },
+        )
 
 
 def _picklable(obj: object) -> bool:

@@ -8,7 +8,8 @@ one per core by default (``softphone switch serve --media-workers N``).
 * A worker hosts real :class:`~softphone.switch.media_legs.MediaLeg` objects. The signaling
   process holds a :class:`RemoteMediaLeg` for each: a proxy with the MediaLeg surface
   (``answer/offer/renew/accept_answer/add_candidate/end_of_candidates/close``,
-  ``set_receiver/push/play/stop_playing``, ``taps``, ``codec``, ``frames_in``).
+  ``set_receiver/push/play/stop_playing``, ``taps``, ``codec``, ``frames_in``, and the forwarding
+  counters ``packets_forwarded``, ``packets_decoded``, ``mode``).
 * Both legs of a call are placed on the same worker (:meth:`MediaPool.new_leg` takes the call as
   its group), and wiring between legs of one worker happens inside it: ``set_receiver(b.push)``
   (a bridge) or ``set_receiver(a.push)`` (echo) on a proxy sends a reference to the other leg, so
@@ -61,7 +62,7 @@ WORKER_LOST_CAUSE = "NORMAL_TEMPORARY_FAILURE"
 """The hangup cause of calls whose media worker died (Q.850 41, SIP 503)."""
 READY_TIMEOUT_S = 60.0
 """How long a starting worker may take to import the media engine and report ready."""
-STOP_TIMEOUT_S = 3.0
+STOP_TIMEOUT_S = 5.0
 """How long :meth:`MediaPool.stop` waits for a worker to exit before SIGTERM (then SIGKILL)."""
 RESTART_DELAY_S = 0.5
 """First delay before a dead worker is restarted (doubles while it keeps dying, up to 30 s)."""
@@ -133,6 +134,12 @@ class RemoteMediaLeg(LegAudio):
         self.closed = False
         self.lost = False
         self.frames_in = 0
+        self.packets_forwarded = 0
+        """Encoded frames the worker's leg forwarded without decoding (as of its last report)."""
+        self.packets_decoded = 0
+        """Encoded frames the worker's leg decoded (as of its last report)."""
+        self.mode = ""
+        """``forward``, ``decode`` or ``idle`` as of the worker's last report ("" before the first)."""
         self._codec = ""
         self._local_receiver: Callable[[Frame], Any] | None = None
         self._tokens: dict[int, int] = {}  # id(source) -> token
@@ -364,10 +371,11 @@ class WorkerLink:
                 leg.tapped(msg[2], msg[3])
         elif kind == "stats":
             self.cpu = float(msg[1])
-            for leg_id, frames_in in msg[2].items():
+            for leg_id, (frames_in, forwarded, decoded, mode) in msg[2].items():
                 leg = self.legs.get(leg_id)
                 if leg is not None:
                     leg.frames_in = max(leg.frames_in, int(frames_in))
+                    leg.packets_forwarded, leg.packets_decoded, leg.mode = int(forwarded), int(decoded), str(mode)
         elif kind == "ready":
             self.pid = int(msg[1])
 

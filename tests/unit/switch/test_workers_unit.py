@@ -38,6 +38,9 @@ class FakeLeg:
         self.options = options
         self.taps: list[AudioTap] = []
         self.frames_in = 0
+        self.packets_forwarded = 0
+        self.packets_decoded = 0
+        self.mode = "idle"
         self.codec = ""
         self.receiver: Callable[[Frame], Any] | None = None
         self.pushed: list[Frame] = []
@@ -254,9 +257,11 @@ async def test_impairment_reaches_the_worker_leg() -> None:
 async def test_stats_update_frames_in_and_cpu() -> None:
     w = Wire()
     leg = w.link.new_leg("a")
-    w.leg(leg).frames_in = 42
+    fake = w.leg(leg)
+    fake.frames_in, fake.packets_forwarded, fake.packets_decoded, fake.mode = 42, 40, 2, "forward"
     w.to_main(w.core.stats(0.25))
     assert leg.frames_in == 42 and w.link.cpu == 0.25
+    assert (leg.packets_forwarded, leg.packets_decoded, leg.mode) == (40, 2, "forward")
 
 
 async def test_a_lost_worker_fails_requests_and_tells_the_owner_once() -> None:
