@@ -98,7 +98,7 @@ def load_throttle(path: str | Path | None) -> ThrottleOptions:
     return options_from_dict(data, path=str(path))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     failures: int = 0
     pending: int = 0
@@ -180,7 +180,9 @@ class LoginThrottle:
 
 
 class ConnectionThrottle:
-    """Failed logins on one websocket."""
+    """Failed logins on one websocket (made on a socket's first login attempt)."""
+
+    __slots__ = ("failures", "last_failure", "options")
 
     def __init__(self, options: ThrottleOptions) -> None:
         self.options = options
