@@ -742,6 +742,9 @@ auto_hold = true
 gather_timeout = 1.0
 # Price per minute (USD) used for the call cost estimate.
 rate_per_minute = 0.002
+# Impair the calls' media in-process, as --impair does (README: Impairments): a preset (good,
+# wifi, congested, satellite) and/or loss=5%,burst=3,delay=100ms,jitter=40ms. Empty: none.
+# impair = "wifi"
 
 # Another account, selected with --profile eu or SOFTPHONE_PROFILE=eu:
 # [profiles.eu]
