@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChirpSource", "LatencyReport", "TimedSink", "chirp", "find_bursts", "measure_one_way", "measure_round_trip",
-    "ncc", "pair_delays", "run",
+    "ncc", "pair_chirps", "pair_delays", "run",
 ]
 
 PERIOD_S = 1.0
@@ -117,20 +118,28 @@ def find_bursts(signal: np.ndarray[Any, Any], template: np.ndarray[Any, Any], *,
     return sorted(found)
 
 
-def pair_delays(sent: list[float], received: list[float], period: float) -> list[float]:
-    """Each received time paired with the latest chirp sent before it (within ``period``): the delays."""
+def pair_chirps(sent: list[float], received: list[float], period: float) -> list[tuple[int, float]]:
+    """Each received time paired with the latest chirp sent before it (within ``period``): (chirp, delay)."""
     out = []
     for t in received:
-        before = [s for s in sent if s <= t]
-        if before and t - before[-1] < period:
-            out.append(t - before[-1])
+        before = [i for i, s in enumerate(sent) if s <= t]
+        if before and t - sent[before[-1]] < period:
+            out.append((before[-1], t - sent[before[-1]]))
     return out
+
+
+def pair_delays(sent: list[float], received: list[float], period: float) -> list[float]:
+    """The delays of :func:`pair_chirps`."""
+    return [d for _, d in pair_chirps(sent, received, period)]
 
 
 class ChirpSource(BaseSource):
     """A chirp every ``period`` seconds (silence between), noting when each chirp's first frame is read."""
 
-    def __init__(self, count: int, period: float = PERIOD_S, lead: float = 0.5) -> None:
+    def __init__(self, count: int, period: float = PERIOD_S, lead: float = 0.5,
+                 on_chirp: Callable[[int], None] | None = None) -> None:
+        self.on_chirp = on_chirp
+        """Called with each chirp's index as its first frame is read (tests change the path between chirps)."""
         self.template = chirp()
         frames_per_period = round(period * SAMPLE_RATE / FRAME_SAMPLES)
         lead_frames = round(lead * SAMPLE_RATE / FRAME_SAMPLES)
@@ -153,6 +162,8 @@ class ChirpSource(BaseSource):
         if i in self._starts:
             self._current = i
             self.sent_at.append(time.monotonic())
+            if self.on_chirp is not None:
+                self.on_chirp(len(self.sent_at) - 1)
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         if self._current is not None and i - self._current < self._chirp_frames:
             part = self.template[(i - self._current) * FRAME_SAMPLES:(i - self._current + 1) * FRAME_SAMPLES]
@@ -194,6 +205,8 @@ class LatencyReport:
     delays_ms: list[float] = field(default_factory=list)
     codec: str | None = None
     correlations: list[float] = field(default_factory=list)
+    chirps: list[int] = field(default_factory=list)
+    """The index of the chirp each delay belongs to (0 = the first sent)."""
 
     @property
     def title(self) -> str:
@@ -221,7 +234,7 @@ class LatencyReport:
         return {"v": 1, "type": "latency", "ts": time.time(), "mode": self.mode, "destination": self.destination,
                 "codec": self.codec, "sent": self.sent, "found": self.found, **self.figures(),
                 "capture_frame_ms": 1000.0 * CAPTURE_FRAME_S,
-                "delays_ms": [round(x, 1) for x in self.delays_ms], "exit_code": self.exit_code}
+                "delays_ms": [round(x, 1) for x in self.delays_ms], "chirps": self.chirps, "exit_code": self.exit_code}
 
     def rows(self) -> list[tuple[str, str]]:
         f = self.figures()
@@ -249,7 +262,9 @@ def analyse(source: ChirpSource, sink: TimedSink, report: LatencyReport) -> Late
     # A microphone fills a frame for 20 ms before handing it over: the chirp's first sample left the
     # mouth one frame before the sender pulled it (as bench/compare_sdk.py counts its round trip).
     mouth = [t - CAPTURE_FRAME_S for t in source.sent_at]
-    report.delays_ms = [1000.0 * d for d in pair_delays(mouth, received, source.period)]
+    pairs = pair_chirps(mouth, received, source.period)
+    report.chirps = [i for i, _ in pairs]
+    report.delays_ms = [1000.0 * d for _, d in pairs]
     report.correlations = [round(c, 3) for _, c in bursts]
     return report
 
@@ -264,11 +279,12 @@ async def _until_sent(source: ChirpSource, call: Call, tail: float) -> None:
 
 
 async def measure_round_trip(client: Client, destination: str, *, count: int = DEFAULT_COUNT,
-                             period: float = PERIOD_S) -> LatencyReport:
+                             period: float = PERIOD_S, on_chirp: Callable[[int], None] | None = None
+                             ) -> LatencyReport:
     """Chirps through an echo at ``destination``: the round trip."""
     from softphone.diag.precall import test_call
 
-    source, sink = ChirpSource(count, period), TimedSink()
+    source, sink = ChirpSource(count, period, on_chirp=on_chirp), TimedSink()
     report = LatencyReport("round_trip", destination)
     async with test_call(client, destination, source=source, sink=sink) as call:
         await _until_sent(source, call, period)
@@ -277,12 +293,13 @@ async def measure_round_trip(client: Client, destination: str, *, count: int = D
 
 
 async def measure_one_way(client: Client, destination: str | None = None, *, count: int = DEFAULT_COUNT,
-                          period: float = PERIOD_S, timeout: float = 15.0) -> LatencyReport:
+                          period: float = PERIOD_S, timeout: float = 15.0,
+                          on_chirp: Callable[[int], None] | None = None) -> LatencyReport:
     """Chirps from an outbound call to its inbound copy on the same client: one way."""
     dest = destination or client.user
     if not dest:
         raise CallError("--one-way needs a destination that rings this login (no user name known)")
-    source, sink = ChirpSource(count, period), TimedSink()
+    source, sink = ChirpSource(count, period, on_chirp=on_chirp), TimedSink()
     report = LatencyReport("one_way", dest)
     loop = asyncio.get_running_loop()
     incoming: asyncio.Future[str] = loop.create_future()

@@ -31,7 +31,7 @@ from softphone.diag.precall import ECHO_NUMBER
 from softphone.diag.selftest import Finding, measure
 from softphone.media.frames import Frame
 from softphone.media.sinks import BaseSink
-from softphone.media.sources import NullSource, PushSource
+from softphone.media.sources import NullSource
 from softphone.protocol import Credentials
 from softphone.switch import Switch, default_accounts
 
@@ -56,13 +56,37 @@ async def client(switch: Switch, user: str = "demo", password: str = PASSWORD, *
         await c.close()
 
 
-class FarEcho:
-    """A second softphone that answers every call and sends back what it hears, ``delay_frames`` later."""
+class DelayLine(BaseSink):
+    """Frames out ``delay`` seconds after they came in (by the clock, not by a frame count, so a sender
+    that catches up after a stall cannot drain it faster); silence (None) while nothing is due.
+    :meth:`set_delay` to a shorter delay drops what is queued (call it between bursts of sound)."""
 
-    def __init__(self, client: Client, delay_frames: int = 0) -> None:
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.queue: deque[tuple[float, Frame]] = deque(maxlen=500)
+
+    def set_delay(self, delay: float) -> None:
+        if delay < self.delay:
+            self.queue.clear()
+        self.delay = delay
+
+    def write_frame(self, frame: Frame) -> None:
+        self.queue.append((time.monotonic() + self.delay, frame.copy()))
+
+    def read_frame(self) -> Frame | None:
+        if self.queue and self.queue[0][0] <= time.monotonic():
+            return self.queue.popleft()[1]
+        return None
+
+
+class FarEcho:
+    """A second softphone that answers every call and sends back what it hears, ``delay`` s later."""
+
+    def __init__(self, client: Client, delay: float = 0.0) -> None:
         self.client = client
-        self.delay_frames = delay_frames
+        self.delay = delay
         self.calls: list[Call] = []
+        self.lines: list[DelayLine] = []
         self.answered = asyncio.Event()
         client.subscribe(self._on_event)
 
@@ -72,17 +96,18 @@ class FarEcho:
 
     async def _answer(self, call: Call) -> None:
         await call.answer()
-        loop = PushSource(max_frames=self.delay_frames + 10, prebuffer=self.delay_frames)
-        call.set_output(loop)  # what it hears ...
-        call.set_input(loop)  # ... is what it sends
+        line = DelayLine(self.delay)
+        call.set_output(line)  # what it hears ...
+        call.set_input(line)  # ... is what it sends
         self.calls.append(call)
+        self.lines.append(line)
         self.answered.set()
 
 
 @contextlib.asynccontextmanager
-async def far_echo(switch: Switch, delay_frames: int = 0) -> AsyncIterator[FarEcho]:
+async def far_echo(switch: Switch, delay: float = 0.0) -> AsyncIterator[FarEcho]:
     async with client(switch, "alice", "alice-secret") as alice:
-        yield FarEcho(alice, delay_frames)
+        yield FarEcho(alice, delay)
 
 
 async def test_a_healthy_call_passes_every_stage(switch: Switch) -> None:
