@@ -243,6 +243,27 @@ async def test_a_suspended_pulseaudio_sink_is_playout_stalled(switch: Switch, vi
     assert obs.frames_consumed == 0 and obs.capture_db > -40 and obs.received_db > -40
 
 
+@pytest.mark.audio
+@pytest.mark.audio_devices
+async def test_a_muted_pulseaudio_microphone_is_capture_silent(switch: Switch, virtual_audio: dict[str, str]) -> None:
+    """The real device path: PortAudio records from the virtual microphone while PulseAudio mutes it."""
+    from test_client_audio import play_tone
+    from test_client_device_loss import pactl
+
+    with play_tone("vmicfeed", 660.0):
+        async with client(switch, backend="pyaudio", input_device="vmic", output_device="vspeaker") as demo:
+            pactl("set-source-mute", "mic", "1")
+            try:
+                report = await measure(demo, ECHO_NUMBER, seconds=2)
+            finally:
+                pactl("set-source-mute", "mic", "0")
+    assert report.finding == Finding.CAPTURE_SILENT, report.rows()
+    silent, tone = report.observations
+    assert silent.capture_db < -80 and silent.packets_sent > 50
+    assert report.rest_finding == Finding.OK, report.rows()  # the tone comes back and the speaker plays it
+    assert (tone.frames_consumed or 0) > 50
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 switch_port, token, env = cliutil.switch_port, cliutil.token, cliutil.env  # a `softphone switch serve` subprocess
