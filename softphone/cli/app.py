@@ -300,8 +300,8 @@ def check(ctx: typer.Context, local: LocalOpt = False) -> None:
 @app.command()
 def precall(
     ctx: typer.Context,
-    destination: Annotated[str | None, typer.Argument(help="Number to call (default: the echo, +13128889999).")
-                           ] = None,
+    destination: Annotated[str | None, typer.Argument(
+        help="Number to call (default: the echo +13128889999; on Telnyx +18722315806).")] = None,
     seconds: Annotated[float, typer.Option("--seconds", "-s", min=1, help="How long the test call lasts.")] = 10.0,
     tone: Annotated[bool, typer.Option("--tone", help="Send a test tone instead of the microphone.")] = False,
     json_out: JsonOpt = False,
@@ -353,7 +353,7 @@ def doctor(
 def latency(
     ctx: typer.Context,
     destination: Annotated[str | None, typer.Argument(
-        help="An echo (default +13128889999); with --one-way a number that rings this login (default: your user).")
+        help="An echo (default +13128889999; Telnyx: +18722315806); --one-way: one that rings this login (you).")
     ] = None,
     one_way: Annotated[bool, typer.Option("--one-way", help="Call your own login and answer it: one-way delay.")
                        ] = False,
@@ -372,7 +372,8 @@ def latency(
 @app.command()
 def selftest(
     ctx: typer.Context,
-    destination: Annotated[str | None, typer.Argument(help="An echo to call (default: +13128889999).")] = None,
+    destination: Annotated[str | None, typer.Argument(
+        help="An echo to call (default: +13128889999; on Telnyx +18722315806).")] = None,
     seconds: Annotated[float, typer.Option("--seconds", "-s", min=1, help="How long each stage is watched.")] = 4.0,
     tone: Annotated[bool, typer.Option("--tone", help="Send a test tone instead of the microphone.")] = False,
     json_out: JsonOpt = False,

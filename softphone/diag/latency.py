@@ -1,6 +1,6 @@
 """``softphone latency``: mouth-to-ear delay measured with a chirp train and cross-correlation.
 
-Round trip (default): a call to an echo (:data:`~softphone.diag.precall.ECHO_NUMBER` unless a
+Round trip (default): a call to an echo (:func:`~softphone.diag.precall.default_destination` unless a
 destination is given). The call's source sends a 100 ms linear chirp (500 to 3000 Hz, -12 dBFS)
 every :data:`PERIOD_S` seconds and silence in between; what comes back is kept with the arrival
 time of each 20 ms frame. Each chirp is found in the received audio by normalised cross-correlation
@@ -340,13 +340,13 @@ async def run(profile: Profile, destination: str | None, *, one_way: bool, count
               ) -> LatencyReport:
     """``softphone latency``: log in with ``profile`` and measure (softphone.cli.diagview prints it)."""
     from softphone.client.client import Client
-    from softphone.diag.precall import ECHO_NUMBER
+    from softphone.diag.precall import default_destination
 
     client = Client.from_profile(profile, reconnect=False)
     try:
         await client.connect()
         if one_way:
             return await measure_one_way(client, destination, count=count)
-        return await measure_round_trip(client, destination or ECHO_NUMBER, count=count)
+        return await measure_round_trip(client, destination or default_destination(profile), count=count)
     finally:
         await client.close()

@@ -1,7 +1,8 @@
 """``softphone precall``: a short test call that rates the network path, as the SDKs' pre-call diagnosis.
 
-A call to an echo (by default :data:`ECHO_NUMBER`, the local switch's echo service; on Telnyx give a
-number that answers and echoes, e.g. a TeXML ``<Echo>`` application) or to any number given, kept up
+A call to an echo (by default :data:`ECHO_NUMBER`, the local switch's echo service; on a Telnyx
+server :data:`TELNYX_PRECALL_NUMBER`, the number the official JS SDK's ``runPreCall()`` dials) or to
+any number given, kept up
 for ``seconds`` (default 10). Every second the call's own statistics (:class:`~softphone.media.stats.
 MediaStats`, the ``call.stats`` event) are sampled: RTT (RTCP), jitter and loss of what comes back,
 the E-model MOS, the bitrate and the audio level both ways. The report gives min / avg / max of each
@@ -56,11 +57,33 @@ if TYPE_CHECKING:
     from softphone.media.sources import AudioSource
 
 __all__ = [
-    "ECHO_NUMBER", "VERDICT_EXIT", "PrecallReport", "Summary", "Verdict", "measure", "run", "test_call", "verdict",
+    "ECHO_NUMBER",
+    "TELNYX_PRECALL_NUMBER",
+    "VERDICT_EXIT",
+    "PrecallReport",
+    "Summary",
+    "Verdict",
+    "default_destination",
+    "measure",
+    "run",
+    "test_call",
+    "verdict",
 ]
 
 #: The local switch's echo service (softphone/switch/routing.py); the default destination.
 ECHO_NUMBER = "+13128889999"
+#: Telnyx's pre-call test number: the official JS SDK's ``runPreCall()`` calls it when no destination
+#: is given (@telnyx/webrtc 2.27 bundle); the default destination on Telnyx hosts.
+TELNYX_PRECALL_NUMBER = "+18722315806"
+
+
+def default_destination(profile: Profile) -> str:
+    """:data:`TELNYX_PRECALL_NUMBER` for a Telnyx server, else the local switch's :data:`ECHO_NUMBER`."""
+    from urllib.parse import urlsplit
+
+    from softphone.config import is_telnyx_host, resolve_ws_url
+
+    return TELNYX_PRECALL_NUMBER if is_telnyx_host(urlsplit(resolve_ws_url(profile)).hostname or "") else ECHO_NUMBER
 DEFAULT_SECONDS = 10.0
 ANSWER_TIMEOUT = 30.0
 
@@ -310,6 +333,6 @@ async def run(profile: Profile, destination: str | None, seconds: float = DEFAUL
     client = Client.from_profile(profile, reconnect=False)
     try:
         await client.connect()
-        return await measure(client, destination or ECHO_NUMBER, seconds)
+        return await measure(client, destination or default_destination(profile), seconds)
     finally:
         await client.close()

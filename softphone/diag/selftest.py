@@ -268,11 +268,11 @@ async def measure(client: Client, destination: str, *, seconds: float = WINDOW_S
 async def run(profile: Profile, destination: str | None, seconds: float = WINDOW_S) -> SelftestReport:
     """``softphone selftest``: log in with ``profile`` and :func:`measure` (softphone.cli.diagview prints it)."""
     from softphone.client.client import Client
-    from softphone.diag.precall import ECHO_NUMBER
+    from softphone.diag.precall import default_destination
 
     client = Client.from_profile(profile, reconnect=False)
     try:
         await client.connect()
-        return await measure(client, destination or ECHO_NUMBER, seconds=seconds)
+        return await measure(client, destination or default_destination(profile), seconds=seconds)
     finally:
         await client.close()

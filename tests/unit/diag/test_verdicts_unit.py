@@ -129,3 +129,13 @@ def test_a_silent_capture_leaves_the_decode_stage_unjudged_and_the_tone_run_is_r
 
 def test_exit_codes_of_the_findings() -> None:
     assert [EXIT_CODES[f] for f in Finding] == [0, 20, 21, 22, 23, 24]
+
+
+def test_the_default_destination_is_the_echo_locally_and_telnyx_precall_number_on_telnyx() -> None:
+    from softphone.config import Profile
+    from softphone.diag.precall import ECHO_NUMBER, TELNYX_PRECALL_NUMBER, default_destination
+
+    assert default_destination(Profile(server="ws://127.0.0.1:8765")) == ECHO_NUMBER
+    assert default_destination(Profile(server="wss://rtc.telnyx.com")) == TELNYX_PRECALL_NUMBER
+    assert default_destination(Profile(server="wss://rtc.telnyx.com", region="eu")) == TELNYX_PRECALL_NUMBER
+    assert TELNYX_PRECALL_NUMBER == "+18722315806"  # @telnyx/webrtc's runPreCall() default
