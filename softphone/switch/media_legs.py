@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import sys
 import types
 from collections.abc import Callable, Iterable
@@ -47,6 +48,9 @@ loopback, where packets arrive in order and on time: aiortc's default of 4 frame
 DTMF_TONE_MS = 100
 DTMF_GAP_MS = 70
 HOLD_TONE_HZ = 440.0
+FORWARD_ENV = "SOFTPHONE_SWITCH_FORWARD"
+"""``0`` turns RTP forwarding off (every leg decodes and re-encodes, as before issue 14): a kill switch,
+and the baseline of bench/forward_cpu.py. Read when a leg is created."""
 
 _MEDIA_MODULES = ("softphone.media.peer", "softphone.media.sources", "softphone.media.sinks", "softphone.media.dsp")
 
@@ -115,7 +119,9 @@ def _codec_key(codec: str) -> tuple[str, int] | None:
 
 def _can_forward(src: MediaLeg, dst: MediaLeg) -> bool:
     """True if what ``src`` receives may go to ``dst``'s sender encoded (nothing needs the PCM)."""
-    if src.closed or dst.closed or src._tap is None or dst._track is None:
+    if not (src.forward_allowed and dst.forward_allowed) or src.closed or dst.closed:
+        return False
+    if src._tap is None or dst._track is None:
         return False
     key = _codec_key(src.codec)
     if key is None or key != _codec_key(dst.codec):
@@ -301,6 +307,8 @@ class MediaLeg(LegAudio):
         self._tap: EncodedTap | None = None
         self._track: ForwardingTrack | None = None
         self._old_taps: list[EncodedTap] = []
+        self.forward_allowed = os.environ.get(FORWARD_ENV, "1") != "0"
+        """False: this leg never forwards (``SOFTPHONE_SWITCH_FORWARD=0``)."""
 
     @property
     def codec(self) -> str:
