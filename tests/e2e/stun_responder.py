@@ -5,7 +5,8 @@ codec cannot hide): a Binding request gets ``XOR-MAPPED-ADDRESS`` of the sender;
 ``MESSAGE-INTEGRITY`` gets ``401 Unauthorized`` with ``REALM`` and ``NONCE``; one whose integrity
 verifies with ``MD5(user:realm:password)`` gets ``XOR-RELAYED-ADDRESS`` (a made-up relay port),
 ``XOR-MAPPED-ADDRESS`` and ``LIFETIME``; a wrong credential gets 401 again; a ``Refresh`` with lifetime 0
-releases the allocation. ``silent=True`` makes a port that reads and never answers.
+releases the allocation. ``silent=True`` makes a port that reads and never answers. The same runs over TCP
+(``tcp_url``) and, given ``tls=(cert, key)``, over TLS (``tls_url``).
 
     async with StunResponder(users={"alice": "s3cret"}) as s:
         s.url  # "stun:127.0.0.1:PORT"; s.turn_url: "turn:127.0.0.1:PORT"; s.tcp_url: the same over TCP
@@ -17,7 +18,9 @@ import asyncio
 import hashlib
 import hmac
 import os
+import ssl
 import struct
+from pathlib import Path
 from typing import Any
 
 COOKIE = 0x2112A442
@@ -75,14 +78,17 @@ class _Protocol(asyncio.DatagramProtocol):
 class StunResponder:
     """See the module docstring. ``requests`` lists what came in: ``(method name, outcome)``."""
 
-    def __init__(self, users: dict[str, str] | None = None, *, silent: bool = False) -> None:
+    def __init__(self, users: dict[str, str] | None = None, *, silent: bool = False,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.users = dict(users or {})
         self.silent = silent
         self.nonce = os.urandom(8).hex()
         self.received = 0
         self.requests: list[tuple[str, str]] = []
         self.allocations: dict[tuple[str, int], int] = {}
-        self.port = self.tcp_port = 0
+        self.port = self.tcp_port = self.tls_port = 0
+        self.tls = tls
+        self._tls: asyncio.Server | None = None
         self._tcp: asyncio.Server
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -95,6 +101,10 @@ class StunResponder:
         return f"turn:127.0.0.1:{self.port}"
 
     @property
+    def tls_url(self) -> str:
+        return f"turns:127.0.0.1:{self.tls_port}"
+
+    @property
     def tcp_url(self) -> str:
         return f"turn:127.0.0.1:{self.tcp_port}?transport=tcp"
 
@@ -105,12 +115,19 @@ class StunResponder:
         self.port = int(transport.get_extra_info("sockname")[1])
         self._tcp = await asyncio.start_server(self._stream, "127.0.0.1", 0)
         self.tcp_port = int(self._tcp.sockets[0].getsockname()[1])
+        if self.tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self._tls = await asyncio.start_server(self._stream, "127.0.0.1", 0, ssl=ctx)
+            self.tls_port = int(self._tls.sockets[0].getsockname()[1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._transport is not None:
             self._transport.close()
         self._tcp.close()
+        if self._tls is not None:
+            self._tls.close()
 
     async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """STUN over TCP: messages one after another, each framed by its own length (RFC 5389 §7.2.2)."""
@@ -124,7 +141,7 @@ class StunResponder:
                 if answer is not None:
                     writer.write(answer)
                     await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()

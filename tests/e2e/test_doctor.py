@@ -94,10 +94,15 @@ async def stun_server() -> AsyncIterator[StunResponder]:
 
 
 async def test_all_ok_over_wss_with_a_trusted_self_signed_certificate(
-        tmp_path: Path, tls_switch: tuple[Switch, Path], stun_server: StunResponder) -> None:
+        tmp_path: Path, tls_switch: tuple[Switch, Path]) -> None:
     sw, cert = tls_switch
-    ice = (f'[{{ urls = "{stun_server.url}" }}, {{ urls = ["{stun_server.turn_url}", "{stun_server.tcp_url}"], '
-           f'username = "{TURN_USER}", credential = "{TURN_SECRET}" }}]')
+    async with StunResponder(users={TURN_USER: TURN_SECRET}, tls=(cert, tmp_path / "127.0.0.1.key")) as s:
+        await _all_ok(tmp_path, sw, cert, s)
+
+
+async def _all_ok(tmp_path: Path, sw: Switch, cert: Path, stun_server: StunResponder) -> None:
+    ice = (f'[{{ urls = "{stun_server.url}" }}, {{ urls = ["{stun_server.turn_url}", "{stun_server.tcp_url}", '
+           f'"{stun_server.tls_url}"], username = "{TURN_USER}", credential = "{TURN_SECRET}" }}]')
     env = environment(tmp_path, write_config(tmp_path, sw.url, ice=ice), SSL_CERT_FILE=str(cert))
     code, out, err = await doctor(env, "--json")
     report = json.loads(out)
@@ -120,8 +125,9 @@ async def test_all_ok_over_wss_with_a_trusted_self_signed_certificate(
     # The 401 round, the authenticated Allocate, then the release (Refresh lifetime 0) on the same 5-tuple.
     tcp_row = r[f"ice {stun_server.tcp_url}"]
     assert tcp_row["verdict"] == "ok" and tcp_row["data"]["server"] == f"127.0.0.1:{stun_server.tcp_port}", tcp_row
+    assert r[f"ice {stun_server.tls_url}"]["verdict"] == "ok", r[f"ice {stun_server.tls_url}"]  # TURN over TLS
     turn_steps = [r for r in stun_server.requests if r[0] != "binding"]
-    assert turn_steps.count(("allocate", "401")) == 2 and turn_steps.count(("refresh", "lifetime 0")) == 2
+    assert turn_steps.count(("allocate", "401")) == 3 and turn_steps.count(("refresh", "lifetime 0")) == 3
     assert not stun_server.allocations
     assert r["clock server time"]["verdict"] == "ok" and abs(r["clock server time"]["data"]["skew_s"]) < 3
     for name in ("python", "aiortc", "pyav", "libopus", "portaudio"):
