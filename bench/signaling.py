@@ -47,6 +47,8 @@ from softphone.protocol import verto  # noqa: E402
 from softphone.protocol.jsonrpc import build_request, build_result  # noqa: E402
 
 BURST = 50
+GC_FREEZE = True
+"""Run the switch with its idle-session GC policy, as ``softphone switch serve`` does (--no-gc-freeze: without)."""
 PASSWORD = "bench-secret-not-real"  # a generated, throw-away accounts file on loopback
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -72,7 +74,7 @@ def write_accounts(path: Path, count: int) -> None:
 # --- the switch process ---------------------------------------------------------------------------
 
 
-async def serve(accounts: str) -> None:
+async def serve(accounts: str, gc_freeze: bool) -> None:
     import logging
 
     from softphone.switch.accounts import load_accounts
@@ -81,6 +83,10 @@ async def serve(accounts: str) -> None:
     logging.basicConfig(level=logging.ERROR)
     raise_nofile()
     sw = Switch(accounts=load_accounts(accounts), port=0, records_path=os.devnull, call_control=False)
+    if gc_freeze:  # as `softphone switch serve` does
+        from softphone.switch.gc_freeze import IdleFreezer
+
+        sw.gc_freezer = IdleFreezer()
     await sw.start()
     from softphone.switch.media_legs import ensure_media
 
@@ -95,8 +101,10 @@ class Switch:
     """The switch process and its /proc figures."""
 
     def __init__(self, accounts: Path) -> None:
+        extra = [] if GC_FREEZE else ["no-gc-freeze"]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", str(accounts)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, __file__, "serve", str(accounts), *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -374,12 +382,15 @@ def main() -> None:
     parser.add_argument("--label", default="current", help="key of this run under signaling.runs")
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument("--skip-setups", action="store_true")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="the switch without its GC policy")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
+    global GC_FREEZE
+    GC_FREEZE = not args.no_gc_freeze
     raise_nofile()
     res: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
-                           "git": _git_head(), "loadavg_start": os.getloadavg()}
+                           "git": _git_head(), "gc_freeze": GC_FREEZE, "loadavg_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if not args.skip_setups:
@@ -414,7 +425,7 @@ def _git_head() -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        asyncio.run(serve(sys.argv[2]))
+        asyncio.run(serve(sys.argv[2], gc_freeze=sys.argv[3:4] != ["no-gc-freeze"]))
     elif len(sys.argv) > 1 and sys.argv[1] == "setups":
         url, first, count, dest, seconds, sdp_path = sys.argv[2:8]
         asyncio.run(setups_worker(url, int(first), int(count), dest, float(seconds), Path(sdp_path).read_text()))

@@ -128,6 +128,9 @@ def serve(
             media_workers=workers,
         )
         sw.impair = impair_spec
+        from softphone.switch.gc_freeze import IdleFreezer
+
+        sw.gc_freezer = IdleFreezer()  # this process is the switch's own: idle sessions skip full GC walks
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

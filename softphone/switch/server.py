@@ -29,6 +29,7 @@ from softphone.protocol import verto
 from softphone.protocol.jsonrpc import Request, build_error, build_result, parse_message
 from softphone.switch.accounts import Accounts, Login, TokenRefused, default_accounts
 from softphone.switch.calls import Call, Session
+from softphone.switch.gc_freeze import IdleFreezer
 from softphone.switch.hosts import is_loopback_host
 from softphone.switch.media_legs import MediaLeg, ensure_media
 from softphone.switch.records import DEFAULT_RATE_PER_MINUTE, CallRecord, RecordStore
@@ -107,6 +108,9 @@ class SwitchServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count(4401)
         self._pinger: asyncio.Task[None] | None = None
+        self.gc_freezer: IdleFreezer | None = None
+        """Keeps idle sessions out of full GC walks (:mod:`softphone.switch.gc_freeze`); process-wide, so
+        only ``softphone switch serve`` sets it."""
         self.media_pool: MediaPool | None = MediaPool(media_workers) if media_workers > 0 else None
         """Media worker processes (``media_workers`` > 0; see :meth:`new_media_leg`), else None."""
 
@@ -166,6 +170,8 @@ class SwitchServer:
             if sess.expiry is not None:
                 sess.expiry.cancel()
         self._sessions.clear()
+        if self.gc_freezer is not None:
+            self.gc_freezer.release()
         if self.media_pool is not None:
             await self.media_pool.stop()  # every worker process exits (asked, then SIGTERM/SIGKILL)
 
@@ -403,13 +409,17 @@ class SwitchServer:
             loop = asyncio.get_running_loop()
             sess.expiry = loop.call_later(REATTACH_WINDOW_S, self._expire, sess)
         else:
-            self._sessions.pop(sess.sessid, None)
+            self._session_gone(sess)
+
+    def _session_gone(self, sess: Session) -> None:
+        if self._sessions.pop(sess.sessid, None) is not None and self.gc_freezer is not None:
+            self.gc_freezer.session_gone()
 
     def _expire(self, sess: Session) -> None:
         sess.expiry = None
         if sess.ws is not None:
             return
-        self._sessions.pop(sess.sessid, None)
+        self._session_gone(sess)
         for leg in list(sess.legs.values()):
             self.spawn(leg.call.end(leg, "RECOVERY_ON_TIMER_EXPIRE"), "expire-leg")
 
@@ -519,6 +529,8 @@ class SwitchServer:
             )
             sess = Session(sessid=sessid, login=login, ws=ws, voice_sdk_id=f"VSDK1{uuid.uuid4().hex[:30]}")
             self._sessions[sessid] = sess
+            if self.gc_freezer is not None:
+                self.gc_freezer.logged_in(len(self._sessions))
         if current is not None and current is not sess:
             self._detach(current)
         sess.last_heard = time.monotonic()

@@ -204,3 +204,34 @@ async def test_a_socket_that_never_logs_in_is_still_dropped() -> None:
             assert ws.close_code == 4000
         finally:
             await ws.close()
+
+
+async def test_the_gc_policy_freezes_idle_sessions_and_calls_still_work() -> None:
+    """As `softphone switch serve` runs: idle sessions frozen out of full GC walks, logins, reject and echo as ever."""
+    import gc
+
+    from softphone.switch.gc_freeze import IdleFreezer
+
+    try:
+        async with Switch(accounts=default_accounts(), port=0, call_control=False) as sw:
+            sw.gc_freezer = freezer = IdleFreezer(every=4)
+            clients = [await _client(sw, "alice", "alice-secret") for _ in range(8)]
+            assert freezer.freezes == 2 and gc.get_freeze_count() > 0
+            offer = await _offer()
+            call_id = await clients[0].invite("reject", offer)
+            _, bye = await clients[0].until(call_id, verto.BYE)
+            assert bye["cause"] == "CALL_REJECTED"
+            call_id = await clients[1].invite("echo", offer)
+            _, answer = await clients[1].until(call_id, verto.ANSWER)
+            assert "a=fingerprint:" in answer["sdp"]
+            bye_params = verto.bye_params(clients[1].sessid, verto.CallDialog(call_id=call_id), "NORMAL_CLEARING", 16)
+            await clients[1].request(verto.BYE, bye_params)  # (a session with a call outlives its socket)
+            for c in clients:
+                await c.ws.close()
+            for _ in range(100):
+                if freezer.unfreezes:
+                    break
+                await asyncio.sleep(0.05)
+            assert freezer.unfreezes == 1 and gc.get_freeze_count() == 0  # the 8 are gone: thawed
+    finally:
+        gc.unfreeze()
