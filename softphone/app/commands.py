@@ -32,6 +32,7 @@ from softphone.protocol.states import CallState, ClientState
 if TYPE_CHECKING:
     from softphone.app.hearing import Hearing
     from softphone.app.phone import Phone
+    from softphone.media.impair import ImpairSpec
 
 __all__ = [
     "COMMANDS",
@@ -279,6 +280,28 @@ async def _hold(ctx: CommandContext, args: Sequence[str]) -> None:
 
 async def _unhold(ctx: CommandContext, args: Sequence[str]) -> None:
     await ctx.phone.unhold(_call_arg(args, 0))
+
+
+def _impair_spec(args: Sequence[str]) -> ImpairSpec | None:
+    from softphone.errors import ConfigError
+    from softphone.media.impair import parse
+
+    try:
+        return parse(",".join(args))
+    except ConfigError as exc:
+        raise CommandError(f"impair: {exc}") from None
+
+
+def _check_impair(args: Sequence[str]) -> None:
+    _impair_spec(args)
+
+
+async def _impair(ctx: CommandContext, args: Sequence[str]) -> None:
+    from softphone.media.impair import describe
+
+    spec = _impair_spec(args)
+    ctx.phone.set_impairment(spec)
+    ctx.say(f"impairment: {describe(spec)}")
 
 
 async def _mute(ctx: CommandContext, args: Sequence[str]) -> None:
@@ -674,6 +697,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("unhold", (_CALL,), "Take the call off hold.", _unhold, aliases=("resume",)),
     Command("mute", (_CALL,), "Stop sending microphone audio.", _mute),
     Command("unmute", (_CALL,), "Send microphone audio again.", _unmute),
+    Command("impair", (Arg("spec", variadic=True),),
+            "Impair the calls' media from now on, live calls too: a preset (good, wifi, congested, satellite) "
+            "and/or loss=5%,burst=3,delay=100ms,jitter=40ms; 'none' lifts it.", _impair,
+            example="impair congested", validate=_check_impair),
     Command("dtmf", (Arg("digits", "digits"), _CALL), "Send DTMF digits 0-9 * # A-D.", _dtmf,
             aliases=("send",), example="dtmf 1234#"),
     Command("devices", (), "List audio input and output devices.", _devices),

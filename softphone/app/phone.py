@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from softphone.client.call import Call
     from softphone.client.client import Client
     from softphone.config import Profile
+    from softphone.media.impair import ImpairSpec
     from softphone.media.sources import AudioSource
 
 __all__ = ["DTMF_DEDUP_WINDOW", "ClientFactory", "Phone", "level_from_db"]
@@ -544,6 +545,15 @@ class Phone:
         call = self._resolve(call_id)
         await call.unhold()
         self._sync_call(call)
+
+    def set_impairment(self, spec: ImpairSpec | None) -> None:
+        """Impair the calls' media from now on, live calls and later logins too; None lifts it."""
+        from softphone.media.impair import describe
+
+        self.profile = dc_replace(self.profile, impair=describe(spec) if spec is not None else "")
+        if self.client is not None:
+            self.client.set_impairment(spec)
+        self._set(notice=f"impairment: {describe(spec)}")
 
     def mute(self, call_id: str | None = None) -> None:
         call = self._resolve(call_id)

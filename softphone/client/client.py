@@ -373,6 +373,17 @@ class Client:
 
         return MediaPeer(self._peer_options(codecs), source=source, sink=sink, name=name)
 
+    def set_impairment(self, spec: ImpairSpec | None) -> None:
+        """Impair the media of every live call and of every later one (:mod:`softphone.media.impair`); None lifts it."""
+        self.impair = spec
+        if "softphone.media.peer" not in sys.modules:
+            return
+        from softphone.media.peer import MediaPeer
+
+        for call in self.calls.values():
+            if isinstance(call.peer, MediaPeer):
+                call.peer.set_impairment(spec)
+
     def _emit_soon(self, event: ce.Event) -> None:
         """Emit ``event`` once the event being handled reached every subscriber (a warning after its cause)."""
         try:

@@ -13,11 +13,13 @@ Tolerances (documented in the README, section Impairments):
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +192,21 @@ def test_bad_spec_is_refused(argv: list[str]) -> None:
     done = _softphone(*argv)
     assert done.returncode == 2, done
     assert "bad --impair" in done.stderr and "good, wifi, congested, satellite" in done.stderr.replace("\n", " ")
+
+
+def test_the_impair_command_changes_a_live_call(tmp_path: Path) -> None:
+    """`impair SPEC` in a command file (the shell has it too): the live call loses packets, `impair none` ends it."""
+    flow = tmp_path / "flow.txt"
+    flow.write_text("login\ndial echo\nwait call active 10\nimpair loss=50%,dir=in,seed=3\nsleep 5\n"
+                    "impair none\nsleep 5\nhangup\nwait call hangup 5\n")
+    done = _softphone("--json", "run", str(flow), "--local")
+    assert done.returncode == 0, done.stderr[-2000:]
+    objs = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    types = [o["type"] for o in objs]
+    assert "call.warning" in types and "call.warning_cleared" in types, types
+    raised = types.index("call.warning")
+    assert any(o["type"] == "call.warning_cleared" for o in objs[raised:])
+    bad = tmp_path / "bad.txt"
+    bad.write_text("login\nimpair loss=lots\n")
+    refused = _softphone("run", str(bad), "--local")
+    assert refused.returncode == 2 and f"{bad}:2" in refused.stderr and "bad --impair" in refused.stderr
