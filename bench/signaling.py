@@ -17,9 +17,11 @@ credential per client). The clients are lean: raw websockets and JSON-RPC Verto 
    the switch's idle CPU with all of them connected.
 
 Results go into ``bench/results.json`` under ``"signaling"`` (other keys untouched), with the load
-average at the start and end. Measured, never asserted::
+average at the start and end. ``--baseline DIR`` runs every figure twice in the same run, once with
+the switch of another tree (``git archive <commit> | tar -x -C DIR``), and adds ours/baseline ratios.
+Measured, never asserted::
 
-    .venv/bin/python bench/signaling.py [--clients 1000,10000] [--seconds 5] [--label after] [--json]
+    .venv/bin/python bench/signaling.py [--clients 1000,10000] [--seconds 5] [--baseline DIR] [--label after]
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The switch process of a --baseline run imports softphone from that tree instead.
+sys.path.insert(0, os.environ.get("SIGNALING_SWITCH_SRC") or str(ROOT))
 
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
@@ -100,11 +103,15 @@ async def serve(accounts: str, gc_freeze: bool) -> None:
 class Switch:
     """The switch process and its /proc figures."""
 
-    def __init__(self, accounts: Path) -> None:
-        extra = [] if GC_FREEZE else ["no-gc-freeze"]
+    def __init__(self, accounts: Path, src: str | None = None) -> None:
+        extra = [] if GC_FREEZE and src is None else ["no-gc-freeze"]
+        env = dict(os.environ)
+        env.pop("SIGNALING_SWITCH_SRC", None)
+        if src is not None:
+            env["SIGNALING_SWITCH_SRC"] = src
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "serve", str(accounts), *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True,
+            text=True, env=env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -276,10 +283,12 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def measure_setups(dest: str, clients: int, procs: int, seconds: float, sdp: str, tmp: Path) -> dict[str, Any]:
+def measure_setups(
+    dest: str, clients: int, procs: int, seconds: float, sdp: str, tmp: Path, src: str | None = None
+) -> dict[str, Any]:
     accounts = tmp / f"setups-{dest}.toml"
     write_accounts(accounts, clients)
-    sw = Switch(accounts)
+    sw = Switch(accounts, src)
     sdp_file = tmp / "offer.sdp"
     sdp_file.write_text(sdp)
     try:
@@ -319,10 +328,10 @@ def measure_setups(dest: str, clients: int, procs: int, seconds: float, sdp: str
     }
 
 
-def measure_idle(count: int, procs: int, tmp: Path) -> dict[str, Any]:
+def measure_idle(count: int, procs: int, tmp: Path, src: str | None = None) -> dict[str, Any]:
     accounts = tmp / f"idle-{count}.toml"
     write_accounts(accounts, count)
-    sw = Switch(accounts)
+    sw = Switch(accounts, src)
     ws: list[subprocess.Popen[str]] = []
     try:
         time.sleep(1.0)
@@ -375,7 +384,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", default="1000,10000", help="idle client counts")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each setups run")
-    parser.add_argument("--reject-clients", type=int, default=100)
+    parser.add_argument("--reject-clients", type=int, default=50)
     parser.add_argument("--busy-clients", type=int, default=400)
     parser.add_argument("--procs", type=int, default=2, help="client processes for setups")
     parser.add_argument("--idle-procs", type=int, default=4, help="client processes for idle clients")
@@ -383,6 +392,8 @@ def main() -> None:
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument("--skip-setups", action="store_true")
     parser.add_argument("--no-gc-freeze", action="store_true", help="the switch without its GC policy")
+    parser.add_argument("--baseline", metavar="DIR", help="also run the switch of another tree (e.g. `git archive "
+                        "<commit> | tar -x -C DIR`), each figure side by side, with ratios")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
@@ -393,18 +404,26 @@ def main() -> None:
                            "git": _git_head(), "gc_freeze": GC_FREEZE, "loadavg_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        srcs: list[tuple[str, str | None]] = [("ours", None)]
+        if args.baseline:
+            srcs.insert(0, ("baseline", str(Path(args.baseline).resolve())))
+            res["baseline_src"] = args.baseline
         if not args.skip_setups:
             sdp = asyncio.run(make_offer())
-            res["reject"] = measure_setups("reject", args.reject_clients, args.procs, args.seconds, sdp, tmp)
-            print("reject", res["reject"], flush=True)
-            res["busy"] = measure_setups("busy", args.busy_clients, args.procs, args.seconds, sdp, tmp)
-            print("busy", res["busy"], flush=True)
+            for dest, n in (("reject", args.reject_clients), ("busy", args.busy_clients)):
+                for name, src in srcs:
+                    row = measure_setups(dest, n, args.procs, args.seconds, sdp, tmp, src)
+                    print(dest, name, row, flush=True)
+                    res.setdefault(name, {})[dest] = row
         if not args.skip_idle:
-            res["idle"] = []
             for n in (int(x) for x in args.clients.split(",") if x):
-                row = measure_idle(n, args.idle_procs, tmp)
-                print("idle", row, flush=True)
-                res["idle"].append(row)
+                for name, src in srcs:
+                    row = measure_idle(n, args.idle_procs, tmp, src)
+                    print("idle", name, row, flush=True)
+                    res.setdefault(name, {}).setdefault("idle", []).append(row)
+        if args.baseline:
+            res["ratios"] = _ratios(res["ours"], res["baseline"])
+            print("ratios (ours / baseline)", json.dumps(res["ratios"], indent=1), flush=True)
     res["loadavg_end"] = os.getloadavg()
     out = Path(args.out)
     data = json.loads(out.read_text()) if out.exists() else {}
@@ -413,6 +432,20 @@ def main() -> None:
     out.write_text(json.dumps(data, indent=2, default=str) + "\n")
     if args.json:
         print(json.dumps(res, indent=2))
+
+
+RATIO_KEYS = ("setups_per_s", "switch_cpu_ms_per_setup", "per_core_s", "login_p50_ms", "login_p99_ms",
+              "worst_burst_p99_ms", "rss_kb_per_session", "idle_cpu_pct")
+
+
+def _ratios(ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    def one(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
+        return {k: (round(a[k] / b[k], 3) if b.get(k) else None) for k in RATIO_KEYS if k in a and k in b}
+
+    out: dict[str, Any] = {d: one(ours[d], base[d]) for d in ("reject", "busy") if d in ours and d in base}
+    for a, b in zip(ours.get("idle", []), base.get("idle", []), strict=False):
+        out[f"idle_{a['clients']}"] = one(a, b)
+    return out
 
 
 def _git_head() -> str:
