@@ -9,7 +9,8 @@ the E-model MOS, the bitrate and the audio level both ways. The report gives min
 and one verdict.
 
 The verdict (:func:`verdict`) is the MOS band of the *average* MOS, then capped by the network
-figures, worst wins:
+figures (loss and jitter in the worse direction: what comes back, or what we send as the far end's
+RTCP receiver reports tell), worst wins:
 
 ========== ============================ ===============================================
 verdict    MOS (average of the samples)  caps: at best this verdict when ...
@@ -176,12 +177,21 @@ class PrecallReport:
 
     @property
     def loss_pct(self) -> float:
+        """Loss of what comes back (%)."""
         return self.last.packet_loss_pct
 
+    @property
+    def loss_sent_pct(self) -> float | None:
+        """Loss of what we send, as the far end reports it (RTCP receiver reports, %)."""
+        return next((s.remote_loss_pct for s in reversed(self.samples) if s.remote_loss_pct is not None), None)
+
     def verdict(self) -> tuple[Verdict, list[str]]:
+        """Judged on the worse direction of loss and jitter (both ways), the RTT and the average MOS."""
+        jitters = [j for j in (self.summary(lambda s: s.jitter_ms).avg,
+                               self.summary(lambda s: s.remote_jitter_ms).avg) if j is not None]
         return verdict(self.summary(lambda s: s.mos).avg, rtt_ms=self.summary(lambda s: s.rtt_ms).avg,
-                       jitter_ms=self.summary(lambda s: s.jitter_ms).avg, loss_pct=self.loss_pct,
-                       received=self.received)
+                       jitter_ms=max(jitters) if jitters else None,
+                       loss_pct=max(self.loss_pct, self.loss_sent_pct or 0.0), received=self.received)
 
     @property
     def exit_code(self) -> int:
@@ -203,7 +213,9 @@ class PrecallReport:
             "mos": self.summary(lambda s: s.mos).as_dict(),
             "rtt_ms": self.summary(lambda s: s.rtt_ms).as_dict(1),
             "jitter_ms": self.summary(lambda s: s.jitter_ms).as_dict(1),
+            "jitter_sent_ms": self.summary(lambda s: s.remote_jitter_ms).as_dict(1),
             "loss_pct": round(self.loss_pct, 2),
+            "loss_sent_pct": None if self.loss_sent_pct is None else round(self.loss_sent_pct, 2),
             "packets": {"sent": last.packets_sent, "received": last.packets_received, "lost": last.packets_lost},
             "bytes": {"sent": last.bytes_sent, "received": last.bytes_received},
             "bitrate_kbps": {"sent": self.summary(lambda s: s.bitrate_out_kbps).as_dict(1),
@@ -235,8 +247,11 @@ class PrecallReport:
             ("MOS", fmt(d["mos"], "", 2)),
             ("RTT", fmt(d["rtt_ms"], " ms")),
             ("jitter", fmt(d["jitter_ms"], " ms")),
+            ("jitter sent", fmt(d["jitter_sent_ms"], " ms") + " (the far end's reports)"),
             ("loss", f"{d['loss_pct']:.2f} % ({d['packets']['lost']} of "
                      f"{d['packets']['received'] + d['packets']['lost']} packets)"),
+            ("loss sent", ("unknown" if d["loss_sent_pct"] is None else f"{d['loss_sent_pct']:.2f} %")
+             + " (the far end's reports)"),
             ("packets", f"sent {d['packets']['sent']}, received {d['packets']['received']}"),
             ("bitrate sent", fmt(bits["sent"], " kbit/s")),
             ("bitrate received", fmt(bits["received"], " kbit/s")),

@@ -42,6 +42,10 @@ class MediaStats:
     """Level of the audio we receive (dBFS)."""
     mos: float | None = None
     """Estimated MOS (1.0 .. 4.5), see :func:`mos`."""
+    remote_loss_pct: float | None = None
+    """Of what we send, the share the far end reports lost (RTCP receiver reports, %); None before one."""
+    remote_jitter_ms: float | None = None
+    """Interarrival jitter of what we send, as the far end measures it (RTCP receiver reports, ms)."""
 
 
 def r_factor(rtt_ms: float, jitter_ms: float = 0.0, loss_pct: float = 0.0) -> float:
@@ -112,6 +116,9 @@ class StatsCollector:
         sent = recv = lost = b_sent = b_recv = t_sent = t_recv = 0
         jitter_ms: float | None = None
         rtt_ms: float | None = None
+        remote_lost = remote_recv = 0
+        remote_jitter_ms: float | None = None
+        remote_seen = False
         for st in report.values():
             kind = getattr(st, "type", "")
             if getattr(st, "kind", "audio") != "audio":
@@ -132,6 +139,12 @@ class StatsCollector:
                 rtt = getattr(st, "roundTripTime", None)
                 if rtt is not None:
                     rtt_ms = 1000.0 * float(rtt)
+                remote_seen = True
+                remote_lost += max(0, int(getattr(st, "packetsLost", 0) or 0))
+                remote_recv += max(0, int(getattr(st, "packetsReceived", 0) or 0))
+                remote_jitter = getattr(st, "jitter", None)
+                if remote_jitter is not None:
+                    remote_jitter_ms = 1000.0 * float(remote_jitter) / clock
         if t_recv or t_sent:
             b_recv, b_sent = t_recv, t_sent
         total = recv + lost
@@ -160,6 +173,9 @@ class StatsCollector:
             input_level_db=input_level_db,
             output_level_db=output_level_db,
             mos=quality,
+            remote_loss_pct=(round(100.0 * remote_lost / (remote_lost + remote_recv), 2)
+                             if remote_seen and remote_lost + remote_recv else None),
+            remote_jitter_ms=remote_jitter_ms,
         )
 
 

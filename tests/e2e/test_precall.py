@@ -70,6 +70,16 @@ async def test_loss_on_the_path_makes_the_verdict_bad(switch: Switch) -> None:
     assert any(r.startswith("loss above 10 %") for r in reasons) or any(r.startswith("MOS") for r in reasons)
 
 
+async def test_loss_on_the_way_out_is_seen_in_the_far_ends_reports(switch: Switch) -> None:
+    """20 % of what we send is dropped: what comes back is whole (the echo's leg sends its own stream),
+    the echo leg's RTCP receiver reports tell the loss, and the verdict judges the worse direction."""
+    async with demo(switch, "loss=20%,dir=out,seed=4") as client:
+        report = await measure(client, ECHO_NUMBER, seconds=4)
+    assert report.loss_sent_pct is not None and 10 < report.loss_sent_pct < 32, report.rows()
+    assert report.loss_pct < 5, report.rows()
+    assert report.verdict()[0] == Verdict.BAD and report.exit_code == 12
+
+
 async def test_a_congested_network_rates_worse_than_a_good_one(switch: Switch) -> None:
     async with demo(switch, "good") as client:
         good = await measure(client, ECHO_NUMBER, seconds=3)

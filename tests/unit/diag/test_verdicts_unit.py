@@ -76,8 +76,8 @@ def test_precall_report_json_shape_and_rows() -> None:
                       samples=[_stats(1, bitrate_in_kbps=None, bitrate_out_kbps=None), _stats(2), _stats(3)])
     d = r.as_dict()
     assert set(d) == {"v", "type", "ts", "destination", "seconds", "call_id", "codec", "samples", "verdict", "reasons",
-                      "exit_code", "mos", "rtt_ms", "jitter_ms", "loss_pct", "packets", "bytes", "bitrate_kbps",
-                      "level_dbfs"}
+                      "exit_code", "mos", "rtt_ms", "jitter_ms", "jitter_sent_ms", "loss_pct", "loss_sent_pct",
+                      "packets", "bytes", "bitrate_kbps", "level_dbfs"}
     assert d["type"] == "precall" and d["verdict"] == "excellent" and d["exit_code"] == 0 and d["samples"] == 3
     assert d["rtt_ms"] == {"min": 3.0, "avg": 4.0, "max": 5.0}
     assert d["bitrate_kbps"]["received"] == {"min": 32.0, "avg": 32.0, "max": 32.0}  # the first (None) is skipped
@@ -139,3 +139,28 @@ def test_the_default_destination_is_the_echo_locally_and_telnyx_precall_number_o
     assert default_destination(Profile(server="wss://rtc.telnyx.com")) == TELNYX_PRECALL_NUMBER
     assert default_destination(Profile(server="wss://rtc.telnyx.com", region="eu")) == TELNYX_PRECALL_NUMBER
     assert TELNYX_PRECALL_NUMBER == "+18722315806"  # @telnyx/webrtc's runPreCall() default
+
+
+def test_the_far_ends_reports_give_loss_and_jitter_of_what_we_send() -> None:
+    from types import SimpleNamespace
+
+    from softphone.media.stats import StatsCollector
+
+    report = {
+        "in": SimpleNamespace(type="inbound-rtp", kind="audio", packetsReceived=1000, packetsLost=0, jitter=48),
+        "out": SimpleNamespace(type="outbound-rtp", kind="audio", packetsSent=1000, bytesSent=100_000),
+        "rin": SimpleNamespace(type="remote-inbound-rtp", kind="audio", roundTripTime=0.02, packetsReceived=880,
+                               packetsLost=120, jitter=1920),
+    }
+    s = StatsCollector().collect(report, codec="opus/48000", input_level_db=-20, output_level_db=-20, now=1.0)
+    assert s.packet_loss_pct == 0.0 and s.remote_loss_pct == 12.0
+    assert s.jitter_ms == 1.0 and s.remote_jitter_ms == 40.0
+    r = PrecallReport("echo", 1, samples=[s])
+    v, reasons = r.verdict()  # the MOS (received side) is excellent; the uplink is not
+    assert v == Verdict.BAD and reasons == ["loss above 10 % (12.0)"]
+    d = r.as_dict()
+    assert d["loss_sent_pct"] == 12.0 and d["jitter_sent_ms"]["avg"] == 40.0 and d["loss_pct"] == 0.0
+    assert dict(r.rows())["loss sent"] == "12.00 % (the far end's reports)"
+    no_reports = StatsCollector().collect({"in": report["in"]}, codec="opus/48000", input_level_db=-20,
+                                          output_level_db=-20)
+    assert no_reports.remote_loss_pct is None and no_reports.remote_jitter_ms is None
