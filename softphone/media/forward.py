@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
+import functools
 import inspect
 import logging
 import os
@@ -75,6 +76,11 @@ FRAME_S = 0.020
 _RESYNC_S = 0.060  # an output later than this behind its slot moves the timeline on (a stall)
 _QUEUE_PACKETS = 8  # packets a ForwardingTrack holds at most (oldest dropped): 160 ms
 _NEW_RUN_TICKS = 10 * 48_000  # a timestamp jump larger than 10 s (at 48 kHz) is a new stream
+
+
+@functools.cache
+def _time_base(rate: int) -> fractions.Fraction:
+    return fractions.Fraction(1, rate)
 
 
 class AiortcVersionError(ImportError):
@@ -235,7 +241,7 @@ class ForwardingTrack(MediaStreamTrack):
         clock = self.clock_rate
         rate = int(frame.sample_rate) or clock
         frame.pts = self._next * rate // clock
-        frame.time_base = fractions.Fraction(1, rate)
+        frame.time_base = _time_base(rate)
         span = int(frame.samples) * clock // rate
         self._next += span
         assert self._due is not None
@@ -259,7 +265,7 @@ class ForwardingTrack(MediaStreamTrack):
         self._last_ts = timestamp
         packet = av.Packet(data)
         packet.pts = pts
-        packet.time_base = fractions.Fraction(1, clock_rate)
+        packet.time_base = _time_base(clock_rate)
         self._next = pts + step
         self._due = now + step / clock_rate
         self.packets_sent += 1
