@@ -102,9 +102,9 @@ async def forwards_without_decoding(leg: MediaLeg, into: MediaLeg) -> None:
 
 
 async def bridged(make_client: MakeClient, switch: Switch, *, caller_codecs: list[str] | None = None,
-                  ) -> tuple[Any, Any, BufferSink, BufferSink, Call]:
+                  callee_codecs: list[str] | None = None) -> tuple[Any, Any, BufferSink, BufferSink, Call]:
     demo = await make_client(DEMO, 660.0, **({"codecs": caller_codecs} if caller_codecs else {}))
-    alice = await make_client(ALICE, 880.0)
+    alice = await make_client(ALICE, 880.0, **({"codecs": callee_codecs} if callee_codecs else {}))
     out = await demo.new_call("alice")
     d_buf, a_buf = BufferSink(5.0), BufferSink(5.0)
     out.set_output(d_buf)
@@ -182,6 +182,23 @@ async def test_bridge_forwards_both_ways_then_hold_dtmf_switch_over(make_client:
     assert forwarding(b, a)
     # after the digits: forwarding again, alice hears demo's tone
     await forwards_without_decoding(a, b)
+    await hears(a_buf, 660.0)
+    await out.hangup()
+
+
+async def test_a_pcmu_bridge_forwards_both_ways(make_client: MakeClient, switch: Switch) -> None:
+    """G.711 on both legs (an 8 kHz RTP clock): forwarded as it came, both ways."""
+    out, _inbound, d_buf, a_buf, sw_call = await bridged(make_client, switch, caller_codecs=["PCMU"],
+                                                         callee_codecs=["PCMU"])
+    assert sw_call.b is not None
+    a, b = sw_call.a.media, sw_call.b.media
+    assert a.codec.upper().startswith("PCMU") and b.codec.upper().startswith("PCMU")
+    await hears(d_buf, 880.0)
+    await hears(a_buf, 660.0)
+    await forwards_without_decoding(a, b)
+    await forwards_without_decoding(b, a)
+    assert a.frames_in == 0 and b.frames_in == 0
+    await hears(d_buf, 880.0)
     await hears(a_buf, 660.0)
     await out.hangup()
 
