@@ -2,7 +2,8 @@
 
 Every call has an A leg (the client that sent ``telnyx_rtc.invite``) and either a B
 leg (a client the switch invited) or a built-in service. The switch terminates WebRTC
-on every leg (:class:`~softphone.switch.media_legs.MediaLeg`) and moves audio between them.
+on every leg (:class:`~softphone.switch.media_legs.MediaLeg`) and moves audio between them
+(encoded RTP as it came where nothing needs PCM: :meth:`Call.update_media`, ``forward_to``).
 
 All media work (SDP apply, offers) runs in tasks the :class:`Hub` tracks, never in a
 websocket read loop: aiortc's ``setRemoteDescription`` waits for ICE and DTLS.

@@ -10,6 +10,11 @@ Received frames go to a replaceable callback (``set_receiver``). Re-attaching a 
 (after the client reconnects) swaps the peer underneath; the sources stay, so the
 bridge resumes by itself.
 
+Where nothing needs the audio as PCM, an echo or a bridge between legs with the same codec
+moves the *encoded* frames instead (:meth:`MediaLeg.forward_to`, :mod:`softphone.media.forward`):
+no decode, no encode, and back to the PCM path above the moment a tap, an overlay or a PCM
+receiver appears (see :class:`MediaLeg`).
+
 Adapter notes (things :mod:`softphone.media` does not do itself): trickle ICE is
 handled here by folding ``telnyx_rtc.candidate`` lines into the remote SDP before it
 is applied (the remote description waits for ``endOfCandidates``, at most
