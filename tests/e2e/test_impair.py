@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cliutil import free_port, wait_port
 
 from softphone.client.call import Call
 from softphone.client.client import AudioConfig, Client
@@ -210,3 +211,40 @@ def test_the_impair_command_changes_a_live_call(tmp_path: Path) -> None:
     bad.write_text("login\nimpair loss=lots\n")
     refused = _softphone("run", str(bad), "--local")
     assert refused.returncode == 2 and f"{bad}:2" in refused.stderr and "bad --impair" in refused.stderr
+
+
+async def test_switch_serve_impairs_every_leg(tmp_path: Path) -> None:
+    """`softphone switch serve --impair ...` (its media legs in worker processes by default)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "softphone", "switch", "serve", "--port", str(port),
+                             "--records", str(tmp_path / "records.jsonl"), "--api-port", str(free_port()),
+                             "--impair", "loss=30%,seed=2,dir=out"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc)
+        client = Client(f"ws://127.0.0.1:{port}", Credentials(login="demo", password="demo-secret"),
+                        audio=AudioConfig(backend="null"))
+        try:
+            await client.connect()
+            call = await client.new_call("echo")
+            call.set_input(ToneSource(440, 0.5))
+            await call.wait_state(CallState.ACTIVE, timeout=15)
+            deadline = asyncio.get_running_loop().time() + 40
+            while True:
+                await asyncio.sleep(0.5)
+                assert call.peer is not None
+                mine = await call.peer.stats()
+                if mine.packets_received + mine.packets_lost >= 300:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, mine
+            assert abs(mine.packet_loss_pct - 30) <= 7, mine
+            await call.hangup()
+            await call.wait_ended(10)
+        finally:
+            await client.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
