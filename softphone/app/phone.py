@@ -113,7 +113,7 @@ class Phone:
         self._unsubscribe: Callable[[], None] | None = None
         self._calls: dict[str, Call] = {}
         self._dtmf: dict[str, _DtmfDedup] = {}
-        self._snap = Snapshot(ts=clock())
+        self._snap = Snapshot(ts=clock(), impair=profile.impair)
         self._snap_listeners: list[Callable[[Snapshot], None]] = []
         self._event_listeners: list[Callable[[PhoneEvent], None]] = []
         self._changed = asyncio.Event()
@@ -553,7 +553,7 @@ class Phone:
         self.profile = dc_replace(self.profile, impair=describe(spec) if spec is not None else "")
         if self.client is not None:
             self.client.set_impairment(spec)
-        self._set(notice=f"impairment: {describe(spec)}")
+        self._set(notice=f"impairment: {describe(spec)}", impair=self.profile.impair)
 
     def mute(self, call_id: str | None = None) -> None:
         call = self._resolve(call_id)

@@ -130,6 +130,7 @@ class Snapshot:
     current: str | None = None  #: id of the call commands act on by default
     notice: str = ""  #: one line for the user (e.g. "incoming call: a answer, r reject")
     warnings: tuple[int, ...] = ()  #: client warning codes raised so far (client.warning: 34001, 46001)
+    impair: str = ""  #: the network impairment in force (--impair, profile impair, the impair command), "" none
 
     def call(self, call_id: str | None = None) -> CallSnapshot | None:
         """The call with ``call_id``, else the current call, else ``None``."""

@@ -90,6 +90,8 @@ def _header(snap: Snapshot) -> Text:
         parts.append("dc " + safe(cli.dc or "–") + " region " + safe(cli.region or "–"))
     if cli.error:
         parts.append(f"[red]{safe(cli.error)}[/]")
+    if snap.impair:
+        parts.append(f"[magenta]impaired {safe(snap.impair)}[/]")
     return Text.from_markup("  ".join(parts))
 
 

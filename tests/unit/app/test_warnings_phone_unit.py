@@ -81,6 +81,16 @@ async def test_call_warnings_reach_the_snapshot_panel_summary_and_json(phone: tu
     assert all(o["warning"] and "message" in o and (o["type"] == "client.warning" or o["call_id"]) for o in objs)
 
 
+async def test_the_panel_header_says_the_call_is_impaired() -> None:
+    p = Phone(replace(LOCAL, impair="congested"))
+    assert p.snapshot.impair == "congested" and "impaired congested" in text(render(p.snapshot))
+    p.set_impairment(ImpairSpec(loss_pct=5))
+    assert p.snapshot.impair == "loss=5%" and p.profile.impair == "loss=5%"
+    p.set_impairment(None)
+    assert p.snapshot.impair == "" and "impaired" not in text(render(p.snapshot))
+    await p.close()
+
+
 def test_profile_impair_key_reaches_the_client() -> None:
     client = Client.from_profile(replace(LOCAL, impair="wifi"), peer_factory=FakePeer)
     assert client.impair == PRESETS["wifi"]
