@@ -104,6 +104,7 @@ class Observation:
     received_db: float
     frames_consumed: int | None
     rtt_ms: float | None = None
+    """The RTT when a new RTCP report came in during the window (the path back carries RTCP), else None."""
     device_warnings: tuple[str, ...] = ()
     tone: bool = False
 
@@ -203,6 +204,7 @@ class _Window:
         self.capture_db = self.received_db = -120.0
         stats = call.stats
         self.start = (stats.packets_sent, stats.bytes_sent, stats.packets_received) if stats else (0, 0, 0)
+        self.start_rtt = stats.rtt_ms if stats else None
         sink = call.output
         self.sink_start = sink.frames_consumed if isinstance(sink, PlayoutCounter) else None
 
@@ -221,7 +223,8 @@ class _Window:
         return Observation(
             capture_db=self.capture_db, packets_sent=sent - self.start[0], bytes_sent=sent_bytes - self.start[1],
             packets_received=received - self.start[2], received_db=self.received_db, frames_consumed=consumed,
-            rtt_ms=stats.rtt_ms if stats else None, device_warnings=tuple(warnings), tone=tone)
+            rtt_ms=stats.rtt_ms if stats and stats.rtt_ms != self.start_rtt else None,  # fresh reports only
+            device_warnings=tuple(warnings), tone=tone)
 
 
 async def _watch(call: Call, seconds: float, warnings: list[str], tone: bool) -> Observation:
