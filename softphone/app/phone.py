@@ -304,8 +304,8 @@ class Phone:
                                  + ("; minting a new one" if refresh else "; log in again with a fresh one"))
             case ce.TokenRefreshed():
                 self._set(notice="logged in again with a fresh token")
-            case ce.ClientWarning(code=code, message=message):
-                self._set(warnings=(*snap.warnings, code), notice=f"warning {code}: {message}")
+            case ce.ClientWarning(code=code):  # its cause (token_expiring, login_failed) set the notice/error
+                self._set(warnings=(*snap.warnings, code))
             case ce.CallWarning(call_id=call_id, code=code) | ce.CallWarningCleared(call_id=call_id, code=code):
                 old = snap.call(call_id)
                 if (call := self._call(call_id)) is not None and old is not None:
