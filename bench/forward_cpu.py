@@ -5,7 +5,8 @@ forwarding (the default) and once with ``SOFTPHONE_SWITCH_FORWARD=0`` (every leg
 re-encodes, as before issue 14). Each time N echo calls (the softphone's ``Client`` with the tone
 backend, in this process) send a 440 Hz tone; once every call hears its tone back, the switch
 process's CPU (user + system, from /proc) is measured over WINDOW seconds, then every call's echoed
-audio is checked again (dominant frequency and level). Prints per-call CPU (% of one core) for both
+audio is checked again (dominant frequency and level) and one more call measures the round trip through
+the echo (chirps: softphone.diag.latency) while the N calls run. Prints per-call CPU (% of one core) for both
 and their ratio, with the load average at start and end; writes them to bench/results.json under
 "forward_cpu" (other keys kept). Measured, not asserted.
 
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from softphone.client.client import AudioConfig, Client
+from softphone.diag.latency import measure_round_trip
 from softphone.media.dsp import dominant_frequency
 from softphone.media.sinks import BufferSink
 from softphone.protocol import CallState, Credentials
@@ -97,11 +100,17 @@ async def run_mode(forward: bool, calls: int, window: float, tmp: Path) -> dict[
         await asyncio.sleep(window)
         cpu1, t1 = proc_cpu(switch.pid), time.monotonic()
         heard_after = sum(heard_ok(b) for b in bufs)
+        # One more call measures the round trip through the echo (chirps, softphone.diag.latency) meanwhile.
+        probe = Client(f"ws://127.0.0.1:{port}", Credentials(login="demo", password="demo-secret"),
+                       audio=AudioConfig(backend="null"), reconnect=False)
+        clients.append(probe)
+        await probe.connect()
+        rtt = statistics.median((await measure_round_trip(probe, "echo", count=5)).delays_ms)
         for call in active:
             await call.hangup()
         core_pct = 100.0 * (cpu1 - cpu0) / (t1 - t0)
         return {"calls": calls, "switch_cpu_pct": round(core_pct, 2), "per_call_pct": round(core_pct / calls, 3),
-                "heard_before": heard_before, "heard_after": heard_after}
+                "heard_before": heard_before, "heard_after": heard_after, "echo_round_trip_ms": round(rtt, 1)}
     finally:
         for client in clients:
             await client.close()
@@ -137,7 +146,8 @@ async def main() -> None:
     print(f"{args.calls} echo calls, switch CPU over {args.window:g} s (% of one core)")
     for name, row in (("forwarded", forwarded), ("decoded", decoded)):
         print(f"  {name:9s} total {row['switch_cpu_pct']:6.1f}  per call {row['per_call_pct']:6.2f}  "
-              f"calls hearing their tone {row['heard_before']}/{row['calls']} before, {row['heard_after']} after")
+              f"calls hearing their tone {row['heard_before']}/{row['calls']} before, {row['heard_after']} after; "
+              f"echo round trip {row['echo_round_trip_ms']} ms")
     print(f"  ratio forwarded/decoded per call: {result['ratio_forwarded_to_decoded']}")
     print(f"  load average start {result['loadavg_start']} end {result['loadavg_end']}")
 
