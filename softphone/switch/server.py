@@ -286,8 +286,9 @@ class SwitchServer:
         """The media of a new leg of ``call``: in a media worker or in this process.
 
         The placement policy (with ``media_workers`` > 0): a call a client places to a built-in
-        service other than ``ivr`` (echo, tone, dtmf, early, busy, noanswer, reject) or to another
-        client (a bridge) goes to a worker, both legs on the same one; everything that needs the
+        service other than ``ivr`` (echo, tone, dtmf, early) or to another client (a bridge) goes to
+        a worker, both legs on the same one; busy, noanswer and reject never answer, so their legs
+        stay here and never build a peer (no IPC per setup); everything that needs the
         leg's PCM in this process stays here: Call Control's calls (parked, dialled, bridged to
         outside legs, in conferences), the ``ivr`` service, destinations with no route. When no
         worker is ready the call stays here too. A worker that dies ends its calls with
@@ -308,7 +309,7 @@ class SwitchServer:
             return False  # a subclass (Call Control's WebRtcCall) drives the leg's PCM from here
         r = route(call.destination, self.accounts)
         if isinstance(r, ServiceRoute):
-            return r.service.name not in IN_PROCESS_SERVICES
+            return r.service.name not in IN_PROCESS_SERVICES and r.service.name not in SIGNALING_ONLY_SERVICES
         return isinstance(r, SlotRoute)
 
     def _media_lost(self, call: Call) -> None:

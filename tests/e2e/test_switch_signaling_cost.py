@@ -235,3 +235,28 @@ async def test_the_gc_policy_freezes_idle_sessions_and_calls_still_work() -> Non
             assert freezer.unfreezes == 1 and gc.get_freeze_count() == 0  # the 8 are gone: thawed
     finally:
         gc.unfreeze()
+
+
+async def test_with_media_workers_a_ringing_busy_call_has_no_leg_in_a_worker() -> None:
+    """Media workers (as `softphone switch serve` runs by default): a call that never answers stays here, with
+    no leg in a worker (no IPC per setup) and no peer; an echo call still goes to a worker."""
+    async with Switch(accounts=default_accounts(), port=0, call_control=False, media_workers=1) as sw:
+        for _ in range(200):  # the worker process starts in the background
+            if [w["alive"] for w in sw.media_workers()] == [True]:
+                break
+            await asyncio.sleep(0.05)
+        caller = await _client(sw)
+        try:
+            offer = await _offer()
+            before = dtls_cert.connections_made
+            busy = await caller.invite("busy", offer)
+            await caller.until(busy, verto.RINGING)
+            assert sum(w["legs"] for w in sw.media_workers()) == 0
+            _, bye = await caller.until(busy, verto.BYE)
+            assert bye["cause"] == "USER_BUSY" and dtls_cert.connections_made == before
+            echo = await caller.invite("echo", offer)
+            _, answer = await caller.until(echo, verto.ANSWER)
+            assert "a=fingerprint:" in answer["sdp"]
+            assert sum(w["legs"] for w in sw.media_workers()) == 1
+        finally:
+            await caller.ws.close()
