@@ -14,7 +14,9 @@ playout        the output device takes the frames (its callback pulls:  ``playou
                ``frames_consumed`` of the call's sink keeps growing)
 ============== ======================================================== ====================
 
-Through an echo, what comes back is what we sent: a silent capture makes the received audio silent
+The capture level is metered as the sender takes frames, so when nothing is sent (the media
+connection never formed: its state is quoted) the capture is not judged and the finding is
+``nothing_sent``. Through an echo, what comes back is what we sent: a silent capture makes the received audio silent
 too, so the stages after a silent capture are checked again with a test tone (ToneSource, 1 kHz)
 and reported as ``with test tone``: "your microphone is silent, the rest works" is then one line.
 ``nothing_received`` means the far end sends nothing, or it is lost on the way (either direction
@@ -107,25 +109,33 @@ class Observation:
     """The RTT when a new RTCP report came in during the window (the path back carries RTCP), else None."""
     device_warnings: tuple[str, ...] = ()
     tone: bool = False
+    media_state: str | None = None
+    """The media connection's state at the end (``connected``, ``failed``...), None when unknown."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"capture_dbfs": round(self.capture_db, 1), "packets_sent": self.packets_sent,
                 "bytes_sent": self.bytes_sent, "packets_received": self.packets_received,
                 "received_dbfs": round(self.received_db, 1), "frames_consumed": self.frames_consumed,
                 "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
-                "device_warnings": list(self.device_warnings), "test_tone": self.tone}
+                "device_warnings": list(self.device_warnings), "test_tone": self.tone,
+                "media_state": self.media_state}
 
 
 def diagnose(obs: Observation) -> list[tuple[str, bool | None, str]]:
     """Each stage as (stage, passed or None when not checked, detail), along the path."""
     stages: list[tuple[str, bool | None, str]] = []
+    sending = obs.packets_sent >= MIN_PACKETS
     capture_ok = obs.capture_db >= SILENT_DB
-    stages.append(("capture", capture_ok, f"{obs.capture_db:.1f} dBFS" + (" (test tone)" if obs.tone else "")))
-    stages.append(("send", obs.packets_sent >= MIN_PACKETS,
-                   f"{obs.packets_sent} packets, {obs.bytes_sent} bytes"))
+    tone = " (test tone)" if obs.tone else ""
+    if sending:
+        stages.append(("capture", capture_ok, f"{obs.capture_db:.1f} dBFS{tone}"))
+    else:  # the level is metered as the sender takes frames: no sending, no level
+        stages.append(("capture", None, f"not judged: the sender takes no audio{tone}"))
+    media = f"; media connection {obs.media_state}" if obs.media_state else ""
+    stages.append(("send", sending, f"{obs.packets_sent} packets, {obs.bytes_sent} bytes{media}"))
     rtcp = f"; RTCP reports arrive (RTT {obs.rtt_ms:.1f} ms)" if obs.rtt_ms is not None else ""
     stages.append(("receive", obs.packets_received >= MIN_PACKETS, f"{obs.packets_received} packets{rtcp}"))
-    if capture_ok:
+    if capture_ok and sending:
         stages.append(("decode", obs.received_db >= SILENT_DB, f"{obs.received_db:.1f} dBFS"))
     else:
         stages.append(("decode", None, f"{obs.received_db:.1f} dBFS (not judged: nothing to hear back)"))
@@ -191,8 +201,8 @@ class SelftestReport:
             out += [(f"{name}{suffix}", f"{mark[ok]}  {detail}") for name, ok, detail in diagnose(obs)]
         rest = self.rest_finding
         if rest is not None:
-            out.append(("with test tone", "the rest of the path works" if rest == Finding.CAPTURE_SILENT or
-                        rest == Finding.OK else f"{rest.value}: {HINTS[rest]}"))
+            out.append(("with test tone", "the rest of the path works" if rest == Finding.OK else
+                        f"{rest.value}: {HINTS[rest]}"))
         return out
 
 
@@ -220,7 +230,11 @@ class _Window:
         consumed = None
         if self.sink_start is not None and isinstance(sink, PlayoutCounter):
             consumed = sink.frames_consumed - self.sink_start
+        from softphone.media.peer import MediaPeer
+
+        peer = self.call.peer
         return Observation(
+            media_state=peer.state.value if isinstance(peer, MediaPeer) else None,
             capture_db=self.capture_db, packets_sent=sent - self.start[0], bytes_sent=sent_bytes - self.start[1],
             packets_received=received - self.start[2], received_db=self.received_db, frames_consumed=consumed,
             rtt_ms=stats.rtt_ms if stats and stats.rtt_ms != self.start_rtt else None,  # fresh reports only

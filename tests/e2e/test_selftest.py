@@ -2,7 +2,8 @@
 
 Real parts: the switch over websockets, aiortc media, its echo service, and for the far-end cases a
 second softphone (alice) that answers and sends back what it hears (:class:`FarEcho`). Reproduced:
-the healthy path; a silent (muted) source -> capture_silent (the rest re-checked with a tone);
+the healthy path; a silent (muted) source -> capture_silent (the rest re-checked with a tone); media
+that never connects (relay-only ICE without a relay) -> nothing_sent;
 a far end that sends silence -> received_silent; the switch's leg towards us that stops sending (its
 RTP dropped by an impairment on that leg, Switch.set_impairment / softphone.media.impair) ->
 nothing_received; an output device that stops
@@ -28,7 +29,7 @@ from softphone.client import events as ce
 from softphone.client.call import Call
 from softphone.client.client import AudioConfig, Client
 from softphone.diag.precall import ECHO_NUMBER
-from softphone.diag.selftest import Finding, measure
+from softphone.diag.selftest import Finding, diagnose, measure
 from softphone.media.frames import Frame
 from softphone.media.sinks import BaseSink
 from softphone.media.sources import NullSource
@@ -167,6 +168,28 @@ async def test_a_switch_leg_that_stops_sending_is_nothing_received(switch: Switc
     obs = report.observations[0]
     assert obs.packets_sent > 50 and obs.packets_received < 5 and obs.capture_db > -30
     assert obs.rtt_ms is None  # no fresh RTCP report either: the leg's RTCP is dropped too
+
+
+async def test_media_that_never_connects_is_nothing_sent(switch: Switch) -> None:
+    """Relay-only ICE with no TURN server (the SDKs' forceRelayCandidate without a relay): the call is up
+    in signalling, but no candidate pair ever forms, so the sender never takes a frame."""
+    from softphone.media.peer import MediaPeer, PeerOptions
+
+    demo = Client(switch.url, Credentials(login="demo", password=PASSWORD),
+                  audio=AudioConfig(backend="tone", tone_hz=1000.0), reconnect=False,
+                  peer_factory=lambda src, sink, name, codecs: MediaPeer(
+                      PeerOptions(relay_only=True, loopback_only=True, codecs=codecs, gather_timeout=0.3),
+                      source=src, sink=sink, name=name))
+    await demo.connect()
+    try:
+        report = await measure(demo, ECHO_NUMBER, seconds=2)
+    finally:
+        await demo.close()
+    assert report.finding == Finding.NOTHING_SENT, report.rows()
+    assert report.exit_code == 21 and len(report.observations) == 1  # no tone re-run: capture was not judged
+    stages = {name: ok for name, ok, _ in diagnose(report.observations[0])}
+    assert stages["capture"] is None and stages["send"] is False
+    assert report.observations[0].media_state in ("new", "connecting", "failed")
 
 
 class DeviceSink(BaseSink):

@@ -164,3 +164,13 @@ def test_the_far_ends_reports_give_loss_and_jitter_of_what_we_send() -> None:
     no_reports = StatsCollector().collect({"in": report["in"]}, codec="opus/48000", input_level_db=-20,
                                           output_level_db=-20)
     assert no_reports.remote_loss_pct is None and no_reports.remote_jitter_ms is None
+
+
+def test_nothing_sent_leaves_the_capture_unjudged() -> None:
+    """The level is metered as the sender takes frames: with nothing sent it says nothing about the mic."""
+    obs = dataclasses.replace(HEALTHY, capture_db=-120.0, packets_sent=0, bytes_sent=0, packets_received=0,
+                              received_db=-120.0, media_state="failed")
+    stages = diagnose(obs)
+    assert [(name, ok) for name, ok, _ in stages][:2] == [("capture", None), ("send", False)]
+    assert "media connection failed" in stages[1][2]
+    assert finding(stages) == Finding.NOTHING_SENT
