@@ -147,6 +147,11 @@ async def test_bridge_in_one_worker_with_hold(switch: Switch, make_client: MakeC
     assert sorted(w["legs"] for w in switch.media_workers()) == [0, 2]
     await hears(d_buf, 880.0)
     await hears(a_buf, 660.0)
+    # DTMF: telnyx_rtc.info to the far client, and in-band tones the worker plays into its leg
+    digits: list[str] = []
+    alice.on("call.dtmf", lambda e: digits.append(e.data["digits"]) if e.data["source"] == "info" else None)
+    await out.dtmf("12#")
+    await wait_for(lambda: "".join(digits) == "12#")
     # hold from demo: alice hears the hold tone (440 Hz, played by the worker), demo hears nothing
     assert await out.hold() is True
     await hears(a_buf, 440.0, 10)
@@ -157,6 +162,28 @@ async def test_bridge_in_one_worker_with_hold(switch: Switch, make_client: MakeC
     await inbound.hangup()
     await out.wait_ended(10)
     assert out.cause == "NORMAL_CLEARING"
+
+
+async def test_ivr_and_unrouted_calls_stay_in_process(switch: Switch, make_client: MakeClient) -> None:
+    """The placement policy: the ivr (taps and speech here) and calls with no route (Call Control may
+    park them) keep their media in the signaling process; echo goes to a worker."""
+    from softphone.switch.media_legs import MediaLeg
+
+    client = await make_client(DEMO, 440.0)
+    ivr = await client.new_call("ivr")
+    await ivr.wait_state(CallState.ACTIVE, 15)
+    assert isinstance(switch.media_of(ivr.id), MediaLeg)
+    echo = await client.new_call("echo")
+    await echo.wait_state(CallState.ACTIVE, 15)
+    assert isinstance(switch.media_of(echo.id), RemoteMediaLeg)
+    assert sum(w["legs"] for w in switch.media_workers()) == 1
+    for call in (ivr, echo):
+        await call.hangup()
+        await call.wait_ended(10)
+    nowhere = await client.new_call("nobody-here")
+    await nowhere.wait_ended(10)
+    assert nowhere.cause == "UNALLOCATED_NUMBER"
+    assert sum(w["legs"] for w in switch.media_workers()) == 0
 
 
 async def test_pcm_proxy_taps_receiver_and_push(switch: Switch, make_client: MakeClient) -> None:
