@@ -5,7 +5,7 @@ and :func:`worker_main` (the ``spawn`` target: an asyncio loop serving the chann
 The channel is a ``socketpair``: frames of a 4-byte length and a pickled tuple. Requests carry an
 id and get ``("ret", id, ok, value, codec, frames_in)``; one-way messages (``receiver``, ``push``,
 ``play``, ``stop_playing``, ``taps``, ``impair``) are applied in order. The worker reports
-``("stats", cpu, {leg: (frames_in, packets_forwarded, packets_decoded, mode)})`` every
+``("stats", cpu, {leg: (frames_in, packets_forwarded, packets_decoded, mode)}, finished)`` every
 :data:`STATS_INTERVAL_S` and sends proxied PCM as ``("rx", leg, frame)`` (for a receiver in the
 signaling process) and ``("tap", leg, "said"|"heard", frame)``. Kept free of the signaling side,
 so a worker imports only this and the media engine.
@@ -270,7 +270,14 @@ class WorkerCore:
                 await self._close(leg_id)
 
     def stats(self, cpu: float) -> tuple[Any, ...]:
-        """A ``stats`` message: CPU fraction of one core over the last interval and each leg's counters."""
+        """A ``stats`` message: CPU fraction of one core over the last interval, each leg's counters,
+        and the overlays that finished since the last one (forgotten here and by the proxies: a call
+        playing many DTMF digits does not keep them all)."""
+        from softphone.media.sources import FiniteSource
+
+        finished = [key for key, src in self.sources.items() if isinstance(src, FiniteSource) and src.finished]
+        for key in finished:
+            del self.sources[key]
         return (
             "stats",
             cpu,
@@ -278,6 +285,7 @@ class WorkerCore:
                 leg_id: (leg.frames_in, leg.packets_forwarded, leg.packets_decoded, leg.mode)
                 for leg_id, leg in self.legs.items()
             },
+            finished,
         )
 
 

@@ -253,6 +253,12 @@ class RemoteMediaLeg(LegAudio):
         """Impair this leg's media from now on (applied by the worker; see :mod:`softphone.media.impair`)."""
         self._cast("impair", self.leg_id, spec)
 
+    def overlay_finished(self, token: int) -> None:
+        """The worker's copy of a played source ended (and left its mix): forget it here too."""
+        source = self._sources.pop(token, None)
+        if source is not None:
+            self._tokens.pop(id(source), None)
+
     def _taps_changed(self, active: bool) -> None:
         self._cast("taps", self.leg_id, active)
 
@@ -376,6 +382,10 @@ class WorkerLink:
                 if leg is not None:
                     leg.frames_in = max(leg.frames_in, int(frames_in))
                     leg.packets_forwarded, leg.packets_decoded, leg.mode = int(forwarded), int(decoded), str(mode)
+            for leg_id, token in msg[3]:
+                leg = self.legs.get(leg_id)
+                if leg is not None:
+                    leg.overlay_finished(token)
         elif kind == "ready":
             self.pid = int(msg[1])
 

@@ -214,6 +214,18 @@ async def test_play_sends_a_copy_and_stop_playing_finds_it() -> None:
     leg.stop_playing(tone)
     assert fake.playing == []
     leg.stop_playing(tone)  # not playing: nothing happens
+    # A one-shot overlay that finished in the worker is forgotten on both sides at the next stats.
+    beep = ToneSource(1000.0, 0.2, duration_ms=40)
+    leg.play(beep)
+    copy = fake.playing[-1]
+    w.to_main(w.core.stats(0.0))
+    assert len(w.core.sources) == 1
+    while copy.read_frame() is not None:
+        pass
+    w.to_main(w.core.stats(0.0))
+    assert w.core.sources == {}
+    leg.play(beep)  # a new copy goes out (the first one ended)
+    assert len(fake.playing) == 2
 
 
 async def test_taps_are_proxied_only_while_there_are_some() -> None:
