@@ -291,8 +291,8 @@ class PathImpairment:
         self.inbound = Impairer(NOOP, random.Random(rng.random()))
         self.spec = NOOP
         self.set_spec(spec)
-        self._send = send
-        self._recv = recv
+        self._wire_send = send
+        self._wire_recv = recv
         self._loop = loop
         self._inbox: asyncio.Queue[bytes | Exception] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -315,21 +315,21 @@ class PathImpairment:
     async def send(self, data: bytes) -> None:
         """What the DTLS transport calls for every datagram it sends."""
         if self.closed or not _is_srtp(data) or not self.out.spec.active:
-            await self._send(data)
+            await self._wire_send(data)
             return
         loop, now = self._loop_now()
         at = self.out.plan(now)
         if at is None:
             return
         if at <= now:
-            await self._send(data)
+            await self._wire_send(data)
             return
         loop.call_at(at, self._send_later, data)
 
     def _send_later(self, data: bytes) -> None:
         if self.closed:
             return
-        fut = asyncio.ensure_future(self._send(data))
+        fut = asyncio.ensure_future(self._wire_send(data))
         self._sending.add(fut)
         fut.add_done_callback(self._sent)
 
@@ -353,7 +353,7 @@ class PathImpairment:
     async def _pump_loop(self) -> None:
         while True:
             try:
-                data = await self._recv()
+                data = await self._wire_recv()
             except asyncio.CancelledError:
                 self._inbox.put_nowait(ConnectionError("impaired transport closed"))
                 raise
