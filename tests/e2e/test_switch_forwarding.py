@@ -82,6 +82,21 @@ async def hears(buf: BufferSink, hz: float, timeout: float = 8.0) -> None:
                    and level(buf.samples(0.4)) > 300, timeout, f"hearing {hz} Hz")
 
 
+def longest_silence_frames(samples: np.ndarray[Any, Any]) -> int:
+    """The longest run of 20 ms frames (at 48 kHz) below a faint level: a gap in what was heard."""
+    n = samples.size // 960
+    rms = np.sqrt(np.mean(samples[: n * 960].astype(np.float64).reshape(n, 960) ** 2, axis=1))
+    longest = run = 0
+    for quiet in rms < 100:
+        run = run + 1 if quiet else 0
+        longest = max(longest, run)
+    return longest
+
+
+GAP_FRAMES = 5
+"""A switch-over may cost a few frames (brief: "no audible glitch beyond a few frames"): 100 ms at most."""
+
+
 def only_call(sw: Switch) -> Call:
     calls = sw._calls
     assert len(calls) == 1, calls
@@ -106,7 +121,7 @@ async def bridged(make_client: MakeClient, switch: Switch, *, caller_codecs: lis
     demo = await make_client(DEMO, 660.0, **({"codecs": caller_codecs} if caller_codecs else {}))
     alice = await make_client(ALICE, 880.0, **({"codecs": callee_codecs} if callee_codecs else {}))
     out = await demo.new_call("alice")
-    d_buf, a_buf = BufferSink(5.0), BufferSink(5.0)
+    d_buf, a_buf = BufferSink(10.0), BufferSink(10.0)
     out.set_output(d_buf)
     await wait_for(lambda: any(c.state == CallState.RINGING and c.direction == "inbound"
                                for c in alice.calls.values()), what="ringing")
@@ -171,6 +186,7 @@ async def test_bridge_forwards_both_ways_then_hold_dtmf_switch_over(make_client:
             await asyncio.sleep(0.01)
 
     watcher = asyncio.ensure_future(watch())
+    a_buf.clear()  # from here on alice hears demo's tone all the time (with or without the digits)
     await out.dtmf("1234567890")  # ~1.7 s of tones
     await asyncio.wait_for(seen_decoding.wait(), 5)
     watcher.cancel()
@@ -180,9 +196,10 @@ async def test_bridge_forwards_both_ways_then_hold_dtmf_switch_over(make_client:
     assert level(with_tones) > 300  # alice hears through the switch-over (tones over demo's tone)
     await hears(d_buf, 880.0)  # the other direction kept forwarding
     assert forwarding(b, a)
-    # after the digits: forwarding again, alice hears demo's tone
+    # after the digits: forwarding again, alice hears demo's tone; no gap across both switch-overs
     await forwards_without_decoding(a, b)
     await hears(a_buf, 660.0)
+    assert longest_silence_frames(a_buf.samples()) <= GAP_FRAMES
     await out.hangup()
 
 
@@ -252,6 +269,8 @@ async def test_recording_and_playback_overlay_switch_over(cc: CallControl, catch
         await forwards_without_decoding(b, a)
 
         # a recording taps leg A: both directions through A decode while it runs (its taps see both)
+        inc.sink.clear()
+        call.sink.clear()
         st, _ = await api(cc.api_url, "POST", f"/v2/calls/{a_id}/actions/record_start",
                           {"format": "wav", "channels": "dual"}, API_KEY)
         assert st == 200
@@ -268,6 +287,8 @@ async def test_recording_and_playback_overlay_switch_over(cc: CallControl, catch
         await forwards_without_decoding(b, a)
         await wait_hz(inc, 600)
         await wait_hz(call, 900)
+        for heard in (inc.sink.samples(), call.sink.samples()):  # across both switch-overs, both ways
+            assert longest_silence_frames(heard) <= GAP_FRAMES
 
         # a playback overlay on leg A: what A hears is decoded and mixed, the other way keeps forwarding
         st, _ = await api(cc.api_url, "POST", f"/v2/calls/{a_id}/actions/playback_start",
