@@ -74,6 +74,7 @@ REQUIRED_SOURCE: dict[str, tuple[str, ...]] = {
 FRAME_S = 0.020
 """The frame duration forwarding assumes when a stream gives no better figure (20 ms)."""
 _RESYNC_S = 0.060  # an output later than this behind its slot moves the timeline on (a stall)
+_INNER_PACED_S = 0.001  # the PCM track's recv took this long: it slept to pace itself
 _QUEUE_PACKETS = 8  # packets a ForwardingTrack holds at most (oldest dropped): 160 ms
 _NEW_RUN_TICKS = 10 * 48_000  # a timestamp jump larger than 10 s (at 48 kHz) is a new stream
 
@@ -234,10 +235,17 @@ class ForwardingTrack(MediaStreamTrack):
         now = time.monotonic()
         if self._due is not None and self._due > now:
             await asyncio.sleep(self._due - now)
+            now = time.monotonic()
         frame = await self.inner.recv()
         if not isinstance(frame, av.AudioFrame):  # the PCM track makes audio frames only
             raise MediaStreamError
-        self._resync(time.monotonic())
+        after = time.monotonic()
+        if after - now > _INNER_PACED_S and self._due is not None:
+            # The PCM track waited for its own 20 ms slot: follow its phase, so that only one of us
+            # sleeps per frame (from then on it finds its slot already due and returns at once).
+            self._due = after
+        else:
+            self._resync(after)
         clock = self.clock_rate
         rate = int(frame.sample_rate) or clock
         frame.pts = self._next * rate // clock

@@ -247,3 +247,41 @@ async def test_stop_ends_both_tracks() -> None:
     with pytest.raises(aiortc.mediastreams.MediaStreamError):
         await asyncio.wait_for(waiting, 1)
     assert inner.readyState == "ended"
+
+
+class _PacedTone(_Tone):
+    """A PCM track that paces itself like SourceTrack (an absolute 20 ms schedule), counting its waits."""
+
+    def __init__(self, phase_s: float) -> None:
+        super().__init__()
+        self.start: float | None = None
+        self.phase_s = phase_s
+        self.waits = 0
+
+    async def recv(self) -> av.AudioFrame:
+        loop = asyncio.get_running_loop()
+        if self.start is None:
+            self.start = loop.time() + self.phase_s
+        due = self.start + self.pts / 48000
+        if due > loop.time():
+            self.waits += 1
+            await asyncio.sleep(due - loop.time())
+        return await super().recv()
+
+
+async def test_frame_mode_follows_a_self_paced_track_without_double_waits() -> None:
+    """After a packet-mode spell the wrapper paces; once the PCM track paces itself again, the wrapper
+    takes its phase, so each frame costs one wait, and the rate stays 50 frames/s (no drift)."""
+    inner = _PacedTone(phase_s=0.011)  # its slots fall 11 ms after the wrapper's
+    track = forward.ForwardingTrack(inner)
+    track.set_packet_mode(True)
+    track.feed(b"x", 0, 48000)
+    await track.recv()
+    track.set_packet_mode(False)
+    times = []
+    for _ in range(30):
+        await track.recv()
+        times.append(asyncio.get_running_loop().time())
+    assert inner.waits <= 3, inner.waits  # without following its phase it waits for every frame
+    span = times[-1] - times[5]
+    assert 24 * 0.020 * 0.9 < span < 24 * 0.020 * 1.5, span
