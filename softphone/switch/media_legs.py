@@ -411,6 +411,8 @@ class MediaLeg(LegAudio):
             self._old_taps.append(self._tap)
             self._tap.target = None
         self._tap = self._track = None
+        if not self.forward_allowed:
+            return  # the kill switch: aiortc's own track and decoder queue, untouched (always decoding)
         try:
             self._tap, self._track = forward.install(peer.rtp_transceiver)
         except RuntimeError as exc:  # forwarding off (untested aiortc): this leg always decodes

@@ -32,7 +32,7 @@ from softphone.protocol import CallState, Credentials
 from softphone.switch import Switch, default_accounts
 from softphone.switch.callcontrol.engine import CallControl
 from softphone.switch.calls import Call
-from softphone.switch.media_legs import MediaLeg
+from softphone.switch.media_legs import FORWARD_ENV, MediaLeg
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -147,6 +147,20 @@ async def test_echo_forwards_and_the_caller_hears_its_tone(make_client: MakeClie
     assert leg.packets_decoded == 0 and leg.frames_in == 0  # never decoded a frame
     assert leg.packets_forwarded > 20
     await hears(buf, 440.0)
+    await call.hangup()
+
+
+async def test_kill_switch_decodes_as_before(make_client: MakeClient, switch: Switch,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FORWARD_ENV, "0")
+    client = await make_client(DEMO, 440.0)
+    call = await client.new_call("echo")
+    buf = BufferSink(5.0)
+    call.set_output(buf)
+    await call.wait_state(CallState.ACTIVE)
+    await hears(buf, 440.0)
+    leg = only_call(switch).a.media
+    assert leg.mode == "decode" and not leg.sends_packets and leg.packets_forwarded == 0 and leg.frames_in > 20
     await call.hangup()
 
 
