@@ -109,7 +109,8 @@ async def test_loss_is_measured_at_both_ends() -> None:
 async def test_burst_loss_on_the_switch_leg() -> None:
     async with echo_call(switch_impair=parse("loss=15%,burst=4,seed=3,dir=out")) as echo:
         mine, leg = await _wait_packets(echo, 300)
-        assert abs(mine.packet_loss_pct - 15) <= 9, mine  # bursts: fewer independent draws, wider band
+        # bursts: ~11 bursts in 300 packets, one standard deviation is ~4.5 points (the rate itself: unit tests)
+        assert 5 <= mine.packet_loss_pct <= 28, mine
         assert leg.packet_loss_pct == 0  # dir=out: what the leg receives is untouched
         _audio_arrives(echo.heard)
 
