@@ -344,19 +344,35 @@ class SwitchServer:
     # --- keepalive --------------------------------------------------------------------
 
     async def _ping_loop(self) -> None:
+        """Server pings and silent-client drops, in this one task (no task per ping).
+
+        Each session is pinged ``ping_interval`` after its last ping, so pings stay spread out as
+        the logins were (all sessions pinged on one tick would queue 10,000 sends ahead of every
+        login frame for a second or more). A socket whose write buffer is still full skips its ping:
+        it is slow or gone, and the silence check drops it.
+        """
+        tick = min(1.0, self.ping_interval / 4, self.ping_timeout / 4)
         while True:
-            await asyncio.sleep(min(self.ping_interval, self.ping_timeout / 2))
+            await asyncio.sleep(tick)
             now = time.monotonic()
+            due: list[tuple[Session, ServerConnection]] = []
             for sess in list(self._sessions.values()):
                 ws = sess.ws
                 if ws is None:
                     continue
                 if now - sess.last_heard > self.ping_timeout:
                     logger.info("dropping silent client %s", sess.login.display)
+                    sess.last_heard = now  # one close per timeout, not one per tick while it closes
                     self.spawn(ws.close(4000, "ping timeout"), "close-silent")
                 elif now - sess.last_ping >= self.ping_interval - 1e-3:
                     sess.last_ping = now
-                    self.spawn(self.request(sess, verto.PING, {}), "server-ping")
+                    due.append((sess, ws))
+            for sess, ws in due:
+                try:
+                    if ws.transport.get_write_buffer_size() == 0:
+                        await self._send(ws, verto.server_request(next(self._ids), verto.PING, {}, sess.voice_sdk_id))
+                except Exception:  # one broken socket must not stop the pings of the others
+                    logger.debug("ping to %s failed", sess.login.display, exc_info=True)
 
     # --- the connection handler ---------------------------------------------------------
 

@@ -260,3 +260,33 @@ async def test_with_media_workers_a_ringing_busy_call_has_no_leg_in_a_worker() -
             assert sum(w["legs"] for w in sw.media_workers()) == 1
         finally:
             await caller.ws.close()
+
+
+async def test_pings_come_from_one_task_spread_as_the_logins_were() -> None:
+    """Every session is pinged ping_interval after its last ping, by the pinger itself (no task per ping)."""
+    async with Switch(accounts=default_accounts(), port=0, call_control=False, ping_interval=0.6,
+                      ping_timeout=30.0) as sw:
+        early = [await _client(sw, "alice", "alice-secret") for _ in range(10)]
+        await asyncio.sleep(0.3)
+        late = [await _client(sw, "demo", "demo-secret") for _ in range(10)]
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            first: dict[int, float] = {}
+            ping_tasks = 0
+            while len(first) < 20 and loop.time() - started < 10:
+                ping_tasks = max(ping_tasks, sum("ping" in t.get_name() and t.get_name() != "switch-pinger"
+                                                 for t in asyncio.all_tasks()))
+                for i, c in enumerate(early + late):
+                    q = c.events.get("")
+                    if i not in first and q is not None and not q.empty() and q.get_nowait()[0] == verto.PING:
+                        first[i] = loop.time() - started
+                await asyncio.sleep(0.02)
+            assert len(first) == 20, f"only {len(first)} of 20 sessions were pinged"
+            assert ping_tasks == 0
+            # The early ten logged in ~0.3 s before the late ten: their first pings come ~0.3 s earlier
+            # (one tick for everybody would ping all twenty at once).
+            assert min(first[i] for i in range(10, 20)) >= max(first[i] for i in range(10)) + 0.1, first
+        finally:
+            for c in early + late:
+                await c.ws.close()
