@@ -66,6 +66,8 @@ STOP_TIMEOUT_S = 5.0
 """How long :meth:`MediaPool.stop` waits for a worker to exit before SIGTERM (then SIGKILL)."""
 RESTART_DELAY_S = 0.5
 """First delay before a dead worker is restarted (doubles while it keeps dying, up to 30 s)."""
+STABLE_S = 30.0
+"""A worker that ran this long before dying is restarted after :data:`RESTART_DELAY_S` again."""
 
 
 # --- the signaling process's side --------------------------------------------------------------
@@ -437,6 +439,7 @@ class _Worker:
         self.reader = reader
         self.writer = writer
         self.reader_task: asyncio.Task[None] | None = None
+        self.started = time.monotonic()
 
 
 class MediaPool:
@@ -508,6 +511,8 @@ class MediaPool:
                 await self._died(worker)
 
     async def _died(self, worker: _Worker) -> None:
+        if time.monotonic() - worker.started > STABLE_S:
+            self._restarts[worker.index] = 0  # it had been running fine: restart at once, not backed off
         await asyncio.to_thread(worker.process.join, 5.0)
         how = describe_exit(worker.process.exitcode)
         legs = worker.link.lost()
@@ -538,8 +543,6 @@ class MediaPool:
         except Exception as exc:
             logger.error("media worker %d did not restart: %s", index, exc)
             self._schedule_restart(index)
-            return
-        self._restarts[index] = 0
 
     async def stop(self) -> None:
         """Stop every worker: ask, wait up to :data:`STOP_TIMEOUT_S`, then SIGTERM, then SIGKILL."""
