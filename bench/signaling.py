@@ -50,6 +50,7 @@ from softphone.protocol import verto  # noqa: E402
 from softphone.protocol.jsonrpc import build_request, build_result  # noqa: E402
 
 BURST = 50
+IDLE_S = 35.0
 GC_FREEZE = True
 """Run the switch with its idle-session GC policy, as ``softphone switch serve`` does (--no-gc-freeze: without)."""
 PASSWORD = "bench-secret-not-real"  # a generated, throw-away accounts file on loopback
@@ -328,7 +329,9 @@ def measure_setups(
     }
 
 
-def measure_idle(count: int, procs: int, tmp: Path, src: str | None = None) -> dict[str, Any]:
+def measure_idle(
+    count: int, procs: int, tmp: Path, src: str | None = None, idle_s: float = IDLE_S
+) -> dict[str, Any]:
     accounts = tmp / f"idle-{count}.toml"
     write_accounts(accounts, count)
     sw = Switch(accounts, src)
@@ -355,7 +358,7 @@ def measure_idle(count: int, procs: int, tmp: Path, src: str | None = None) -> d
         time.sleep(2.0)
         rss1 = sw.rss_kb()
         cpu0, c0 = sw.cpu_s(), time.monotonic()
-        time.sleep(5.0)
+        time.sleep(idle_s)  # 35 s by default: longer than the switch's 30 s ping interval
         idle_cpu = 100 * (sw.cpu_s() - cpu0) / (time.monotonic() - c0)
     finally:
         for w in ws:
@@ -390,6 +393,7 @@ def main() -> None:
     parser.add_argument("--idle-procs", type=int, default=4, help="client processes for idle clients")
     parser.add_argument("--label", default="current", help="key of this run under signaling.runs")
     parser.add_argument("--skip-idle", action="store_true")
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_S, help="how long the idle CPU is measured")
     parser.add_argument("--skip-setups", action="store_true")
     parser.add_argument("--no-gc-freeze", action="store_true", help="the switch without its GC policy")
     parser.add_argument("--baseline", metavar="DIR", help="also run the switch of another tree (e.g. `git archive "
@@ -418,7 +422,7 @@ def main() -> None:
         if not args.skip_idle:
             for n in (int(x) for x in args.clients.split(",") if x):
                 for name, src in srcs:
-                    row = measure_idle(n, args.idle_procs, tmp, src)
+                    row = measure_idle(n, args.idle_procs, tmp, src, args.idle_seconds)
                     print("idle", name, row, flush=True)
                     res.setdefault(name, {}).setdefault("idle", []).append(row)
         if args.baseline:
