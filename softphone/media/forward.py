@@ -75,6 +75,7 @@ FRAME_S = 0.020
 """The frame duration forwarding assumes when a stream gives no better figure (20 ms)."""
 _RESYNC_S = 0.060  # an output later than this behind its slot moves the timeline on (a stall)
 _INNER_PACED_S = 0.001  # the PCM track's recv took this long: it slept to pace itself
+_FILL_AFTER_S = 0.1  # packet mode with nothing to forward this long: send the PCM track's frames
 _QUEUE_PACKETS = 8  # packets a ForwardingTrack holds at most (oldest dropped): 160 ms
 _NEW_RUN_TICKS = 10 * 48_000  # a timestamp jump larger than 10 s (at 48 kHz) is a new stream
 
@@ -167,6 +168,9 @@ class ForwardingTrack(MediaStreamTrack):
         """PCM frames handed to the sender (frame mode)."""
         self.dropped = 0
         """Encoded frames dropped: the queue was full, or they arrived in frame mode."""
+        self.filler_frames = 0
+        """PCM frames sent in packet mode because the upstream sent nothing for a while."""
+        self._filling = False
         self._packet_mode = False
         self._queue: collections.deque[tuple[bytes, int, int]] = collections.deque(maxlen=_QUEUE_PACKETS)
         self._wake = asyncio.Event()
@@ -186,6 +190,7 @@ class ForwardingTrack(MediaStreamTrack):
         if on == self._packet_mode:
             return
         self._packet_mode = on
+        self._filling = False
         self._queue.clear()
         self._run_base = None
         self._wake.set()
@@ -214,8 +219,20 @@ class ForwardingTrack(MediaStreamTrack):
                 return await self._next_frame()
             if not self._queue:
                 self._wake.clear()
-                await self._wake.wait()
+                # Keep RTP flowing when the upstream goes quiet (not connected yet, a sender that
+                # stopped): after FILL_AFTER_S, the PCM track's frames (silence: nothing is decoded
+                # into the inbox meanwhile) every 20 ms until a packet comes.
+                wait = _FILL_AFTER_S if not self._filling else max(0.0, (self._due or 0.0) - time.monotonic())
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+                except TimeoutError:
+                    if self._packet_mode and not self._queue and self.readyState == "live":
+                        self._filling, self._run_base = True, None  # the packets after this start a new run
+                        self.filler_frames += 1
+                        return await self._next_frame()
                 continue
+            self._filling = False
             packet = self._next_packet(*self._queue.popleft())
             if packet is not None:
                 return packet

@@ -285,3 +285,22 @@ async def test_frame_mode_follows_a_self_paced_track_without_double_waits() -> N
     assert inner.waits <= 3, inner.waits  # without following its phase it waits for every frame
     span = times[-1] - times[5]
     assert 24 * 0.020 * 0.9 < span < 24 * 0.020 * 1.5, span
+
+
+async def test_a_quiet_upstream_is_filled_with_pcm_frames_then_packets_resume() -> None:
+    """Packet mode with nothing to forward: after 100 ms the PCM track's frames keep RTP flowing (every
+    20 ms), and the next packet starts a new run on the same, increasing timeline."""
+    track = forward.ForwardingTrack(_Tone())
+    track.set_packet_mode(True)
+    track.feed(b"a", 1000, 48000)
+    first = await track.recv()
+    assert isinstance(first, av.Packet)
+    t0 = asyncio.get_running_loop().time()
+    fillers = [await asyncio.wait_for(track.recv(), 1) for _ in range(3)]
+    assert all(isinstance(f, av.AudioFrame) for f in fillers) and track.filler_frames == 3
+    assert asyncio.get_running_loop().time() - t0 < 0.5  # 100 ms, then one per 20 ms
+    track.feed(b"b", 1000 + 960 * 50, 48000)  # the upstream comes back (its clock moved on)
+    back = await asyncio.wait_for(track.recv(), 1)
+    assert isinstance(back, av.Packet) and bytes(back) == b"b"
+    pts = [int(p.pts) for p in (first, *fillers, back)]  # type: ignore[arg-type]
+    assert pts == sorted(pts) and len(set(pts)) == len(pts)
