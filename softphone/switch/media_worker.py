@@ -5,7 +5,7 @@ and :func:`worker_main` (the ``spawn`` target: an asyncio loop serving the chann
 The channel is a ``socketpair``: frames of a 4-byte length and a pickled tuple. Requests carry an
 id and get ``("ret", id, ok, value, codec, frames_in)``; one-way messages (``receiver``, ``push``,
 ``play``, ``stop_playing``, ``taps``, ``impair``) are applied in order. The worker reports
-``("stats", cpu, {leg: (frames_in, packets_forwarded, packets_decoded, mode)}, finished)`` every
+``("stats", cpu, {leg: (frames_in, forwarded, decoded, mode, sends_packets)}, finished)`` every
 :data:`STATS_INTERVAL_S` and sends proxied PCM as ``("rx", leg, frame)`` (for a receiver in the
 signaling process) and ``("tap", leg, "said"|"heard", frame)``. Kept free of the signaling side,
 so a worker imports only this and the media engine.
@@ -109,6 +109,9 @@ class WorkerLeg(Protocol):
 
     @property
     def mode(self) -> str: ...
+
+    @property
+    def sends_packets(self) -> bool: ...
 
     @property
     def codec(self) -> str: ...
@@ -282,7 +285,7 @@ class WorkerCore:
             "stats",
             cpu,
             {
-                leg_id: (leg.frames_in, leg.packets_forwarded, leg.packets_decoded, leg.mode)
+                leg_id: (leg.frames_in, leg.packets_forwarded, leg.packets_decoded, leg.mode, leg.sends_packets)
                 for leg_id, leg in self.legs.items()
             },
             finished,

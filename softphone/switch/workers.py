@@ -142,6 +142,8 @@ class RemoteMediaLeg(LegAudio):
         """Encoded frames the worker's leg decoded (as of its last report)."""
         self.mode = ""
         """``forward``, ``decode`` or ``idle`` as of the worker's last report ("" before the first)."""
+        self.sends_packets = False
+        """The worker's leg sends forwarded encoded frames (no encoding), as of its last report."""
         self._codec = ""
         self._local_receiver: Callable[[Frame], Any] | None = None
         self._tokens: dict[int, int] = {}  # id(source) -> token
@@ -230,6 +232,14 @@ class RemoteMediaLeg(LegAudio):
                 self._local_receiver = fn
                 target = ToMain()
         self._cast("receiver", self.leg_id, target)
+
+    def forward_to(self, other: RemoteMediaLeg | None) -> None:
+        """:meth:`MediaLeg.forward_to <softphone.switch.media_legs.MediaLeg.forward_to>` in the worker
+        (``other`` on the same worker; another worker's leg gets the frames through this process)."""
+        self.set_receiver(None if other is None else other.push)
+
+    def stop_forwarding(self) -> None:
+        self.set_receiver(None)
 
     def push(self, frame: Frame) -> None:
         """Queue a frame for this leg's party to hear (sent to the worker)."""
@@ -379,11 +389,12 @@ class WorkerLink:
                 leg.tapped(msg[2], msg[3])
         elif kind == "stats":
             self.cpu = float(msg[1])
-            for leg_id, (frames_in, forwarded, decoded, mode) in msg[2].items():
+            for leg_id, (frames_in, forwarded, decoded, mode, sends_packets) in msg[2].items():
                 leg = self.legs.get(leg_id)
                 if leg is not None:
                     leg.frames_in = max(leg.frames_in, int(frames_in))
                     leg.packets_forwarded, leg.packets_decoded, leg.mode = int(forwarded), int(decoded), str(mode)
+                    leg.sends_packets = bool(sends_packets)
             for leg_id, token in msg[3]:
                 leg = self.legs.get(leg_id)
                 if leg is not None:

@@ -124,12 +124,13 @@ async def test_echo_calls_are_spread_over_both_workers(switch: Switch, make_clie
     # (A few packets may be decoded between the answer and the wiring, more on a loaded machine.)
     await wait_for(lambda: all(remote(switch, c.id).packets_forwarded > 50 for c in calls))
     assert [remote(switch, c.id).mode for c in calls] == ["forward", "forward"]
+    assert all(remote(switch, c.id).sends_packets for c in calls)
     assert all(remote(switch, c.id).packets_decoded < remote(switch, c.id).packets_forwarded for c in calls)
     for call in calls:
         await call.hangup()
         await call.wait_ended(10)
         assert call.cause == "NORMAL_CLEARING"
-    await wait_for(lambda: [w["legs"] for w in switch.media_workers()] == [0, 0], 5)
+    await wait_for(lambda: [w["legs"] for w in switch.media_workers()] == [0, 0])
     assert [r.codec for r in switch.records] == ["opus/48000", "opus/48000"]
 
 
@@ -180,6 +181,7 @@ async def test_ivr_and_unrouted_calls_stay_in_process(switch: Switch, make_clien
     for call in (ivr, echo):
         await call.hangup()
         await call.wait_ended(10)
+    await wait_for(lambda: sum(w["legs"] for w in switch.media_workers()) == 0)  # the worker closed it
     nowhere = await client.new_call("nobody-here")
     await nowhere.wait_ended(10)
     assert nowhere.cause == "UNALLOCATED_NUMBER"

@@ -41,6 +41,7 @@ class FakeLeg:
         self.packets_forwarded = 0
         self.packets_decoded = 0
         self.mode = "idle"
+        self.sends_packets = False
         self.codec = ""
         self.receiver: Callable[[Frame], Any] | None = None
         self.pushed: list[Frame] = []
@@ -175,6 +176,10 @@ async def test_wiring_between_legs_of_one_worker_stays_inside_it() -> None:
     assert fa.receiver == fb.push and fb.receiver == fb.push
     a.set_receiver(None)
     assert fa.receiver is None
+    a.forward_to(b)  # MediaLeg's name for the same wiring
+    assert fa.receiver == fb.push
+    a.stop_forwarding()
+    assert fa.receiver is None
     # A leg of another worker is not "inside": its frames come to this process.
     other = Wire(1).link.new_leg("c")
     a.set_receiver(other.push)
@@ -271,9 +276,10 @@ async def test_stats_update_frames_in_and_cpu() -> None:
     leg = w.link.new_leg("a")
     fake = w.leg(leg)
     fake.frames_in, fake.packets_forwarded, fake.packets_decoded, fake.mode = 42, 40, 2, "forward"
+    fake.sends_packets = True
     w.to_main(w.core.stats(0.25))
     assert leg.frames_in == 42 and w.link.cpu == 0.25
-    assert (leg.packets_forwarded, leg.packets_decoded, leg.mode) == (40, 2, "forward")
+    assert (leg.packets_forwarded, leg.packets_decoded, leg.mode, leg.sends_packets) == (40, 2, "forward", True)
 
 
 async def test_a_lost_worker_fails_requests_and_tells_the_owner_once() -> None:
