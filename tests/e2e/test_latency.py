@@ -65,7 +65,8 @@ async def test_round_trip_through_the_echo_is_plausible(switch: Switch) -> None:
     rtt = median(report)
     assert 0 < rtt < 500, report.rows()
     f = report.figures()
-    assert f["min_ms"] is not None and f["max_ms"] is not None and f["min_ms"] <= rtt <= f["max_ms"]
+    # the figures are rounded to 0.1 ms; with forwarding every chirp may come back alike (median == max)
+    assert f["min_ms"] is not None and f["max_ms"] is not None and f["min_ms"] - 0.05 <= rtt <= f["max_ms"] + 0.05
     assert all(c > 0.5 for c in report.correlations)
 
 
