@@ -101,8 +101,8 @@ def test_two_named_calls_caller_and_agent(env: dict[str, str], tmp_path: Path) -
         "expect header X-Queue sales on agent\n"
         "expect state active 10 on caller\n"
         "expect state active 10 on agent\n"
-        'say "hello agent" on caller\n'
-        'expect speech "hello agent" 15 on agent\n'
+        'say "press one for sales" on caller\n'
+        'expect speech "press one for sales" 15 on agent\n'
         "hangup caller\n"
         "expect hangup 10 on agent\n"))
     assert code == 0, (out, err)
